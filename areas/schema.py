@@ -1,0 +1,62 @@
+"""OpenAPI shapes for service-area Features, spelled out: the generic GIS extension describes a MultiPolygon
+field only and trips over request-only components."""
+
+from drf_spectacular.extensions import OpenApiSerializerExtension
+from drf_spectacular.plumbing import build_array_type, build_basic_type, build_object_type
+from drf_spectacular.types import OpenApiTypes
+
+POSITION = {
+    **build_array_type(build_basic_type(OpenApiTypes.DOUBLE), min_length=2, max_length=3),
+    "description": "[longitude, latitude]: longitude first, as in GeoJSON (RFC 7946).",
+    "example": [-73.7781, 40.6413],
+}
+LINEAR_RING = {
+    **build_array_type(POSITION, min_length=4),
+    "description": "Closed ring: at least 4 positions, the last equal to the first. The first ring of a polygon "
+    "is its outline, any further rings are holes.",
+}
+POLYGON_COORDINATES = build_array_type(LINEAR_RING, min_length=1)
+EXAMPLE_RING = [[-73.83, 40.62], [-73.74, 40.62], [-73.74, 40.67], [-73.83, 40.67], [-73.83, 40.62]]
+
+
+def _geometry(name: str, coordinates: dict, example) -> dict:
+    return build_object_type(
+        properties={"type": {"type": "string", "enum": [name]}, "coordinates": coordinates},
+        required=["type", "coordinates"],
+        description=f"GeoJSON {name}.",
+    ) | {"example": {"type": name, "coordinates": example}}
+
+
+POLYGON = _geometry("Polygon", POLYGON_COORDINATES, [EXAMPLE_RING])
+MULTIPOLYGON = _geometry("MultiPolygon", build_array_type(POLYGON_COORDINATES, min_length=1), [[EXAMPLE_RING]])
+BBOX = build_array_type(build_basic_type(OpenApiTypes.DOUBLE), min_length=4, max_length=4) | {
+    "description": "[minLng, minLat, maxLng, maxLat]"
+}
+
+
+class ServiceAreaFeatureExtension(OpenApiSerializerExtension):
+    target_class = "areas.serializers.ServiceAreaSerializer"
+    priority = 1  # ahead of drf-spectacular's generic GeoFeatureModelSerializer extension
+
+    def map_serializer(self, auto_schema, direction):
+        properties = auto_schema._map_serializer(self.target, direction, bypass_extensions=True)
+        properties.pop("description", None)
+        properties["properties"].pop("geometry", None)
+        area_id = properties["properties"].pop("id", None)
+        required = properties.pop("required", [])
+        properties["required"] = [name for name in required if name not in ("geometry", "id")]
+        if not properties["required"]:
+            properties.pop("required")
+
+        members = {"type": {"type": "string", "enum": ["Feature"]}}
+        if direction == "response":
+            members |= {"id": area_id, "geometry": MULTIPOLYGON, "bbox": BBOX, "properties": properties}
+            required_members = ["type", "id", "geometry", "properties"]
+        else:
+            members |= {"geometry": {"oneOf": [POLYGON, MULTIPOLYGON]}, "properties": properties}
+            required_members = ["type"] if self.target.partial else ["type", "geometry", "properties"]
+        return build_object_type(
+            properties=members,
+            required=required_members,
+            description="A service area as a GeoJSON Feature (RFC 7946).",
+        )

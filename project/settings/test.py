@@ -1,0 +1,21 @@
+"""`make test`: the same PostgreSQL cluster and Redis server as `make run`, but a separate database (the
+test runner creates `test_servicearea`) and separate Redis databases, so both can run side by side."""
+
+from .base import *  # noqa: F403
+from .base import REDIS_URL, env
+
+SECRET_KEY = SECRET_KEY or "test-only-secret-key"  # noqa: F405
+DEBUG = False
+CELERY_BROKER_URL = env.str("TEST_CELERY_BROKER_URL", default=f"{REDIS_URL}/10")
+CACHE_REDIS_URL = env.str("TEST_CACHE_REDIS_URL", default=f"{REDIS_URL}/11")
+HEXINDEX_REDIS_URL = env.str("TEST_HEXINDEX_REDIS_URL", default=f"{REDIS_URL}/12")
+CACHES["default"]["LOCATION"] = CACHE_REDIS_URL  # noqa: F405
+# A worker process started by an end-to-end test connects straight to the test database.
+if env.str("TEST_DATABASE_NAME", default=""):
+    DATABASES["default"]["NAME"] = env.str("TEST_DATABASE_NAME")  # noqa: F405
+DATABASES["default"]["CONN_MAX_AGE"] = 0  # noqa: F405
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+# Most tests run tasks in-process; the end-to-end test starts a real worker instead.
+CELERY_TASK_ALWAYS_EAGER = env.bool("CELERY_TASK_ALWAYS_EAGER", default=True)
+CELERY_TASK_EAGER_PROPAGATES = True
+REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"] = {"auth": "1000/minute"}  # noqa: F405

@@ -1,0 +1,29 @@
+from django.contrib import admin
+from django.urls import include, path
+from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
+from rest_framework.routers import DefaultRouter
+
+from accounts.views import RegisterView, TokenView
+from areas.views import LookupView, ServiceAreaViewSet
+from project.health import health
+from providers.views import ProviderViewSet
+
+router = DefaultRouter(trailing_slash=True)
+router.register("providers", ProviderViewSet, basename="provider")
+router.register("service-areas", ServiceAreaViewSet, basename="service-area")
+
+api_v1 = [
+    path("", include(router.urls)),
+    path("lookup/", LookupView.as_view(), name="lookup"),
+    path("auth/register/", RegisterView.as_view(), name="auth-register"),
+    path("auth/token/", TokenView.as_view(), name="auth-token"),
+]
+
+urlpatterns = [
+    path("api/v1/", include(api_v1)),
+    path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
+    path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="swagger-ui"),
+    path("api/redoc/", SpectacularRedocView.as_view(url_name="schema"), name="redoc"),
+    path("health/", health, name="health"),
+    path("admin/", admin.site.urls),
+]

@@ -1,0 +1,15 @@
+import django_filters
+
+from providers.codes import CURRENCY_CHOICES, LANGUAGE_CHOICES
+from providers.models import Provider
+
+
+class ProviderFilter(django_filters.FilterSet):
+    name = django_filters.CharFilter(lookup_expr="icontains", help_text="Case-insensitive substring of the name.")
+    language = django_filters.ChoiceFilter(choices=LANGUAGE_CHOICES)
+    currency = django_filters.ChoiceFilter(choices=CURRENCY_CHOICES)
+    owner = django_filters.NumberFilter(field_name="owner_id")
+
+    class Meta:
+        model = Provider
+        fields = ["name", "language", "currency", "owner"]
