@@ -41,4 +41,4 @@ class RegisterResponseSerializer(TokenResponseSerializer):
     email = serializers.EmailField()
 
 
-__all__ = ["AuthTokenSerializer", "RegisterSerializer", "RegisterResponseSerializer", "TokenResponseSerializer"]
+__all__ = ["AuthTokenSerializer", "RegisterResponseSerializer", "RegisterSerializer", "TokenResponseSerializer"]

@@ -30,7 +30,7 @@ class StrictInBBoxFilter(InBBoxFilter):
 
     def get_filter_bbox(self, request):
         raw = request.query_params.get(self.bbox_param)
-        if raw is None:
+        if not raw:
             return None
         try:
             min_lng, min_lat, max_lng, max_lat = (float(part) for part in raw.split(","))
@@ -42,10 +42,7 @@ class StrictInBBoxFilter(InBBoxFilter):
             raise ValidationError({self.bbox_param: [BBOX_RANGE]})
         if min_lat > max_lat:
             raise ValidationError({self.bbox_param: [BBOX_ORDER]})
-        if min_lng <= max_lng:
-            spans = [(min_lng, max_lng)]
-        else:
-            spans = [(min_lng, 180.0), (-180.0, max_lng)]
+        spans = [(min_lng, max_lng)] if min_lng <= max_lng else [(min_lng, 180.0), (-180.0, max_lng)]
         boxes = []
         for west, east in spans:
             box = Polygon.from_bbox((west, min_lat, east, max_lat))

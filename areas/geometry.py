@@ -15,7 +15,7 @@ from shapely.geometry import MultiPolygon, Polygon
 MAX_VERTICES = 50_000
 MAX_PARTS = 1_000
 
-NOT_AN_OBJECT = "Geometry must be a GeoJSON geometry object, e.g. {\"type\": \"Polygon\", \"coordinates\": [...]}."
+NOT_AN_OBJECT = 'Geometry must be a GeoJSON geometry object, e.g. {"type": "Polygon", "coordinates": [...]}.'
 WRONG_TYPE = "Geometry type must be Polygon or MultiPolygon, not {type!r}."
 MISSING_COORDINATES = "Geometry has no 'coordinates' array."
 NOT_A_LIST = "{where}: expected an array."

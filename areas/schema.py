@@ -2,20 +2,31 @@
 field only and trips over request-only components."""
 
 from drf_spectacular.extensions import OpenApiSerializerExtension
-from drf_spectacular.plumbing import build_array_type, build_basic_type, build_object_type
-from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.plumbing import build_object_type
+
+
+def _array(items: dict, min_items: int | None = None, max_items: int | None = None) -> dict:
+    schema = {"type": "array", "items": items}
+    if min_items is not None:
+        schema["minItems"] = min_items
+    if max_items is not None:
+        schema["maxItems"] = max_items
+    return schema
+
+
+NUMBER = {"type": "number", "format": "double"}
 
 POSITION = {
-    **build_array_type(build_basic_type(OpenApiTypes.DOUBLE), min_length=2, max_length=3),
+    **_array(NUMBER, 2, 3),
     "description": "[longitude, latitude]: longitude first, as in GeoJSON (RFC 7946).",
     "example": [-73.7781, 40.6413],
 }
 LINEAR_RING = {
-    **build_array_type(POSITION, min_length=4),
+    **_array(POSITION, 4),
     "description": "Closed ring: at least 4 positions, the last equal to the first. The first ring of a polygon "
     "is its outline, any further rings are holes.",
 }
-POLYGON_COORDINATES = build_array_type(LINEAR_RING, min_length=1)
+POLYGON_COORDINATES = _array(LINEAR_RING, 1)
 EXAMPLE_RING = [[-73.83, 40.62], [-73.74, 40.62], [-73.74, 40.67], [-73.83, 40.67], [-73.83, 40.62]]
 
 
@@ -28,10 +39,8 @@ def _geometry(name: str, coordinates: dict, example) -> dict:
 
 
 POLYGON = _geometry("Polygon", POLYGON_COORDINATES, [EXAMPLE_RING])
-MULTIPOLYGON = _geometry("MultiPolygon", build_array_type(POLYGON_COORDINATES, min_length=1), [[EXAMPLE_RING]])
-BBOX = build_array_type(build_basic_type(OpenApiTypes.DOUBLE), min_length=4, max_length=4) | {
-    "description": "[minLng, minLat, maxLng, maxLat]"
-}
+MULTIPOLYGON = _geometry("MultiPolygon", _array(POLYGON_COORDINATES, 1), [[EXAMPLE_RING]])
+BBOX = _array(NUMBER, 4, 4) | {"description": "[minLng, minLat, maxLng, maxLat]"}
 
 
 class ServiceAreaFeatureExtension(OpenApiSerializerExtension):

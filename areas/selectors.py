@@ -20,9 +20,5 @@ def areas_covering(*, lat: float, lng: float) -> list[dict]:
     """Every service area whose geometry covers the point (boundary included: ST_Covers), cheapest first,
     then by id. This is the exact answer every faster path must reproduce."""
     point = Point(lng, lat, srid=4326)
-    rows = (
-        ServiceArea.objects.filter(geometry__covers=point)
-        .order_by("price", "id")
-        .values(*PAYLOAD_FIELDS)
-    )
+    rows = ServiceArea.objects.filter(geometry__covers=point).order_by("price", "id").values(*PAYLOAD_FIELDS)
     return [area_payload(row) for row in rows]

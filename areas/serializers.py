@@ -12,7 +12,7 @@ from providers.models import Provider
 NOT_A_FEATURE = 'Send a GeoJSON Feature: {"type": "Feature", "geometry": {...}, "properties": {...}}.'
 PROPERTIES_NOT_OBJECT = "'properties' must be an object."
 MISSING_MEMBER = "This member of the Feature is required."
-PRICE_INVALID = "A price is a decimal number with at most two decimal places, e.g. \"45.00\"."
+PRICE_INVALID = 'A price is a decimal number with at most two decimal places, e.g. "45.00".'
 
 EXAMPLE_POLYGON = {
     "type": "Polygon",

@@ -60,8 +60,8 @@ def _check_can_manage(user, provider):
     update=extend_schema(summary="Replace a service area", description="Owner of its provider or staff only."),
     partial_update=extend_schema(
         summary="Update some members of a service area",
-        description="Send a Feature with only what changes, e.g. `{\"type\": \"Feature\", \"properties\": "
-        "{\"price\": \"50.00\"}}`.",
+        description='Send a Feature with only what changes, e.g. `{"type": "Feature", "properties": '
+        '{"price": "50.00"}}`.',
     ),
     destroy=extend_schema(summary="Delete a service area", description="Owner of its provider or staff only."),
 )

@@ -1,7 +1,7 @@
 from django.conf import settings
 from django.db import connection
 from django.http import JsonResponse
-from drf_spectacular.utils import extend_schema, inline_serializer
+from drf_spectacular.utils import OpenApiExample, extend_schema, inline_serializer
 from redis import Redis
 from rest_framework import serializers
 from rest_framework.decorators import api_view, authentication_classes, permission_classes
@@ -30,19 +30,25 @@ def _check_redis() -> str:
         return f"error: {exc.__class__.__name__}: {exc}".strip()
 
 
+HEALTH_RESPONSE = inline_serializer(
+    "Health",
+    fields={"status": serializers.CharField(), "postgres": serializers.CharField(), "redis": serializers.CharField()},
+)
+
+
 @extend_schema(
     summary="Liveness of the service and its backing stores",
     description="200 when PostgreSQL and Redis answer, 503 naming the one that does not.",
     auth=[],
-    responses={
-        (200, "application/json"): inline_serializer(
-            "Health", fields={"status": serializers.CharField(), "postgres": serializers.CharField(), "redis": serializers.CharField()}
+    responses={200: HEALTH_RESPONSE, 503: HEALTH_RESPONSE},
+    examples=[
+        OpenApiExample("Healthy", value={"status": "ok", "postgres": "ok", "redis": "ok"}, status_codes=["200"]),
+        OpenApiExample(
+            "Redis down",
+            value={"status": "unavailable", "postgres": "ok", "redis": "error: ConnectionError: Connection refused"},
+            status_codes=["503"],
         ),
-        (503, "application/json"): inline_serializer(
-            "HealthFailing",
-            fields={"status": serializers.CharField(), "postgres": serializers.CharField(), "redis": serializers.CharField()},
-        ),
-    },
+    ],
 )
 @api_view(["GET"])
 @authentication_classes([])

@@ -2,13 +2,12 @@
 their input."""
 
 import phonenumbers
-from django.utils.translation import gettext_lazy as _
 from phonenumber_field.phonenumber import PhoneNumber
 from phonenumber_field.serializerfields import PhoneNumberField
 from rest_framework import serializers
 
-PHONE_NOT_INTERNATIONAL = _("Enter the number in international format with its country code, e.g. +12125550123.")
-PHONE_INVALID = _("This is not a valid phone number for its country.")
+PHONE_NOT_INTERNATIONAL = "Enter the number in international format with its country code, e.g. +12125550123."
+PHONE_INVALID = "This is not a valid phone number for its country."
 
 
 class InternationalPhoneNumberField(PhoneNumberField):
