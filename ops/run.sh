@@ -1,0 +1,79 @@
+#!/usr/bin/env bash
+# `make run`: install what is missing, start PostgreSQL+PostGIS and Redis, migrate, load the demo data, then run
+# gunicorn, a Celery worker, Celery beat and Flower in the foreground. Ctrl-C stops everything it started.
+set -euo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+
+WEB_PORT="${WEB_PORT:-8000}"
+FLOWER_PORT="${FLOWER_PORT:-5555}"
+
+port_free() { ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+for port in "$WEB_PORT" "$FLOWER_PORT"; do
+  port_free "$port" || die "port $port is already in use (another 'make run'?); set WEB_PORT / FLOWER_PORT to move"
+done
+
+"$ROOT/ops/bootstrap.sh"
+started="$(mktemp)"
+children=()
+cleanup() {
+  trap - INT TERM EXIT
+  if [ ${#children[@]} -gt 0 ]; then
+    log "stopping web, worker, beat and flower"
+    kill -TERM "${children[@]}" 2>/dev/null || true
+    wait "${children[@]}" 2>/dev/null || true
+  fi
+  # shellcheck disable=SC2046
+  [ -s "$started" ] && "$ROOT/ops/services.sh" stop $(cat "$started")
+  rm -f "$started"
+}
+trap cleanup INT TERM EXIT
+"$ROOT/ops/services.sh" start "$started"
+
+cd "$ROOT"
+load_env
+export DJANGO_SETTINGS_MODULE=project.settings.local
+mkdir -p "$RUN_DIR/logs"
+
+log "migrating"
+"$PY" manage.py migrate --noinput >/dev/null
+log "loading demo data"
+demo="$("$PY" manage.py load_demo)"
+
+"$VENV/bin/gunicorn" project.wsgi:application --bind "127.0.0.1:$WEB_PORT" --workers "${WEB_CONCURRENCY:-3}" \
+  --access-logfile - --error-logfile - &
+children+=($!)
+"$VENV/bin/celery" -A worker worker --loglevel INFO --concurrency "${WORKER_CONCURRENCY:-2}" -Q index,maintenance \
+  --events --hostname "worker@%h" >"$RUN_DIR/logs/worker.log" 2>&1 &
+children+=($!)
+"$VENV/bin/celery" -A worker beat --loglevel INFO --schedule "$RUN_DIR/celerybeat-schedule" \
+  >"$RUN_DIR/logs/beat.log" 2>&1 &
+children+=($!)
+"$VENV/bin/celery" -A worker flower --address=127.0.0.1 --port="$FLOWER_PORT" >"$RUN_DIR/logs/flower.log" 2>&1 &
+children+=($!)
+
+for _ in $(seq 100); do
+  curl -fs "http://127.0.0.1:$WEB_PORT/health/" >/dev/null 2>&1 && break
+  sleep 0.2
+done
+
+cat <<EOF
+
+  Service area lookup is running.
+
+    API            http://127.0.0.1:$WEB_PORT/api/v1/
+    Lookup         http://127.0.0.1:$WEB_PORT/api/v1/lookup/?lat=40.6413&lng=-73.7781
+    Swagger UI     http://127.0.0.1:$WEB_PORT/api/docs/
+    ReDoc          http://127.0.0.1:$WEB_PORT/api/redoc/
+    OpenAPI        http://127.0.0.1:$WEB_PORT/api/schema/
+    Health         http://127.0.0.1:$WEB_PORT/health/
+    Admin          http://127.0.0.1:$WEB_PORT/admin/   (create a login: .venv/bin/python manage.py createsuperuser)
+    Flower         http://127.0.0.1:$FLOWER_PORT/
+
+  $demo
+  Logs: web below; worker, beat and flower in .run/logs/. Ctrl-C stops everything.
+
+EOF
+
+# Stop everything as soon as any one of them dies, so a half-running stack is never left behind.
+wait -n "${children[@]}" || true
+log "a process exited; shutting down"
