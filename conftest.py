@@ -10,6 +10,8 @@ from rest_framework.test import APIClient
 
 from areas.models import ServiceArea
 from areas.services import area_create
+from hexindex import store
+from hexindex.services import index_areas, unindexed
 from providers.models import Provider
 
 _serial = itertools.count(1)
@@ -105,3 +107,23 @@ def client_for():
         return client
 
     return make
+
+
+@pytest.fixture(autouse=True)
+def index_redis(settings):
+    """A clean Redis index (generation 1, empty) for every test; the test Redis databases are private to tests."""
+    client = store.client()
+    client.flushdb()
+    client.set(store.GEN_KEY, 1)
+    yield client
+    client.flushdb()
+
+
+@pytest.fixture
+def index_all(db):
+    """Build the index of every area not live in it yet, as the worker would; returns the build report."""
+
+    def build():
+        return index_areas(ServiceArea.objects.filter(unindexed()).values_list("id", flat=True))
+
+    return build

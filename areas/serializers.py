@@ -1,5 +1,5 @@
 from django.contrib.gis.geos import GEOSGeometry
-from drf_spectacular.utils import OpenApiExample, extend_schema_serializer
+from drf_spectacular.utils import OpenApiExample, extend_schema_field, extend_schema_serializer
 from rest_framework import serializers
 from rest_framework_gis.fields import GeometryField
 from rest_framework_gis.serializers import GeoFeatureModelSerializer
@@ -7,6 +7,7 @@ from shapely import to_wkb
 
 from areas.geometry import GeometryError, geometry_to_geojson, parse_area_geometry
 from areas.models import PRICE_DECIMAL_PLACES, PRICE_MAX_DIGITS, ServiceArea
+from hexindex.models import IndexStatus
 from providers.models import Provider
 
 NOT_A_FEATURE = 'Send a GeoJSON Feature: {"type": "Feature", "geometry": {...}, "properties": {...}}.'
@@ -32,6 +33,41 @@ class AreaGeometryField(GeometryField):
 
     def to_representation(self, value):
         return None if value is None else geometry_to_geojson(value.coords)
+
+
+class IndexStateSerializer(serializers.Serializer):
+    status = serializers.ChoiceField(
+        choices=IndexStatus.choices,
+        help_text="`ready`: live in the hexagon index. `pending`: being indexed; lookups already find it. "
+        "`failed`: could not be indexed (see `error`); lookups still find it.",
+    )
+    resolution = serializers.IntegerField(allow_null=True, help_text="H3 resolution of the boundary cells.")
+    interior_cells = serializers.IntegerField(allow_null=True, help_text="Cells entirely inside (compacted).")
+    boundary_cells = serializers.IntegerField(allow_null=True, help_text="Cells crossing the outline.")
+    indexed_at = serializers.DateTimeField(allow_null=True)
+    error = serializers.CharField(allow_null=True)
+
+
+def index_state(area: ServiceArea) -> dict:
+    """The area's index status as the API shows it: the figures describe the live index only."""
+    state = getattr(area, "index_state", None)
+    if area.is_indexed:
+        status = IndexStatus.READY
+    elif state is not None and state.failed_version == area.geometry_version:
+        status = IndexStatus.FAILED
+    else:
+        status = IndexStatus.PENDING
+    live = (
+        state if status == IndexStatus.READY and state is not None and state.version == area.geometry_version else None
+    )
+    return {
+        "status": status.value,
+        "resolution": live.resolution if live else None,
+        "interior_cells": live.interior_cells if live else None,
+        "boundary_cells": live.boundary_cells if live else None,
+        "indexed_at": live.indexed_at if live else None,
+        "error": state.error if status == IndexStatus.FAILED else None,
+    }
 
 
 class ProviderRefSerializer(serializers.Serializer):
@@ -64,6 +100,14 @@ class ProviderRefSerializer(serializers.Serializer):
                     "currency": "USD",
                     "created_at": "2026-11-28T09:00:00Z",
                     "updated_at": "2026-11-28T09:00:00Z",
+                    "index": {
+                        "status": "ready",
+                        "resolution": 9,
+                        "interior_cells": 41,
+                        "boundary_cells": 52,
+                        "indexed_at": "2026-11-28T09:00:01Z",
+                        "error": None,
+                    },
                 },
             },
             response_only=True,
@@ -84,12 +128,13 @@ class ServiceAreaSerializer(GeoFeatureModelSerializer):
         error_messages={"invalid": PRICE_INVALID},
     )
     currency = serializers.CharField(source="provider.currency", read_only=True, help_text="The provider's currency.")
+    index = serializers.SerializerMethodField(help_text="Read-only state of the area in the hexagon index.")
 
     class Meta:
         model = ServiceArea
         geo_field = "geometry"
         auto_bbox = True
-        fields = ["id", "provider", "name", "price", "currency", "created_at", "updated_at"]
+        fields = ["id", "provider", "name", "price", "currency", "created_at", "updated_at", "index"]
         read_only_fields = ["id", "created_at", "updated_at"]
 
     def to_internal_value(self, data):
@@ -107,6 +152,10 @@ class ServiceAreaSerializer(GeoFeatureModelSerializer):
         if "geometry" in data:
             flat["geometry"] = data["geometry"]
         return serializers.ModelSerializer.to_internal_value(self, flat)
+
+    @extend_schema_field(IndexStateSerializer)
+    def get_index(self, area: ServiceArea) -> dict:
+        return IndexStateSerializer(index_state(area)).data
 
     def validate_name(self, value):
         value = value.strip()

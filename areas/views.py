@@ -1,19 +1,19 @@
 import math
 import re
 
+from django.http import HttpResponse
 from django_filters.rest_framework import DjangoFilterBackend
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiExample, OpenApiParameter, extend_schema, extend_schema_view, inline_serializer
 from rest_framework import permissions, serializers, viewsets
 from rest_framework.exceptions import PermissionDenied, ValidationError
-from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from areas.filters import ServiceAreaFilter, StrictInBBoxFilter
 from areas.models import ServiceArea
-from areas.selectors import areas_covering
 from areas.serializers import ProviderRefSerializer, ServiceAreaSerializer
 from areas.services import area_create, area_delete, area_update
+from hexindex.selectors import lookup
 from project.pagination import FeatureCollectionPagination
 from providers.permissions import can_manage_provider
 
@@ -66,7 +66,7 @@ def _check_can_manage(user, provider):
     destroy=extend_schema(summary="Delete a service area", description="Owner of its provider or staff only."),
 )
 class ServiceAreaViewSet(viewsets.ModelViewSet):
-    queryset = ServiceArea.objects.select_related("provider")
+    queryset = ServiceArea.objects.select_related("provider", "index_state")
     serializer_class = ServiceAreaSerializer
     pagination_class = FeatureCollectionPagination
     filter_backends = [DjangoFilterBackend, StrictInBBoxFilter]
@@ -160,5 +160,5 @@ class LookupView(APIView):
 
     def get(self, request):
         lat, lng = parse_point(request.query_params)
-        results = areas_covering(lat=lat, lng=lng)
-        return Response({"count": len(results), "results": results})
+        # The body arrives serialised: results are cached as JSON and spliced together, not re-encoded.
+        return HttpResponse(lookup(lat=lat, lng=lng), content_type="application/json")

@@ -1,6 +1,7 @@
 from django.db import IntegrityError, transaction
 from rest_framework.exceptions import ValidationError
 
+from hexindex.services import forget_areas
 from providers.models import Provider
 from providers.serializers import EMAIL_TAKEN
 
@@ -30,5 +31,7 @@ def provider_update(*, provider: Provider, data: dict) -> Provider:
 
 @transaction.atomic
 def provider_delete(*, provider: Provider) -> None:
-    # Service areas go with their provider (on_delete=CASCADE).
+    # Service areas go with their provider (on_delete=CASCADE), and out of the index.
+    cleanup = forget_areas(list(provider.service_areas.values_list("id", flat=True)))
     provider.delete()
+    transaction.on_commit(cleanup)

@@ -149,6 +149,7 @@ SPECTACULAR_SETTINGS = {
     "ENUM_NAME_OVERRIDES": {
         "LanguageEnum": "providers.codes.LANGUAGE_CHOICES",
         "CurrencyEnum": "providers.codes.CURRENCY_CHOICES",
+        "IndexStatusEnum": "hexindex.models.IndexStatus",
     },
 }
 

@@ -1,0 +1,56 @@
+"""Celery tasks for the index. They take ids and versions, are idempotent, and skip stale work."""
+
+from celery import Task, shared_task
+from django.db import DatabaseError
+from redis.exceptions import RedisError
+
+from hexindex import services
+
+TRANSIENT = (DatabaseError, RedisError)
+
+
+class IndexTask(Task):
+    def on_failure(self, exc, task_id, args, kwargs, einfo):
+        # Retries exhausted (or an unexpected error): show it on the area and let the sweep try again later.
+        area_id, version = args[:2] if len(args) >= 2 else (kwargs.get("area_id"), kwargs.get("version"))
+        services.record_failures({area_id: (version, f"{exc.__class__.__name__}: {exc}")})
+
+
+@shared_task(
+    base=IndexTask,
+    name="hexindex.index_area",
+    acks_late=True,
+    autoretry_for=TRANSIENT,
+    retry_backoff=2,
+    retry_backoff_max=300,
+    retry_jitter=True,
+    max_retries=8,
+    soft_time_limit=120,
+    time_limit=180,
+)
+def index_area(area_id: int, version: int) -> str:
+    """Cover one area's geometry (at this version) with H3 cells and make it live in the index."""
+    report = services.index_areas([area_id], versions={area_id: version})
+    if report.indexed:
+        return (
+            f"indexed area {area_id} v{version}: {report.interior_cells} interior + {report.boundary_cells} "
+            f"boundary cells, cover in {report.cover_seconds[0] * 1000:.1f} ms"
+        )
+    if report.failed:
+        return f"failed area {area_id} v{version}: {report.failed[area_id]}"
+    return f"skipped area {area_id} v{version}: already indexed, changed since, or deleted"
+
+
+@shared_task(name="hexindex.rebuild_redis", acks_late=True, time_limit=3600)
+def rebuild_redis_index() -> str:
+    """Rebuild the Redis mirror of the index from PostgreSQL (e.g. after Redis restarted empty)."""
+    report = services.rebuild_redis()
+    if report.generation is None:
+        return "another rebuild is running"
+    return f"generation {report.generation}: {report.members} members in {report.keys} keys, {report.seconds:.1f} s"
+
+
+@shared_task(name="hexindex.sweep", time_limit=300)
+def sweep_index() -> dict:
+    """Periodic backstop: re-enqueue areas stuck pending or failed; rebuild Redis when it has no index."""
+    return services.sweep()
