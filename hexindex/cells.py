@@ -26,6 +26,7 @@ longitude/latitude).
 from __future__ import annotations
 
 import math
+import time
 from dataclasses import dataclass, field
 from itertools import chain
 
@@ -53,6 +54,17 @@ _EARTH_RADIUS_KM = 6371.0088
 
 class CoverError(ValueError):
     """The geometry cannot be covered within the cell budget."""
+
+
+@dataclass
+class CoverJob:
+    """An area's cover, computed away from the database (possibly in another process), with its timing."""
+
+    area_id: int
+    version: int
+    cover: Cover | None
+    seconds: float
+    error: str = ""
 
 
 @dataclass
@@ -268,6 +280,17 @@ def cover_at(geometry: BaseGeometry, res: int) -> Cover:
     return cover
 
 
+def cover_job(job: tuple[int, int, bytes]) -> CoverJob:
+    """(area_id, version, WKB) -> CoverJob. Picklable and free of Django, so a process pool can run it."""
+    area_id, version, wkb = job
+    started = time.perf_counter()
+    try:
+        result = cover(shapely.from_wkb(wkb))
+    except (CoverError, shapely.errors.GEOSException, ValueError) as exc:
+        return CoverJob(area_id, version, None, time.perf_counter() - started, f"{exc.__class__.__name__}: {exc}")
+    return CoverJob(area_id, version, result, time.perf_counter() - started)
+
+
 def cover(geometry: BaseGeometry) -> Cover:
     """Cover the area at the resolution that keeps its boundary cells near TARGET_BOUNDARY_CELLS."""
     res = choose_resolution(geometry)
@@ -291,9 +314,11 @@ __all__ = [
     "MAX_RES",
     "Cover",
     "CoverError",
+    "CoverJob",
     "choose_resolution",
     "cover",
     "cover_at",
+    "cover_job",
     "cover_polygons",
     "outline_km",
     "point_cells",

@@ -20,7 +20,6 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import timedelta
 
-import shapely
 from django.db import IntegrityError, connection, transaction
 from django.db.models import BooleanField, F, Q
 from django.db.models.expressions import RawSQL
@@ -53,26 +52,6 @@ class BuildReport:
     cover_seconds: list[float] = field(default_factory=list)
 
 
-@dataclass
-class _Built:
-    area_id: int
-    version: int
-    cover: cellmath.Cover | None
-    seconds: float
-    error: str = ""
-
-
-def compute_cover(job: tuple[int, int, bytes]) -> _Built:
-    """(area_id, version, WKB) -> cover. Pure and picklable, so a process pool can run it."""
-    area_id, version, wkb = job
-    started = time.perf_counter()
-    try:
-        result = cellmath.cover(shapely.from_wkb(wkb))
-    except (cellmath.CoverError, shapely.errors.GEOSException, ValueError) as exc:
-        return _Built(area_id, version, None, time.perf_counter() - started, f"{exc.__class__.__name__}: {exc}")
-    return _Built(area_id, version, result, time.perf_counter() - started)
-
-
 def _load_jobs(area_ids: Iterable[int], *, force: bool, versions: dict[int, int] | None) -> tuple[list, list[int]]:
     jobs, skipped = [], []
     with connection.cursor() as cursor:
@@ -103,7 +82,7 @@ def index_areas(
     area_ids = list(area_ids)
     report = BuildReport()
     jobs, report.skipped = _load_jobs(area_ids, force=force, versions=versions)
-    built = list(mapper(compute_cover, jobs))
+    built = list(mapper(cellmath.cover_job, jobs))
     for item in built:
         if item.cover is None:
             report.failed[item.area_id] = item.error
@@ -162,7 +141,7 @@ def index_areas(
     return report
 
 
-def _record_builds(built: Iterable[_Built]) -> None:
+def _record_builds(built: Iterable[cellmath.CoverJob]) -> None:
     now = timezone.now()
     AreaIndex.objects.bulk_create(
         [
@@ -297,7 +276,7 @@ def rebuild_redis(*, progress: Callable[[int], None] | None = None) -> RebuildRe
         _best_effort(store.abandon_rebuild, generation)
         raise
     report.replaced = store.finish_rebuild(generation)
-    if report.replaced is not None:
+    if report.replaced is not None and report.replaced != generation:
         store.drop_generation(report.replaced)
     report.seconds = time.perf_counter() - started
     return report

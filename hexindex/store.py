@@ -195,13 +195,25 @@ def drop_payloads(area_ids: Iterable[int]) -> None:
         client().unlink(*keys)
 
 
+# A generation number never used before (above the live one even if the counter was lost), and the lock.
+_BEGIN_REBUILD_LUA = """
+local live = tonumber(redis.call('GET', KEYS[1]) or '0')
+local generation = redis.call('INCR', KEYS[2])
+if generation <= live then
+  generation = live + 1
+  redis.call('SET', KEYS[2], generation)
+end
+if redis.call('SET', KEYS[3], generation, 'NX', 'EX', ARGV[1]) then return generation end
+return false
+"""
+
+
 def begin_rebuild(lock_seconds: int) -> int | None:
-    """Claim the rebuild lock and return the new generation, or None when another rebuild holds it."""
+    """Claim the rebuild lock and return a fresh generation number, or None when another rebuild holds it."""
     redis_client = client()
-    generation = int(redis_client.incr(GEN_COUNTER_KEY))
-    if not redis_client.set(BUILDING_KEY, generation, nx=True, ex=lock_seconds):
-        return None
-    return generation
+    keys = [GEN_KEY, GEN_COUNTER_KEY, BUILDING_KEY]
+    generation = redis_client.eval(_BEGIN_REBUILD_LUA, len(keys), *keys, lock_seconds)
+    return int(generation) if generation else None
 
 
 def extend_rebuild(generation: int, lock_seconds: int) -> None:

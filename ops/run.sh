@@ -38,6 +38,8 @@ log "migrating"
 "$PY" manage.py migrate --noinput >/dev/null
 log "loading demo data"
 demo="$("$PY" manage.py load_demo)"
+# Redis starts empty (it keeps no data across restarts): let the worker rebuild its side of the index.
+"$PY" manage.py reindex --enqueue >/dev/null
 
 "$VENV/bin/gunicorn" project.wsgi:application --bind "127.0.0.1:$WEB_PORT" --workers "${WEB_CONCURRENCY:-3}" \
   --access-logfile - --error-logfile - &

@@ -6,46 +6,89 @@ from redis import Redis
 from rest_framework import serializers
 from rest_framework.decorators import api_view, authentication_classes, permission_classes
 
+from hexindex.services import UNINDEXED_SQL
+from hexindex.store import BUILDING_KEY, GEN_KEY
 
-def _check_postgres() -> str:
+
+def _error(exc: Exception) -> str:
+    return f"error: {exc.__class__.__name__}: {exc}".strip()
+
+
+def _check_postgres() -> tuple[str, int | None]:
+    """'ok' and the number of areas not live in the index yet, or the error."""
     try:
         with connection.cursor() as cursor:
-            cursor.execute("SELECT 1")
-        return "ok"
+            cursor.execute(f"SELECT count(*) FROM areas_servicearea WHERE {UNINDEXED_SQL}")
+            return "ok", cursor.fetchone()[0]
     except Exception as exc:  # any failure is reported, never raised
-        return f"error: {exc.__class__.__name__}: {exc}".strip()
+        return _error(exc), None
 
 
-def _check_redis() -> str:
+def _check_redis() -> tuple[str, str]:
+    """'ok' and the state of the Redis index: live, rebuilding or missing."""
     try:
         client = Redis.from_url(
             settings.HEXINDEX_REDIS_URL,
             socket_connect_timeout=settings.REDIS_SOCKET_TIMEOUT,
             socket_timeout=settings.REDIS_SOCKET_TIMEOUT,
         )
-        client.ping()
+        live, building = client.mget(GEN_KEY, BUILDING_KEY)
         client.close()
-        return "ok"
     except Exception as exc:
-        return f"error: {exc.__class__.__name__}: {exc}".strip()
+        return _error(exc), "unavailable"
+    if live is not None:
+        return "ok", "live"
+    return "ok", "rebuilding" if building is not None else "missing"
 
 
 HEALTH_RESPONSE = inline_serializer(
     "Health",
-    fields={"status": serializers.CharField(), "postgres": serializers.CharField(), "redis": serializers.CharField()},
+    fields={
+        "status": serializers.ChoiceField(choices=["ok", "degraded", "unavailable"]),
+        "postgres": serializers.CharField(),
+        "redis": serializers.CharField(),
+        "index": inline_serializer(
+            "HealthIndex",
+            fields={
+                "redis": serializers.ChoiceField(choices=["live", "rebuilding", "missing", "unavailable"]),
+                "lookups": serializers.ChoiceField(choices=["indexed", "postgis"]),
+                "unindexed_areas": serializers.IntegerField(allow_null=True),
+            },
+        ),
+    },
 )
 
 
 @extend_schema(
-    summary="Liveness of the service and its backing stores",
-    description="200 when PostgreSQL and Redis answer, 503 naming the one that does not.",
+    summary="Health of the service and its backing stores",
+    description=(
+        "503 when PostgreSQL or Redis does not answer, naming which. 200 `degraded` when Redis answers but holds "
+        "no index (after a restart, while it is rebuilt): lookups are still exact, served by PostGIS, slower. "
+        "`unindexed_areas` are areas created or changed and not yet indexed by the worker (lookups find them "
+        "anyway). Load balancers should probe `/health/live/` instead, which only fails when this process "
+        "cannot serve lookups at all."
+    ),
     auth=[],
     responses={200: HEALTH_RESPONSE, 503: HEALTH_RESPONSE},
     examples=[
-        OpenApiExample("Healthy", value={"status": "ok", "postgres": "ok", "redis": "ok"}, status_codes=["200"]),
+        OpenApiExample(
+            "Healthy",
+            value={
+                "status": "ok",
+                "postgres": "ok",
+                "redis": "ok",
+                "index": {"redis": "live", "lookups": "indexed", "unindexed_areas": 0},
+            },
+            status_codes=["200"],
+        ),
         OpenApiExample(
             "Redis down",
-            value={"status": "unavailable", "postgres": "ok", "redis": "error: ConnectionError: Connection refused"},
+            value={
+                "status": "unavailable",
+                "postgres": "ok",
+                "redis": "error: ConnectionError: Error 111 connecting to 127.0.0.1:6379. Connection refused.",
+                "index": {"redis": "unavailable", "lookups": "postgis", "unindexed_areas": 3},
+            },
             status_codes=["503"],
         ),
     ],
@@ -54,6 +97,36 @@ HEALTH_RESPONSE = inline_serializer(
 @authentication_classes([])
 @permission_classes([])
 def health(request):
-    checks = {"postgres": _check_postgres(), "redis": _check_redis()}
-    healthy = all(value == "ok" for value in checks.values())
-    return JsonResponse({"status": "ok" if healthy else "unavailable", **checks}, status=200 if healthy else 503)
+    postgres, unindexed = _check_postgres()
+    redis, index = _check_redis()
+    if postgres != "ok" or redis != "ok":
+        status, code = "unavailable", 503
+    elif index != "live":
+        status, code = "degraded", 200
+    else:
+        status, code = "ok", 200
+    body = {
+        "status": status,
+        "postgres": postgres,
+        "redis": redis,
+        "index": {"redis": index, "lookups": "indexed" if index == "live" else "postgis", "unindexed_areas": unindexed},
+    }
+    return JsonResponse(body, status=code)
+
+
+@extend_schema(
+    summary="Liveness for load balancers",
+    description="200 while this process can answer lookups (PostgreSQL answers), even with Redis down.",
+    auth=[],
+    responses={200: inline_serializer("Live", fields={"status": serializers.CharField()}), 503: None},
+)
+@api_view(["GET"])
+@authentication_classes([])
+@permission_classes([])
+def live(request):
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT 1")
+    except Exception as exc:
+        return JsonResponse({"status": _error(exc)}, status=503)
+    return JsonResponse({"status": "ok"})

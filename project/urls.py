@@ -5,7 +5,7 @@ from rest_framework.routers import DefaultRouter
 
 from accounts.views import RegisterView, TokenView
 from areas.views import LookupView, ServiceAreaViewSet
-from project.health import health
+from project.health import health, live
 from providers.views import ProviderViewSet
 
 router = DefaultRouter(trailing_slash=True)
@@ -25,5 +25,6 @@ urlpatterns = [
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="swagger-ui"),
     path("api/redoc/", SpectacularRedocView.as_view(url_name="schema"), name="redoc"),
     path("health/", health, name="health"),
+    path("health/live/", live, name="health-live"),
     path("admin/", admin.site.urls),
 ]

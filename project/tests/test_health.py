@@ -9,10 +9,18 @@ def _closed_port() -> int:
         return sock.getsockname()[1]
 
 
-def test_health_is_ok_when_postgres_and_redis_answer(api, db):
+def test_health_is_ok_when_postgres_and_redis_answer(api, db, make_area, index_all):
+    make_area({"type": "Polygon", "coordinates": [[[0, 0], [1, 0], [1, 1], [0, 0]]]})
     response = api.get("/health/")
     assert response.status_code == 200
-    assert response.json() == {"status": "ok", "postgres": "ok", "redis": "ok"}
+    assert response.json() == {
+        "status": "ok",
+        "postgres": "ok",
+        "redis": "ok",
+        "index": {"redis": "live", "lookups": "indexed", "unindexed_areas": 1},
+    }
+    index_all()
+    assert api.get("/health/").json()["index"]["unindexed_areas"] == 0
 
 
 def test_health_is_503_naming_redis_when_it_is_down(api, db, settings):
@@ -23,6 +31,17 @@ def test_health_is_503_naming_redis_when_it_is_down(api, db, settings):
     assert body["status"] == "unavailable"
     assert body["postgres"] == "ok"
     assert body["redis"].startswith("error: ConnectionError")
+    assert body["index"]["lookups"] == "postgis"
+    # Lookups still work, so the load balancer's probe stays green.
+    assert api.get("/health/live/").json() == {"status": "ok"}
+
+
+def test_health_is_degraded_when_redis_lost_the_index(api, db, index_redis):
+    index_redis.flushdb()
+    response = api.get("/health/")
+    assert response.status_code == 200
+    assert response.json()["status"] == "degraded"
+    assert response.json()["index"] == {"redis": "missing", "lookups": "postgis", "unindexed_areas": 0}
 
 
 def test_docs_are_served_without_a_cdn(api, db):

@@ -1,0 +1,207 @@
+"""The cell math, without a database: cell chains, cover polygons, covers and clips."""
+
+import math
+import random
+
+import h3.api.basic_int as h3
+import numpy as np
+import pytest
+import shapely
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from shapely.geometry import MultiPolygon, Point, Polygon, box
+
+from hexindex import cells
+from hexindex.cells import MAX_RES, cover, cover_at, cover_polygons, point_cells
+
+
+def star(lng, lat, radius_deg, vertices=12, seed=0, hole=False) -> MultiPolygon:
+    """A star-shaped polygon around (lng, lat), valid by construction, optionally with a star-shaped hole."""
+    rng = random.Random(seed)
+    angles = np.linspace(0, 2 * math.pi, vertices, endpoint=False)
+    radii = [radius_deg * (0.6 + 0.4 * rng.random()) for _ in angles]
+    outer = [(lng + r * math.cos(a), lat + r * math.sin(a)) for r, a in zip(radii, angles, strict=True)]
+    holes = []
+    if hole:
+        ring = np.linspace(0, 2 * math.pi, 8, endpoint=False)
+        holes.append([(lng + 0.3 * radius_deg * math.cos(a), lat + 0.3 * radius_deg * math.sin(a)) for a in ring])
+    area = MultiPolygon([Polygon(outer, holes)])
+    assert area.is_valid
+    return area
+
+
+def chain_hits(geometry_cover, lat, lng):
+    """'interior', 'boundary' or None: what the cover says about the point."""
+    chain = set(point_cells(lat, lng))
+    if chain & set(geometry_cover.interior):
+        return "interior"
+    if chain & set(geometry_cover.boundary):
+        return "boundary"
+    return None
+
+
+def test_point_cells_is_a_chain_from_res_0_to_max_res_in_lat_lng_order():
+    chain = point_cells(40.6413, -73.7781)
+    assert [h3.get_resolution(c) for c in chain] == list(range(MAX_RES + 1))
+    assert all(h3.cell_to_parent(chain[r + 1], r) == chain[r] for r in range(MAX_RES))
+    lat, lng = h3.cell_to_latlng(chain[-1])
+    assert (round(lat, 3), round(lng, 3)) == (40.641, -73.778)  # not (-73.778, 40.641)
+
+
+@pytest.mark.parametrize(
+    ("lat", "lng"),
+    [(0, 0), (90, 0), (-90, 0), (89.9999, 180), (-89.99, -17.5), (0, 180), (0, -180), (-16.8, 179.9999), (51.5, -0.12)],
+)
+def test_cover_polygon_holds_every_point_whose_chain_passes_through_the_cell(lat, lng):
+    for cell in point_cells(lat, lng):
+        assert cover_polygons([cell])[0].covers(Point(lng, lat)), (h3.get_resolution(cell), lat, lng)
+
+
+def test_cover_polygon_superset_on_a_large_random_sample():
+    rng = random.Random(7)
+    misses = []
+    for _ in range(600):
+        band = rng.random()
+        lat = rng.uniform(80, 90) * rng.choice([1, -1]) if band < 0.3 else rng.uniform(-90, 90)
+        lng = rng.choice([rng.uniform(-180, 180), rng.uniform(179, 180), rng.uniform(-180, -179)])
+        for cell in point_cells(lat, lng):
+            if not cover_polygons([cell])[0].covers(Point(lng, lat)):
+                misses.append((lat, lng, h3.get_resolution(cell)))
+    assert misses == []
+
+
+@settings(max_examples=300, deadline=None)
+@given(lat=st.floats(-90, 90), lng=st.floats(-180, 180), res=st.integers(0, MAX_RES))
+def test_cover_polygon_superset_property(lat, lng, res):
+    cell = point_cells(lat, lng)[res]
+    assert cover_polygons([cell])[0].covers(Point(lng, lat))
+
+
+def test_cell_on_the_antimeridian_is_split_into_both_sides():
+    cell = point_cells(-16.5, 180.0)[5]
+    polygon = cover_polygons([cell])[0]
+    assert polygon.covers(Point(180.0, -16.5)) and polygon.covers(Point(-180.0, -16.5))
+    assert polygon.bounds[0] == -180.0 and polygon.bounds[2] == 180.0
+    assert not polygon.covers(Point(0.0, -16.5))
+
+
+def test_cell_at_a_pole_is_a_latitude_band():
+    polygon = cover_polygons([point_cells(90.0, 0.0)[3]])[0]
+    assert polygon.covers(Point(-179.0, 89.99)) and polygon.covers(Point(120.0, 90.0))
+    assert polygon.bounds[3] == 90.0
+
+
+def test_interior_cells_are_inside_and_boundary_cells_touch_the_outline():
+    area = star(2.35, 48.85, 0.3, seed=1)
+    result = cover(area)
+    assert result.interior and result.boundary
+    for cell in result.interior:
+        assert area.contains(cover_polygons([cell])[0])
+    for polygon in cover_polygons(result.boundary):
+        assert area.intersects(polygon) and not area.contains(polygon)
+
+
+def test_interior_is_compacted_to_coarser_cells():
+    result = cover(star(10.0, 50.0, 2.0, vertices=64, seed=2))
+    assert min(h3.get_resolution(c) for c in result.interior) < result.resolution
+    assert {h3.get_resolution(c) for c in result.boundary} == {result.resolution}
+
+
+@pytest.mark.parametrize(
+    ("name", "area"),
+    [
+        ("airport, ~2 km", star(-73.78, 40.64, 0.01, vertices=24)),
+        ("city, ~60 km", star(-0.12, 51.5, 0.3, vertices=200)),
+        ("region, ~500 km", star(10.0, 50.0, 2.5, vertices=1000)),
+        ("continent", MultiPolygon([box(-170.0, -60.0, 170.0, 80.0)])),
+    ],
+)
+def test_every_size_gets_a_bounded_number_of_cells(name, area):
+    result = cover(area)
+    assert 1 <= len(result.boundary) <= cells.MAX_BOUNDARY_CELLS, name
+    assert len(result.interior) <= 10 * cells.MAX_BOUNDARY_CELLS, name
+
+
+def test_area_smaller_than_a_cell_gets_finest_resolution_boundary_cells():
+    tiny = MultiPolygon([box(13.40499, 52.51999, 13.40501, 52.52001)])  # about 2 m
+    result = cover(tiny)
+    assert result.resolution == MAX_RES
+    assert result.interior == []
+    assert chain_hits(result, 52.52, 13.405) == "boundary"
+
+
+def test_sliver_is_fully_covered():
+    sliver = MultiPolygon([Polygon([(10.0, 50.0), (11.0, 50.00001), (10.0, 50.00002)])])
+    result = cover(sliver)
+    for t in np.linspace(0, 1, 50):
+        lng, lat = 10.0 + t * 0.999, 50.00001 + 0.0 * t
+        if sliver.covers(Point(lng, lat)):
+            assert chain_hits(result, lat, lng) is not None
+
+
+def test_multipolygon_parts_far_apart_are_each_covered():
+    area = MultiPolygon([*star(2.35, 48.85, 0.1).geoms, *star(139.7, 35.7, 0.1, seed=3).geoms])
+    result = cover(area)
+    assert chain_hits(result, 48.85, 2.35) is not None
+    assert chain_hits(result, 35.7, 139.7) is not None
+    assert chain_hits(result, 45.0, 70.0) is None
+
+
+def test_hole_has_no_interior_cells_of_the_area():
+    area = star(12.0, 41.5, 1.0, seed=4, hole=True)
+    result = cover(area)
+    assert chain_hits(result, 41.5, 12.0) != "interior"
+
+
+def test_area_touching_the_antimeridian_is_covered_on_its_side():
+    area = MultiPolygon([box(179.0, -17.0, 180.0, -16.0), box(-180.0, -17.0, -179.0, -16.0)])
+    result = cover(area)
+    for lng in (179.5, 180.0, -180.0, -179.5):
+        assert chain_hits(result, -16.5, lng) is not None
+
+
+def test_clips_agree_with_the_area_away_from_their_outline():
+    area = star(10.0, 50.0, 0.5, vertices=cells.CLIP_MIN_VERTICES * 2, seed=5)
+    result = cover_at(area, 6)
+    clipped = [(c, clip) for c, clip in zip(result.boundary, result.clips, strict=True) if clip is not None]
+    assert clipped
+    rng = random.Random(5)
+    for cell, clip in clipped[:20]:
+        polygon = cover_polygons([cell])[0]
+        minx, miny, maxx, maxy = polygon.bounds
+        for _ in range(50):
+            point = Point(rng.uniform(minx, maxx), rng.uniform(miny, maxy))
+            if polygon.covers(point) and clip.boundary.distance(point) > cells.EXACT_CHECK_MARGIN:
+                assert clip.covers(point) == area.covers(point)
+
+
+def test_few_vertex_areas_are_not_clipped():
+    result = cover(star(10.0, 50.0, 0.5, vertices=8))
+    assert result.clips == [None] * len(result.boundary)
+
+
+@st.composite
+def star_areas(draw):
+    lng = draw(st.floats(-175, 175))
+    lat = draw(st.floats(-80, 80))
+    radius = draw(st.sampled_from([1e-4, 1e-3, 0.01, 0.1, 1.0, 4.0]))
+    vertices = draw(st.integers(3, 40))
+    return star(lng, lat, radius, vertices=vertices, seed=draw(st.integers(0, 1000)), hole=draw(st.booleans()))
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(area=star_areas(), data=st.data())
+def test_cover_is_complete_and_interior_is_exact(area, data):
+    """No covered point is missed, and no point outside is called interior."""
+    result = cover(area)
+    minx, miny, maxx, maxy = area.bounds
+    width, height = maxx - minx, maxy - miny
+    for _ in range(30):
+        lng = data.draw(st.floats(minx - width * 0.2, maxx + width * 0.2))
+        lat = data.draw(st.floats(max(-90, miny - height * 0.2), min(90, maxy + height * 0.2)))
+        hit = chain_hits(result, lat, lng)
+        covered = shapely.covers(area, Point(lng, lat))
+        if covered:
+            assert hit is not None
+        if hit == "interior":
+            assert covered
