@@ -7,6 +7,9 @@ run:
 test:
 	@ops/test.sh $(ARGS)
 
+bench:
+	@ops/bench.sh $(ARGS)
+
 lint:
 	@.venv/bin/ruff check . && .venv/bin/ruff format --check .
 

@@ -33,22 +33,24 @@ from itertools import chain
 import h3.api.basic_int as h3
 import numpy as np
 import shapely
-from shapely.geometry import MultiPolygon, Polygon, box
+from shapely.geometry import box
 from shapely.geometry.base import BaseGeometry
 
 MAX_RES = 12  # ~10 m edges: the finest resolution an area is indexed at, and the root of every cell chain
 ENLARGE = 1.25  # > 1.17, the measured reach of a cell's descendants relative to its own radius
 TARGET_BOUNDARY_CELLS = 64
 MAX_BOUNDARY_CELLS = 4 * TARGET_BOUNDARY_CELLS
-CLIP_MIN_VERTICES = 64  # areas with fewer vertices are checked whole: that is already cheap
+CLIP_MIN_VERTICES = 128  # areas with fewer vertices are checked whole: that is already cheap
 REFINE_LEVELS = 3  # the flood fill runs this many levels above the area's resolution, then refines down
 MAX_CELLS_PER_LEVEL = 200_000  # a safety valve: refuse rather than exhaust memory
 # Points closer than this (degrees, ~0.1 mm) to a clip's outline are checked against the whole area: there the
 # clip's new vertices could round differently from the original edges. Far above float noise (~1e-13 here).
 EXACT_CHECK_MARGIN = 1e-9
 _WORLD = box(-180.0, -90.0, 180.0, 90.0)
+_POLYGON, _MULTIPOLYGON = 3, 6  # shapely type ids
 _BOUNDARY_WIDTH = 10  # H3 boundaries have at most 10 vertices (pentagons and face-crossing cells)
 _NEXT_VERTEX = np.r_[1:_BOUNDARY_WIDTH, 0]
+_PLANAR_MIN_RES, _PLANAR_MAX_LAT = 3, 70.0
 _EARTH_RADIUS_KM = 6371.0088
 
 
@@ -58,13 +60,15 @@ class CoverError(ValueError):
 
 @dataclass
 class CoverJob:
-    """An area's cover, computed away from the database (possibly in another process), with its timing."""
+    """An area's cover, computed away from the database (possibly in another process), with its timing and its
+    rows for the cell table already in COPY format (so clips cross the process boundary as text, once)."""
 
     area_id: int
     version: int
     cover: Cover | None
     seconds: float
     error: str = ""
+    copy_rows: str = ""
 
 
 @dataclass
@@ -102,21 +106,21 @@ def _densify_steps(res: int, edge: float, steepness: float) -> int:
     return int(min(max(needed, 1, 4 if res <= 3 else 1), 64))
 
 
-def cover_polygons(cells: list[int], enlarge: float = ENLARGE) -> np.ndarray:
-    """For each cell, a planar lon/lat polygon containing the cell's reach (see module docstring).
+def _enlarge_planar(latlng: np.ndarray, centres: np.ndarray, enlarge: float) -> tuple[np.ndarray, np.ndarray]:
+    """Scale the boundary about the centre in lon/lat. For cells of resolution 3 and finer away from the poles
+    this is what the reach was measured in, and their edges are straight in lon/lat to well within the margin."""
+    centre_lat, centre_lng = centres[:, 0:1], centres[:, 1:2]
+    ring_lat = centre_lat + enlarge * (latlng[..., 0] - centre_lat)
+    ring_lng = centre_lng + enlarge * ((latlng[..., 1] - centre_lng + 180.0) % 360.0 - 180.0)
+    return ring_lat, ring_lng
 
-    Vectorised over cells, which must share one resolution. Cells around a pole become a latitude band; cells
-    crossing the antimeridian are split into a part on each side.
-    """
-    if not cells:
-        return np.empty(0, dtype=object)
-    res = h3.get_resolution(cells[0])
-    n, width = len(cells), _BOUNDARY_WIDTH
-    # Pad each boundary by repeating its first vertex: zero-length edges change nothing.
-    padded = (b + (b[0],) * (width - len(b)) for b in map(h3.cell_to_boundary, cells))
-    latlng = np.fromiter(chain.from_iterable(chain.from_iterable(padded)), float, n * width * 2)
-    latlng = latlng.reshape(n, width, 2)
-    centres = np.fromiter(chain.from_iterable(map(h3.cell_to_latlng, cells)), float, n * 2).reshape(n, 2)
+
+def _enlarge_on_sphere(
+    latlng: np.ndarray, centres: np.ndarray, enlarge: float, res: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Scale the boundary about the centre on the sphere and densify it along great circles: for coarse cells
+    and high latitudes, where lon/lat distorts."""
+    n, width = latlng.shape[:2]
     centre = _unit_vectors(centres[:, 0], centres[:, 1])[:, None, :]
 
     # Push the boundary out from the centre in 3-D, where latitude does not distort distances.
@@ -146,6 +150,30 @@ def cover_polygons(cells: list[int], enlarge: float = ENLARGE) -> np.ndarray:
     ring_lng = np.degrees(np.arctan2(ring[..., 1], ring[..., 0]))
     # Unwrap longitudes around the cell centre so a cell on the antimeridian stays one piece.
     ring_lng = centres[:, 1:2] + (ring_lng - centres[:, 1:2] + 180.0) % 360.0 - 180.0
+
+    return ring_lat, ring_lng, near_pole
+
+
+def cover_polygons(cells: list[int], enlarge: float = ENLARGE) -> np.ndarray:
+    """For each cell, a planar lon/lat polygon containing the cell's reach (see module docstring).
+
+    Vectorised over cells, which must share one resolution. Cells around a pole become a latitude band; cells
+    crossing the antimeridian are split into a part on each side.
+    """
+    if not cells:
+        return np.empty(0, dtype=object)
+    res = h3.get_resolution(cells[0])
+    n, width = len(cells), _BOUNDARY_WIDTH
+    # Pad each boundary by repeating its first vertex: zero-length edges change nothing.
+    padded = (b + (b[0],) * (width - len(b)) for b in map(h3.cell_to_boundary, cells))
+    latlng = np.fromiter(chain.from_iterable(chain.from_iterable(padded)), float, n * width * 2)
+    latlng = latlng.reshape(n, width, 2)
+    centres = np.fromiter(chain.from_iterable(map(h3.cell_to_latlng, cells)), float, n * 2).reshape(n, 2)
+    if res >= _PLANAR_MIN_RES and np.abs(latlng[..., 0]).max() < _PLANAR_MAX_LAT:
+        ring_lat, ring_lng = _enlarge_planar(latlng, centres, enlarge)
+        near_pole = np.zeros(n, dtype=bool)
+    else:
+        ring_lat, ring_lng, near_pole = _enlarge_on_sphere(latlng, centres, enlarge, res)
 
     polygons = shapely.polygons(np.stack([ring_lng, ring_lat], axis=-1))
     crosses = (ring_lng.min(axis=1) < -180.0) | (ring_lng.max(axis=1) > 180.0)
@@ -206,9 +234,40 @@ def _seeds(geometry: BaseGeometry, res: int) -> set[int]:
     return seeds
 
 
+class _PolygonCache:
+    """Cover polygons of recently used cells. Areas crowd around cities, so the same cells come up again and
+    again when many areas are indexed by one process; computing a polygon costs far more than keeping it."""
+
+    def __init__(self, capacity: int):
+        self.capacity = capacity
+        self.polygons: dict[int, object] = {}
+
+    def get(self, cells: list[int]) -> np.ndarray:
+        polygons = np.empty(len(cells), dtype=object)
+        missing = []
+        for i, cell in enumerate(cells):
+            polygon = self.polygons.get(cell)
+            if polygon is None:
+                missing.append(i)
+            else:
+                polygons[i] = polygon
+        if missing:
+            computed = cover_polygons([cells[i] for i in missing])
+            polygons[missing] = computed
+            if len(self.polygons) + len(missing) > self.capacity:
+                # Forget the oldest half: cheap, and close enough to least-recently-used here.
+                for cell in list(self.polygons)[: len(self.polygons) // 2]:
+                    del self.polygons[cell]
+            self.polygons.update(zip((cells[i] for i in missing), computed, strict=True))
+        return polygons
+
+
+_polygon_cache = _PolygonCache(capacity=1_000_000)
+
+
 def _classify(geometry: BaseGeometry, cells: list[int]) -> tuple[list[int], list[int], np.ndarray]:
     """Split same-resolution cells into interior and boundary ones; cells that miss the area are dropped."""
-    polygons = cover_polygons(cells)
+    polygons = _polygon_cache.get(cells)
     touches = shapely.intersects(geometry, polygons)
     inside = touches & shapely.contains(geometry, polygons)
     edge = touches & ~inside
@@ -246,18 +305,20 @@ def _compact(cells_by_res: dict[int, set[int]]) -> list[int]:
 
 def _clip(geometry: BaseGeometry, polygons: np.ndarray) -> list[BaseGeometry | None]:
     """The area cut to the bounding box of each boundary cell's polygon, or None where the check must use the
-    whole area (nothing polygonal left, e.g. the area only touches the box along a line).
+    whole area (nothing purely polygonal left, e.g. the area only touches the box along a line).
 
     A box cut is linear-time where a true intersection is not, and it agrees with the area everywhere except
     within rounding distance of the cut edges; those points are far from every point the cell holds, and any
     point within EXACT_CHECK_MARGIN of a clip's outline is checked against the whole area anyway.
     """
-    clips = []
-    for polygon in polygons:
-        piece = shapely.clip_by_rect(geometry, *polygon.bounds)
-        parts = [p for p in getattr(piece, "geoms", [piece]) if isinstance(p, Polygon) and not p.is_empty]
-        clips.append(MultiPolygon(parts) if parts and len(parts) == len(getattr(piece, "geoms", [piece])) else None)
-    return clips
+    pieces = np.array([shapely.clip_by_rect(geometry, *bounds) for bounds in shapely.bounds(polygons)])
+    kinds = shapely.get_type_id(pieces)
+    clips = np.full(len(pieces), None, dtype=object)
+    single = np.flatnonzero(kinds == _POLYGON)
+    clips[single] = shapely.multipolygons(pieces[single], indices=np.arange(len(single)))
+    multi = kinds == _MULTIPOLYGON
+    clips[multi] = pieces[multi]
+    return clips.tolist()
 
 
 def cover_at(geometry: BaseGeometry, res: int) -> Cover:
@@ -288,7 +349,21 @@ def cover_job(job: tuple[int, int, bytes]) -> CoverJob:
         result = cover(shapely.from_wkb(wkb))
     except (CoverError, shapely.errors.GEOSException, ValueError) as exc:
         return CoverJob(area_id, version, None, time.perf_counter() - started, f"{exc.__class__.__name__}: {exc}")
-    return CoverJob(area_id, version, result, time.perf_counter() - started)
+    rows = copy_rows(area_id, result)
+    result.clips = []  # now in `rows`
+    return CoverJob(area_id, version, result, time.perf_counter() - started, copy_rows=rows)
+
+
+def copy_rows(area_id: int, result: Cover) -> str:
+    """The cover as rows of the cell table (cell, area, boundary, clip as hex EWKB) in PostgreSQL COPY text."""
+    clips = np.array(result.clips, dtype=object)
+    clip_text = np.full(len(clips), "\\N", dtype=object)
+    present = np.array([clip is not None for clip in result.clips], dtype=bool)
+    if present.any():
+        clip_text[present] = shapely.to_wkb(shapely.set_srid(clips[present], 4326), hex=True, include_srid=True)
+    interior = "".join(f"{cell}\t{area_id}\tf\t\\N\n" for cell in result.interior)
+    boundary = "".join(f"{cell}\t{area_id}\tt\t{text}\n" for cell, text in zip(result.boundary, clip_text, strict=True))
+    return interior + boundary
 
 
 def cover(geometry: BaseGeometry) -> Cover:
@@ -316,6 +391,7 @@ __all__ = [
     "CoverError",
     "CoverJob",
     "choose_resolution",
+    "copy_rows",
     "cover",
     "cover_at",
     "cover_job",

@@ -17,7 +17,9 @@ class AreaCell(models.Model):
 
     pk = models.CompositePrimaryKey("cell", "area")
     cell = models.BigIntegerField()
-    area = models.ForeignKey("areas.ServiceArea", on_delete=models.CASCADE, related_name="+")
+    # No database-level foreign key: bulk index writes would pay a deferred check per row at commit. Rows go
+    # with their area through Django's cascade, and lookups only ever reach them through a live area.
+    area = models.ForeignKey("areas.ServiceArea", on_delete=models.CASCADE, related_name="+", db_constraint=False)
     boundary = models.BooleanField()
     clip = models.MultiPolygonField(srid=4326, null=True, spatial_index=False)
 

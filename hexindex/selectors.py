@@ -26,22 +26,22 @@ from hexindex.services import UNINDEXED_SQL
 log = logging.getLogger(__name__)
 
 # Candidates are trusted only when their member's version is the area's live index version. Boundary
-# candidates are confirmed against the area clipped to their cell, or against the whole area when the point is
-# within EXACT_CHECK_MARGIN of the clip's outline (or the area was not clipped: few vertices).
+# candidates are confirmed against the area clipped to their cell (the point's cell at the area's resolution: one
+# primary-key probe), or against the whole area when the point is within EXACT_CHECK_MARGIN of the clip's
+# outline (or the area was not clipped: few vertices).
 CONFIRM_SQL = f"""
-WITH point AS (SELECT ST_SetSRID(ST_MakePoint(%(lng)s, %(lat)s), 4326) AS geom),
-candidate AS (
-    SELECT * FROM unnest(%(ids)s::bigint[], %(versions)s::int[], %(boundary)s::bool[]) AS c(area_id, version, boundary)
-)
+WITH point AS (SELECT ST_SetSRID(ST_MakePoint($2, $1), 4326) AS geom),
+candidate AS (SELECT * FROM unnest($4::bigint[], $5::int[], $6::int[]) AS c(area_id, version, res))
 SELECT a.id, a.price, a.payload_version, NULL, NULL, NULL, NULL
 FROM candidate c JOIN areas_servicearea a ON a.id = c.area_id, point
 WHERE a.indexed_version = a.geometry_version
-  AND a.indexed_version %% {store.VERSION_MASK + 1} = c.version
-  AND (NOT c.boundary OR EXISTS (
+  AND a.indexed_version % {store.VERSION_MASK + 1} = c.version
+  AND (c.res < 0 OR EXISTS (
       SELECT 1 FROM hexindex_areacell ac
-      WHERE ac.cell = ANY(%(cells)s::bigint[]) AND ac.area_id = a.id AND ac.boundary
+      WHERE ac.cell = ($3::bigint[])[c.res + 1] AND ac.area_id = c.area_id AND ac.boundary
         AND CASE WHEN ac.clip IS NULL OR ST_DWithin(ST_Boundary(ac.clip), point.geom, {EXACT_CHECK_MARGIN!r})
-                 THEN ST_Covers(a.geometry, point.geom)
+                 THEN ST_Covers((SELECT whole.geometry FROM areas_servicearea whole WHERE whole.id = ac.area_id),
+                                point.geom)
                  ELSE ST_Covers(ac.clip, point.geom) END))
 UNION ALL
 -- Areas not live in the index yet (just created or changed): checked directly, with what their payload needs.
@@ -50,6 +50,9 @@ FROM areas_servicearea a JOIN providers_provider p ON p.id = a.provider_id, poin
 WHERE {UNINDEXED_SQL} AND ST_Covers(a.geometry, point.geom)
 ORDER BY 2, 1
 """
+
+CONFIRM_STATEMENT = "hexindex_confirm"
+CONFIRM_TYPES = "(float8, float8, bigint[], bigint[], int[], int[])"
 
 PAYLOAD_SQL = """
 SELECT a.id, a.name, a.price, a.payload_version, p.id, p.name, p.currency
@@ -89,6 +92,19 @@ def _fresh_payloads(area_ids: list[int]) -> dict[int, tuple[int, bytes]]:
     }
 
 
+def _execute_prepared(cursor, params: list) -> None:
+    """Run the confirmation query as a prepared statement: planning it costs more than running it. The
+    statement is prepared once per database session (it survives transactions, not reconnections)."""
+    raw = connection.connection
+    session = (id(raw), raw.get_backend_pid())
+    if getattr(connection, "_hexindex_prepared_in", None) != session:
+        # A generic plan: its shape (index probes per candidate) never depends on the values.
+        cursor.execute("SET plan_cache_mode = force_generic_plan")
+        cursor.execute(f"PREPARE {CONFIRM_STATEMENT} {CONFIRM_TYPES} AS {CONFIRM_SQL}")
+        connection._hexindex_prepared_in = session
+    cursor.execute(f"EXECUTE {CONFIRM_STATEMENT} (%s, %s, %s, %s, %s, %s)", params)
+
+
 def lookup(*, lat: float, lng: float) -> bytes:
     """The lookup's JSON body: `{"count": n, "results": [...]}`, cheapest first, then by id."""
     cells = point_cells(lat, lng)
@@ -107,18 +123,17 @@ def lookup(*, lat: float, lng: float) -> bytes:
             log.warning("could not request a Redis index rebuild", exc_info=True)
         return lookup_exact(lat=lat, lng=lng)
 
-    ids, versions, boundary = [], [], []
+    # Per candidate: area, version, and for boundary candidates the resolution of the cell to confirm against
+    # (-1 for interior candidates, which need no confirmation).
+    ids, versions, resolutions = [], [], []
     for is_boundary, members in ((False, found.interior), (True, found.boundary)):
         for value in members:
-            area_id, version = store.split_member(value)
+            area_id, version, res = store.split_member(value)
             ids.append(area_id)
             versions.append(version)
-            boundary.append(is_boundary)
+            resolutions.append(res if is_boundary else -1)
     with connection.cursor() as cursor:
-        cursor.execute(
-            CONFIRM_SQL,
-            {"lat": lat, "lng": lng, "cells": cells, "ids": ids, "versions": versions, "boundary": boundary},
-        )
+        _execute_prepared(cursor, [lat, lng, cells, ids, versions, resolutions])
         matches = cursor.fetchall()
 
     bodies: dict[int, bytes] = {}

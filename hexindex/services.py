@@ -52,7 +52,10 @@ class BuildReport:
     cover_seconds: list[float] = field(default_factory=list)
 
 
-def _load_jobs(area_ids: Iterable[int], *, force: bool, versions: dict[int, int] | None) -> tuple[list, list[int]]:
+def load_jobs(
+    area_ids: Iterable[int], *, force: bool = False, versions: dict[int, int] | None = None
+) -> tuple[list[tuple[int, int, bytes]], list[int]]:
+    """(area_id, geometry version, WKB) for each area that needs a build, and the ids that do not."""
     jobs, skipped = [], []
     with connection.cursor() as cursor:
         cursor.execute(
@@ -79,10 +82,13 @@ def index_areas(
     """Build the index of the given areas (see the module docstring). `versions` pins the geometry version to
     build (a task's); `mapper` lets a caller compute covers in a process pool. Transient database and Redis
     errors propagate (the caller retries); a geometry that cannot be covered is reported in `failed`."""
-    area_ids = list(area_ids)
-    report = BuildReport()
-    jobs, report.skipped = _load_jobs(area_ids, force=force, versions=versions)
-    built = list(mapper(cellmath.cover_job, jobs))
+    jobs, skipped = load_jobs(area_ids, force=force, versions=versions)
+    report = BuildReport(skipped=skipped)
+    return write_builds(list(mapper(cellmath.cover_job, jobs)), report)
+
+
+def write_builds(built: list[cellmath.CoverJob], report: BuildReport) -> BuildReport:
+    """Steps 1 to 3 of the module docstring for computed covers; adds to `report` and returns it."""
     for item in built:
         if item.cover is None:
             report.failed[item.area_id] = item.error
@@ -108,7 +114,7 @@ def index_areas(
             return report
         previous_rows = store.cell_rows(list(good))
         previous_versions = dict(AreaIndex.objects.filter(area_id__in=good).values_list("area_id", "version"))
-        store.replace_cell_rows({area_id: item.cover for area_id, item in good.items()})
+        store.replace_cell_rows({area_id: item.copy_rows for area_id, item in good.items()})
         _record_builds(good.values())
 
     # Step 2: Redis.

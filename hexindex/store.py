@@ -21,15 +21,14 @@ from collections import defaultdict
 from collections.abc import Iterable, Iterator
 from functools import lru_cache
 
+import h3.api.basic_int as h3
 import redis
-import shapely
 from django.conf import settings
 from django.db import connection
 
-from hexindex.cells import Cover
-
-VERSION_BITS = 16
-VERSION_MASK = (1 << VERSION_BITS) - 1
+AREA_SHIFT = 16  # the Lua script divides by 2**16 to find the area
+RES_SHIFT = 12
+VERSION_MASK = (1 << RES_SHIFT) - 1
 GEN_KEY = "hx:gen"
 BUILDING_KEY = "hx:building"
 GEN_COUNTER_KEY = "hx:gen:counter"
@@ -64,12 +63,13 @@ return {interior, boundary, payloads}
 """
 
 
-def member(area_id: int, version: int) -> int:
-    return (area_id << VERSION_BITS) | (version & VERSION_MASK)
+def member(area_id: int, version: int, res: int = 0) -> int:
+    return (area_id << AREA_SHIFT) | (res << RES_SHIFT) | (version & VERSION_MASK)
 
 
-def split_member(value: int) -> tuple[int, int]:
-    return value >> VERSION_BITS, value & VERSION_MASK
+def split_member(value: int) -> tuple[int, int, int]:
+    """(area_id, version % 4096, resolution of the area's boundary cells)."""
+    return value >> AREA_SHIFT, value & VERSION_MASK, (value >> RES_SHIFT) & 0xF
 
 
 def cell_key(generation: int, kind: str, cell: int) -> str:
@@ -121,7 +121,7 @@ def candidates(cells: list[int]) -> Candidates | None:
     payloads = {}
     for value, blob in zip(interior + boundary, payload_raw, strict=True):
         if blob is not None:
-            payloads[value >> VERSION_BITS] = blob
+            payloads[value >> AREA_SHIFT] = blob
     return Candidates(interior, boundary, payloads)
 
 
@@ -157,36 +157,54 @@ def _generations(redis_client: redis.Redis) -> list[int]:
     return sorted({int(g) for g in (live, building) if g is not None})
 
 
+# Bulk writes: (key, member) pairs as arguments, one command per chunk instead of one per member.
+_SADD_PAIRS_LUA = "for i = 1, #ARGV, 2 do redis.call('SADD', ARGV[i], ARGV[i + 1]) end"
+_SREM_PAIRS_LUA = "for i = 1, #ARGV, 2 do redis.call('SREM', ARGV[i], ARGV[i + 1]) end"
+PAIRS_PER_CALL = 20_000
+
+
+def _apply_pairs(redis_client: redis.Redis, script: str, pairs: list) -> None:
+    run = redis_client.register_script(script)
+    pipe = redis_client.pipeline(transaction=False)
+    for start in range(0, len(pairs), 2 * PAIRS_PER_CALL):
+        run(args=pairs[start : start + 2 * PAIRS_PER_CALL], client=pipe)
+    pipe.execute()
+
+
+def _pairs(generations: list[int], entries) -> list:
+    pairs = []
+    for area_id, version, interior, boundary in entries:
+        for kind, cell, value in _members(area_id, version, interior, boundary):
+            for generation in generations:
+                pairs += (cell_key(generation, kind, cell), value)
+    return pairs
+
+
 def add_members(entries: Iterable[tuple[int, int, list[int], list[int]]]) -> None:
     """SADD each (area_id, version, interior cells, boundary cells) to every generation being served or built."""
     redis_client = client()
     generations = _generations(redis_client)
     if not generations:
         return  # no index in Redis at all: the next rebuild reads everything from PostgreSQL
-    pipe = redis_client.pipeline(transaction=False)
-    for area_id, version, interior, boundary in entries:
-        value = member(area_id, version)
-        for generation in generations:
-            for cell in interior:
-                pipe.sadd(cell_key(generation, "i", cell), value)
-            for cell in boundary:
-                pipe.sadd(cell_key(generation, "b", cell), value)
-    pipe.execute()
+    _apply_pairs(redis_client, _SADD_PAIRS_LUA, _pairs(generations, entries))
+
+
+def _members(area_id: int, version: int, interior: list[int], boundary: list[int]):
+    value = member(area_id, version)
+    for cell in interior:
+        yield "i", cell, value
+    if boundary:
+        value = member(area_id, version, h3.get_resolution(boundary[0]))
+        for cell in boundary:
+            yield "b", cell, value
 
 
 def remove_members(entries: Iterable[tuple[int, int, list[int], list[int]]]) -> None:
     """SREM members that an area no longer has. Tidiness only: stale members are never trusted."""
     redis_client = client()
     generations = _generations(redis_client)
-    pipe = redis_client.pipeline(transaction=False)
-    for area_id, version, interior, boundary in entries:
-        value = member(area_id, version)
-        for generation in generations:
-            for cell in interior:
-                pipe.srem(cell_key(generation, "i", cell), value)
-            for cell in boundary:
-                pipe.srem(cell_key(generation, "b", cell), value)
-    pipe.execute()
+    if generations:
+        _apply_pairs(redis_client, _SREM_PAIRS_LUA, _pairs(generations, entries))
 
 
 def drop_payloads(area_ids: Iterable[int]) -> None:
@@ -282,25 +300,15 @@ def cell_rows(area_ids: list[int]) -> dict[int, tuple[list[int], list[int]]]:
     return result
 
 
-def replace_cell_rows(covers: dict[int, Cover]) -> None:
-    """Delete the areas' rows and write their new covers, with COPY. Call inside a transaction."""
-    buffer = io.StringIO()
-    for area_id, cover in covers.items():
-        for cell in cover.interior:
-            buffer.write(f"{cell}\t{area_id}\tf\t\\N\n")
-        for cell, clip in zip(cover.boundary, cover.clips, strict=True):
-            buffer.write(f"{cell}\t{area_id}\tt\t{_ewkb_hex(clip)}\n")
-    buffer.seek(0)
+def replace_cell_rows(rows_by_area: dict[int, str]) -> None:
+    """Delete the areas' rows and write their new ones (COPY text from `cells.copy_rows`). Call inside a
+    transaction."""
     with connection.cursor() as cursor:
-        cursor.execute("DELETE FROM hexindex_areacell WHERE area_id = ANY(%s)", [list(covers)])
-        cursor.cursor.copy_expert("COPY hexindex_areacell (cell, area_id, boundary, clip) FROM STDIN", buffer)
-
-
-def _ewkb_hex(geometry) -> str:
-    """COPY text for a clip: hex EWKB with its SRID, or NULL."""
-    if geometry is None:
-        return "\\N"
-    return shapely.to_wkb(shapely.set_srid(geometry, 4326), hex=True, include_srid=True)
+        cursor.execute("DELETE FROM hexindex_areacell WHERE area_id = ANY(%s)", [list(rows_by_area)])
+        cursor.cursor.copy_expert(
+            "COPY hexindex_areacell (cell, area_id, boundary, clip) FROM STDIN",
+            io.StringIO("".join(rows_by_area.values())),
+        )
 
 
 def stream_all_cells(chunk_rows: int = 50_000) -> Iterator[list[tuple[int, int, int, bool]]]:
@@ -320,5 +328,6 @@ def stream_all_cells(chunk_rows: int = 50_000) -> Iterator[list[tuple[int, int, 
 def group_members(rows: Iterable[tuple[int, int, int, bool]]) -> dict[tuple[str, int], list[int]]:
     grouped: dict[tuple[str, int], list[int]] = defaultdict(list)
     for area_id, version, cell, boundary in rows:
-        grouped[("b" if boundary else "i", cell)].append(member(area_id, version))
+        res = h3.get_resolution(cell) if boundary else 0
+        grouped[("b" if boundary else "i", cell)].append(member(area_id, version, res))
     return grouped

@@ -12,6 +12,8 @@ need_packages() {
   ldconfig -p | grep -q 'libgdal\.so' || missing+=(gdal-bin)
   ldconfig -p | grep -q 'libgeos_c\.so' || missing+=(libgeos-c1v5)
   command -v make >/dev/null 2>&1 || missing+=(make)
+  command -v wrk >/dev/null 2>&1 || missing+=(wrk)  # the benchmark's load generator
+  command -v curl >/dev/null 2>&1 || missing+=(curl)
   printf '%s\n' "${missing[@]:-}"
 }
 

@@ -1,8 +1,6 @@
 """manage.py reindex: build the hexagon index of areas in bulk, or rebuild its Redis side from PostgreSQL."""
 
-import statistics
 import time
-from multiprocessing import get_context
 
 from django.core.management.base import BaseCommand, CommandError
 from django.db import connection
@@ -10,7 +8,8 @@ from tqdm import tqdm
 
 from areas.models import ServiceArea
 from hexindex import store
-from hexindex.services import index_areas, rebuild_redis, unindexed
+from hexindex.bulk import build_index, summarise
+from hexindex.services import rebuild_redis, unindexed
 
 
 class Command(BaseCommand):
@@ -54,47 +53,23 @@ class Command(BaseCommand):
             self._ensure_redis(progress=not options["no_progress"])
             return
 
-        totals = {"indexed": 0, "skipped": 0, "failed": 0, "interior": 0, "boundary": 0}
-        cover_seconds: list[float] = []
-        failures: dict[int, str] = {}
-        # Covers are computed in worker processes started from a clean forkserver (not forked from this one, which
-        # holds database connections); they only import the Django-free cell math.
-        context = get_context("forkserver")
-        context.set_forkserver_preload(["hexindex.cells"])
-        with (
-            context.Pool(options["workers"]) as pool,
-            tqdm(total=len(area_ids), unit="area", disable=options["no_progress"]) as bar,
-        ):
-            for start in range(0, len(area_ids), options["batch_size"]):
-                batch = area_ids[start : start + options["batch_size"]]
-                report = index_areas(batch, force=options["force"], mapper=lambda f, jobs: pool.map(f, jobs, 8))
-                totals["indexed"] += len(report.indexed)
-                totals["skipped"] += len(report.skipped)
-                totals["failed"] += len(report.failed)
-                totals["interior"] += report.interior_cells
-                totals["boundary"] += report.boundary_cells
-                cover_seconds += report.cover_seconds
-                failures.update(report.failed)
-                bar.update(len(batch))
+        with tqdm(total=len(area_ids), unit="area", disable=options["no_progress"]) as bar:
+            report = build_index(
+                area_ids,
+                force=options["force"],
+                workers=options["workers"],
+                batch_size=options["batch_size"],
+                progress=bar.update,
+            )
         self._ensure_redis(progress=not options["no_progress"])
         elapsed = time.perf_counter() - started
 
-        cells = totals["interior"] + totals["boundary"]
-        self.stdout.write(
-            f"Indexed {totals['indexed']} areas ({totals['skipped']} skipped, {totals['failed']} failed) in "
-            f"{elapsed:.1f} s: {cells} cells ({totals['interior']} interior, {totals['boundary']} boundary)"
-        )
-        if totals["indexed"]:
-            self.stdout.write(
-                f"Per area: {cells / totals['indexed']:.1f} cells on average; cover computed in "
-                f"{statistics.median(cover_seconds) * 1000:.1f} ms median, "
-                f"{sorted(cover_seconds)[int(len(cover_seconds) * 0.99)] * 1000:.1f} ms p99 (one process)"
-            )
+        self.stdout.write(summarise(report, elapsed))
         self.stdout.write(self._storage_summary())
-        for area_id, error in list(failures.items())[:20]:
+        for area_id, error in list(report.failed.items())[:20]:
             self.stderr.write(f"area {area_id}: {error}")
-        if failures:
-            raise CommandError(f"{len(failures)} areas could not be indexed (see above and their index state)")
+        if report.failed:
+            raise CommandError(f"{len(report.failed)} areas could not be indexed (see above and their index state)")
 
     def _ensure_redis(self, *, progress: bool):
         if store.live_generation() is None:

@@ -1,0 +1,147 @@
+"""manage.py import_areas FILE: bulk-load service areas from GeoJSON.
+
+FILE is a FeatureCollection, or newline-delimited Features (one per line, `.ndjson`/`.geojsonl`), or `-` for
+standard input. Each Feature is validated exactly as the API validates it (provider, name, price in
+`properties`); bad ones are reported with where they are and skipped, the good ones are imported. The new areas
+are then indexed (in parallel), unless --no-index leaves that to the worker.
+"""
+
+import sys
+import time
+from collections.abc import Iterator
+
+import orjson
+from django.contrib.auth import get_user_model
+from django.core.management.base import BaseCommand, CommandError
+from django.db import transaction
+from rest_framework import serializers
+from tqdm import tqdm
+
+from areas.models import ServiceArea
+from areas.serializers import ServiceAreaSerializer
+from hexindex.bulk import build_index, summarise
+from providers.models import Provider
+
+NOT_YOUR_PROVIDER = "provider {provider} is not owned by {owner}"
+
+
+class _KnownProviderField(serializers.PrimaryKeyRelatedField):
+    """Providers looked up once for the whole file instead of once per feature (subclasses set `known`)."""
+
+    known: dict[int, Provider] = {}
+
+    def to_internal_value(self, data):
+        if isinstance(data, bool) or not isinstance(data, int | str):
+            self.fail("incorrect_type", data_type=type(data).__name__)
+        try:
+            return self.known[int(data)]
+        except (KeyError, ValueError):
+            self.fail("does_not_exist", pk_value=data)
+
+
+def _features(stream, label: str) -> Iterator[tuple[str, object]]:
+    """(where, parsed feature or parse error) for a FeatureCollection or newline-delimited Features."""
+    first = stream.readline()
+    try:
+        document = orjson.loads(first) if first.strip() else None
+    except orjson.JSONDecodeError:
+        document = None
+    if isinstance(document, dict) and document.get("type") == "Feature":
+        yield f"{label}:1", document
+        for number, line in enumerate(stream, start=2):
+            if line.strip():
+                try:
+                    yield f"{label}:{number}", orjson.loads(line)
+                except orjson.JSONDecodeError as exc:
+                    yield f"{label}:{number}", exc
+        return
+    try:
+        document = orjson.loads(first + stream.read())
+    except orjson.JSONDecodeError as exc:
+        raise CommandError(f"{label} is neither a GeoJSON FeatureCollection nor one Feature per line: {exc}") from exc
+    if not isinstance(document, dict) or document.get("type") != "FeatureCollection":
+        raise CommandError(f"{label} is neither a GeoJSON FeatureCollection nor one Feature per line")
+    for number, feature in enumerate(document.get("features") or [], start=1):
+        yield f"{label} feature {number}", feature
+
+
+def _errors(detail, prefix="") -> list[str]:
+    if isinstance(detail, dict):
+        return [e for key, value in detail.items() for e in _errors(value, f"{prefix}{key}: ")]
+    if isinstance(detail, list):
+        return [e for value in detail for e in _errors(value, prefix)]
+    return [f"{prefix}{detail}"]
+
+
+class Command(BaseCommand):
+    help = __doc__
+
+    def add_arguments(self, parser):
+        parser.add_argument("file", help="GeoJSON FeatureCollection or newline-delimited Features; - for stdin")
+        parser.add_argument("--owner", help="Only accept features for providers this user owns.")
+        parser.add_argument("--batch-size", type=int, default=1000, help="Areas written per transaction.")
+        parser.add_argument("--no-index", action="store_true", help="Do not index now; leave it to the worker.")
+        parser.add_argument("--workers", type=int, default=None, help="Processes computing covers.")
+        parser.add_argument("--max-errors", type=int, default=50, help="Errors to print (all are counted).")
+        parser.add_argument("--no-progress", action="store_true")
+
+    def handle(self, *args, **options):
+        started = time.perf_counter()
+        owner = None
+        if options["owner"]:
+            owner = get_user_model().objects.filter(username=options["owner"]).first()
+            if owner is None:
+                raise CommandError(f"no user {options['owner']!r}")
+        providers = Provider.objects.in_bulk() if owner is None else Provider.objects.filter(owner=owner).in_bulk()
+
+        class KnownProvider(_KnownProviderField):
+            known = providers
+
+        class ImportSerializer(ServiceAreaSerializer):
+            provider = KnownProvider(queryset=Provider.objects.none())
+
+        label = "stdin" if options["file"] == "-" else options["file"]
+        try:
+            stream = sys.stdin if options["file"] == "-" else open(options["file"], encoding="utf-8")  # noqa: SIM115
+        except OSError as exc:
+            raise CommandError(f"cannot read {label}: {exc}") from exc
+
+        imported: list[int] = []
+        rejected = 0
+        batch: list[ServiceArea] = []
+        with stream, tqdm(unit="feature", disable=options["no_progress"]) as bar:
+            for where, feature in _features(stream, label):
+                bar.update()
+                if isinstance(feature, Exception):
+                    problems = [f"not JSON: {feature}"]
+                else:
+                    serializer = ImportSerializer(data=feature)
+                    problems = [] if serializer.is_valid() else _errors(serializer.errors)
+                if problems:
+                    rejected += 1
+                    if rejected <= options["max_errors"]:
+                        self.stderr.write(f"{where}: {'; '.join(problems)}")
+                    continue
+                batch.append(ServiceArea(**serializer.validated_data))
+                if len(batch) >= options["batch_size"]:
+                    imported += self._save(batch)
+                    batch = []
+            imported += self._save(batch)
+
+        self.stdout.write(
+            f"Imported {len(imported)} service areas from {label}; rejected {rejected} "
+            f"({time.perf_counter() - started:.1f} s)."
+        )
+        if options["no_index"] or not imported:
+            return
+        index_started = time.perf_counter()
+        with tqdm(total=len(imported), unit="area", disable=options["no_progress"]) as bar:
+            report = build_index(imported, workers=options["workers"], progress=bar.update)
+        self.stdout.write(summarise(report, time.perf_counter() - index_started))
+
+    @staticmethod
+    def _save(batch: list[ServiceArea]) -> list[int]:
+        if not batch:
+            return []
+        with transaction.atomic():
+            return [area.id for area in ServiceArea.objects.bulk_create(batch)]

@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# `make bench`: generate data, build the index and measure lookups in-process and over HTTP, at several scales.
+# Arguments go to `manage.py bench` (see `make bench ARGS=--help`), e.g. ARGS="--scales 1000,10000".
+set -euo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+
+"$ROOT/ops/bootstrap.sh"
+started="$(mktemp)"
+cleanup() {
+  # shellcheck disable=SC2046
+  [ -s "$started" ] && "$ROOT/ops/services.sh" stop $(cat "$started")
+  rm -f "$started"
+}
+trap cleanup EXIT
+"$ROOT/ops/services.sh" start "$started"
+
+cd "$ROOT"
+load_env
+export DJANGO_SETTINGS_MODULE=project.settings.bench
+"$PY" manage.py bench "$@"
