@@ -11,7 +11,7 @@ from rest_framework.test import APIClient
 from areas.models import ServiceArea
 from areas.services import area_create
 from hexindex import store
-from hexindex.services import index_areas, unindexed
+from hexindex.services import areas_to_build, index_areas
 from providers.models import Provider
 
 _serial = itertools.count(1)
@@ -121,9 +121,9 @@ def index_redis(settings):
 
 @pytest.fixture
 def index_all(db):
-    """Build the index of every area not live in it yet, as the worker would; returns the build report."""
+    """Bring the index up to date for every area, as the worker would; returns the build report."""
 
     def build():
-        return index_areas(ServiceArea.objects.filter(unindexed()).values_list("id", flat=True))
+        return index_areas(areas_to_build())
 
     return build

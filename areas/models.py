@@ -30,14 +30,6 @@ class ServiceArea(models.Model):
     class Meta:
         ordering = ["id"]
         constraints = [models.CheckConstraint(condition=models.Q(price__gte=0), name="service_area_price_not_negative")]
-        indexes = [
-            # Lookups check each candidate's index version and read its price: from the index alone.
-            models.Index(
-                fields=["id"],
-                include=["indexed_version", "geometry_version", "payload_version", "price"],
-                name="servicearea_lookup",
-            )
-        ]
 
     def __str__(self):
         return self.name

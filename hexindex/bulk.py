@@ -8,7 +8,7 @@ from collections.abc import Callable
 from multiprocessing import get_context
 
 from hexindex import cells
-from hexindex.services import BuildReport, load_jobs, write_builds
+from hexindex.services import BuildReport, complete, prepare
 
 
 def build_index(
@@ -19,36 +19,46 @@ def build_index(
     batch_size: int = 250,
     progress: Callable[[int], None] | None = None,
 ) -> BuildReport:
-    report = BuildReport()
+    """Build and make live the index of the given areas; one batch is computed while the previous is written."""
+    total = BuildReport()
     if not area_ids:
-        return report
+        return total
     # Worker processes start from a clean forkserver (not forked from this process, which holds database
     # connections) and only import the Django-free cell math.
     context = get_context("forkserver")
     context.set_forkserver_preload(["hexindex.cells"])
     with context.Pool(workers) as pool:
-        computing, computing_size = None, 0
-        for start in range(0, len(area_ids), batch_size):
-            batch = area_ids[start : start + batch_size]
-            jobs, skipped = load_jobs(batch, force=force)
-            report.skipped += skipped
-            following = pool.map_async(cells.cover_job, jobs, chunksize=8)
-            if computing is not None:
-                write_builds(computing.get(), report)
+        previous = None
+        for start in range(0, len(area_ids) + batch_size, batch_size):
+            batch_ids = area_ids[start : start + batch_size]
+            following = None
+            if batch_ids:
+                batch = prepare(batch_ids, force=force)
+                following = (batch, pool.map_async(cells.cover_job, batch.jobs, chunksize=8), len(batch_ids))
+            if previous is not None:
+                done_batch, computing, size = previous
+                _merge(total, complete(done_batch, computing.get()))
                 if progress:
-                    progress(computing_size)
-            computing, computing_size = following, len(batch)
-        if computing is not None:
-            write_builds(computing.get(), report)
-            if progress:
-                progress(computing_size)
-    return report
+                    progress(size)
+            previous = following
+    return total
+
+
+def _merge(total: BuildReport, part: BuildReport) -> None:
+    total.indexed += part.indexed
+    total.live += part.live
+    total.skipped += part.skipped
+    total.failed.update(part.failed)
+    total.interior_cells += part.interior_cells
+    total.boundary_cells += part.boundary_cells
+    total.cover_seconds += part.cover_seconds
 
 
 def summarise(report: BuildReport, seconds: float) -> str:
     cells_total = report.interior_cells + report.boundary_cells
     lines = [
-        f"Indexed {len(report.indexed)} areas ({len(report.skipped)} skipped, {len(report.failed)} failed) in "
+        f"Indexed {len(report.indexed)} areas, {len(report.live)} live ({len(report.skipped)} skipped, "
+        f"{len(report.failed)} failed) in "
         f"{seconds:.1f} s: {cells_total} cells ({report.interior_cells} interior, {report.boundary_cells} boundary)"
     ]
     if report.indexed:

@@ -50,6 +50,9 @@ class AreaIndex(models.Model):
     boundary_cells = models.PositiveIntegerField(default=0)
     build_seconds = models.FloatField(null=True)
     indexed_at = models.DateTimeField(null=True)
+    payload_version = models.PositiveIntegerField(
+        null=True, help_text="The area's payload version when it was last made live in Redis."
+    )
     enqueued_at = models.DateTimeField(null=True)
     failed_version = models.PositiveIntegerField(null=True)
     error = models.TextField(blank=True)

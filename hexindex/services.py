@@ -1,15 +1,21 @@
-"""Writes to the index: building areas' covers, scheduling, forgetting, rebuilding Redis, sweeping.
+"""Writes to the index: marking changed areas, building covers, making areas live, rebuilding Redis, sweeping.
 
-Building an area's index is three short steps, in this order, so that a crash anywhere leaves lookups correct:
+Trust rules (what keeps every lookup exact, whatever crashes or races):
 
-1. In one transaction, holding the area's row (FOR SHARE, so its geometry cannot change meanwhile) and an
-   advisory lock (so two builders do not interleave): check the geometry version is still the one computed,
-   replace the area's rows in the cell table, record the build in AreaIndex.
-2. Add the new members to Redis, in every generation being served or built.
-3. Mark the area indexed (indexed_version = version), only if its geometry is still that version.
-
-Until step 3 the area is "pending" and lookups check it directly in PostGIS, so neither a half-written cell
-table nor a half-written Redis is ever trusted. Repeating a build gives the same rows and members.
+- Every write to an area (create, geometry, name, price, provider, delete) or to a provider's name or currency
+  marks the areas *pending* in Redis before the transaction commits, and again right after. If Redis cannot be
+  reached the write is refused (503) and nothing changes. A pending area has no live entry: lookups check it
+  directly in PostGIS, with its current data.
+- A build records each area's pending token *before* reading the database, then:
+  1. in one transaction, holding the area's row (FOR SHARE, so its geometry cannot change meanwhile) and an
+     advisory lock (so two builders do not interleave): checks the geometry version is still the one computed,
+     replaces the area's rows in the cell table, records the build in AreaIndex;
+  2. adds the new members to Redis, in every generation being served or built;
+  3. marks the area indexed in PostgreSQL (indexed_version = version) if its geometry is still that version;
+  4. makes it live in Redis with its payload, only if its token is unchanged. A change that committed after the
+     build read the database re-marked the area (new token), so a stale build can never hide it.
+- Members carry the geometry version, and only the live version's members are trusted, so leftovers of old
+  geometries are harmless.
 """
 
 from __future__ import annotations
@@ -20,11 +26,15 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import timedelta
 
+import orjson
 from django.db import IntegrityError, connection, transaction
 from django.db.models import BooleanField, F, Q
 from django.db.models.expressions import RawSQL
 from django.utils import timezone
+from redis.exceptions import RedisError
+from rest_framework.exceptions import APIException
 
+from areas.selectors import area_payload
 from hexindex import cells as cellmath
 from hexindex import store
 from hexindex.models import AreaIndex
@@ -35,41 +45,199 @@ UNINDEXED_SQL = "indexed_version IS DISTINCT FROM geometry_version"
 REENQUEUE_AFTER = timedelta(minutes=2)
 FAILED_RETRY_AFTER = timedelta(minutes=10)
 REBUILD_LOCK_SECONDS = 600
+INDEX_UNAVAILABLE = "The lookup index cannot be reached, so nothing was changed. Please try again shortly."
+
+PAYLOAD_SQL = """
+SELECT a.id, a.indexed_version, a.payload_version, a.name, a.price, p.id, p.name, p.currency
+FROM areas_servicearea a JOIN providers_provider p ON p.id = a.provider_id
+WHERE a.id = ANY(%s) AND a.indexed_version = a.geometry_version
+"""
+BOXES_SQL = """
+SELECT id, ST_XMin(geometry), ST_YMin(geometry), ST_XMax(geometry), ST_YMax(geometry)
+FROM areas_servicearea WHERE id = ANY(%s)
+"""
+
+
+class IndexUnavailable(APIException):
+    status_code = 503
+    default_detail = INDEX_UNAVAILABLE
+    default_code = "index_unavailable"
 
 
 def unindexed():
-    """Condition for areas whose current geometry is not live in the index (matches the partial index)."""
+    """Condition for areas whose current geometry is not indexed yet (matches the partial index)."""
     return RawSQL(UNINDEXED_SQL, [], output_field=BooleanField())
+
+
+def payload_json(**fields) -> bytes:
+    """One lookup result, serialised (see areas.selectors.area_payload for the fields)."""
+    return orjson.dumps(area_payload(**fields))
+
+
+def areas_to_build(area_ids: Iterable[int] | None = None) -> list[int]:
+    """Areas whose index is not up to date: not indexed in PostgreSQL, or pending in Redis."""
+    from areas.models import ServiceArea
+
+    areas = ServiceArea.objects.all()
+    if area_ids is not None:
+        areas = areas.filter(id__in=list(area_ids))
+    stale = set(areas.filter(unindexed()).values_list("id", flat=True))
+    pending = set(store.pending_tokens_all())
+    if pending:
+        stale |= set(areas.filter(id__in=pending).values_list("id", flat=True))
+    return sorted(stale)
+
+
+# --- marking changes (called by the areas and providers services, inside their transactions) ----------------
+
+
+def _boxes(area_ids: list[int]) -> dict[int, tuple[float, float, float, float]]:
+    with connection.cursor() as cursor:
+        cursor.execute(BOXES_SQL, [area_ids])
+        return {row[0]: tuple(row[1:]) for row in cursor.fetchall()}
+
+
+def _mark(boxes: dict[int, tuple[float, float, float, float]]) -> None:
+    try:
+        store.mark_pending(boxes)
+    except RedisError as exc:
+        log.warning("cannot mark areas pending in Redis; refusing the write", exc_info=True)
+        raise IndexUnavailable() from exc
+
+
+def areas_changed(area_ids: list[int], *, versions: dict[int, int] | None = None, enqueue_builds: bool = True) -> None:
+    """The areas were created or changed in the current transaction: take them out of the live index now, and
+    once the transaction commits, mark them again and queue their rebuild. `versions` (geometry versions) queue
+    one versioned build per area; without it, one refresh for all of them (payload changes, imports)."""
+    if not area_ids:
+        return
+    boxes = _boxes(area_ids)
+    _mark(boxes)
+    now = timezone.now()
+    AreaIndex.objects.bulk_create(
+        [AreaIndex(area_id=area_id, version=0, enqueued_at=now) for area_id in boxes],
+        update_conflicts=True,
+        unique_fields=["area"],
+        update_fields=["enqueued_at"],
+    )
+
+    def after_commit() -> None:
+        try:
+            store.mark_pending(boxes)
+        except RedisError:
+            log.warning("could not re-mark committed areas pending; the sweep will catch up", exc_info=True)
+        if not enqueue_builds:
+            return
+        if versions is not None:
+            for area_id, version in versions.items():
+                enqueue(area_id=area_id, version=version)
+        else:
+            enqueue_refresh(list(boxes))
+
+    transaction.on_commit(after_commit)
+
+
+def areas_deleting(area_ids: list[int]) -> None:
+    """The areas are about to be deleted in the current transaction. Until it commits lookups check them in
+    PostGIS; after, they are forgotten (their cell rows go with them)."""
+    if not area_ids:
+        return
+    _mark(_boxes(area_ids))
+    rows = store.cell_rows(area_ids)
+    versions = dict(AreaIndex.objects.filter(area_id__in=area_ids).values_list("area_id", "version"))
+    entries = [(area_id, versions[area_id], *rows[area_id]) for area_id in area_ids if area_id in versions]
+
+    def after_commit() -> None:
+        _best_effort(store.forget, area_ids)
+        _best_effort(store.remove_members, entries)
+
+    transaction.on_commit(after_commit)
+
+
+def enqueue(*, area_id: int, version: int) -> bool:
+    from hexindex.tasks import index_area
+
+    return _send(index_area, area_id, version)
+
+
+def enqueue_refresh(area_ids: list[int]) -> bool:
+    from hexindex.tasks import refresh_areas
+
+    return _send(refresh_areas, area_ids)
+
+
+def _send(task, *args) -> bool:
+    try:
+        task.delay(*args)
+    except Exception:
+        # The broker is down. The write has committed and lookups already check the areas directly; the sweep
+        # enqueues them again later.
+        log.warning("could not enqueue %s%r; the sweep will retry", task.name, args, exc_info=True)
+        return False
+    return True
+
+
+# --- building ------------------------------------------------------------------------------------------------
 
 
 @dataclass
 class BuildReport:
-    indexed: list[int] = field(default_factory=list)
-    skipped: list[int] = field(default_factory=list)  # already indexed, gone, or changed meanwhile
+    indexed: list[int] = field(default_factory=list)  # covers built
+    live: list[int] = field(default_factory=list)  # made live in Redis (built, or refreshed)
+    skipped: list[int] = field(default_factory=list)  # stale, gone, or changed meanwhile
     failed: dict[int, str] = field(default_factory=dict)
     interior_cells: int = 0
     boundary_cells: int = 0
     cover_seconds: list[float] = field(default_factory=list)
 
 
-def load_jobs(
-    area_ids: Iterable[int], *, force: bool = False, versions: dict[int, int] | None = None
-) -> tuple[list[tuple[int, int, bytes]], list[int]]:
-    """(area_id, geometry version, WKB) for each area that needs a build, and the ids that do not."""
-    jobs, skipped = [], []
+@dataclass
+class Batch:
+    tokens: dict[int, str]
+    jobs: list[tuple[int, int, bytes]]
+    current: list[int]  # geometry already indexed at its current version: only needs making live
+    report: BuildReport
+
+
+def prepare(area_ids: Iterable[int], *, force: bool = False, versions: dict[int, int] | None = None) -> Batch:
+    """Read the areas' pending tokens, then their geometries: (area_id, version, WKB) jobs for those that need
+    a cover. `versions` pins the geometry version (a task's): other versions are skipped as stale."""
+    area_ids = list(area_ids)
+    tokens = store.pending_tokens(area_ids)
+    jobs, current, skipped = [], [], []
     with connection.cursor() as cursor:
         cursor.execute(
             "SELECT id, geometry_version, indexed_version, ST_AsBinary(geometry) FROM areas_servicearea "
             "WHERE id = ANY(%s)",
-            [list(area_ids)],
+            [area_ids],
         )
-        for area_id, version, indexed_version, wkb in cursor.fetchall():
-            stale = versions is not None and versions.get(area_id) != version
-            if stale or (indexed_version == version and not force):
-                skipped.append(area_id)
-            else:
-                jobs.append((area_id, version, bytes(wkb)))
-    return jobs, skipped
+        found = cursor.fetchall()
+    for area_id, version, indexed_version, wkb in found:
+        if versions is not None and versions.get(area_id) != version:
+            skipped.append(area_id)
+        elif indexed_version == version and not force:
+            current.append(area_id)
+        else:
+            jobs.append((area_id, version, bytes(wkb)))
+    gone = set(area_ids) - {row[0] for row in found}
+    return Batch(tokens, jobs, current, BuildReport(skipped=skipped + sorted(gone)))
+
+
+def complete(batch: Batch, built: list[cellmath.CoverJob]) -> BuildReport:
+    """Steps 1 to 4 of the module docstring for computed covers, then make the batch's areas live."""
+    report = batch.report
+    failures = {item.area_id: (item.version, item.error) for item in built if item.cover is None}
+    report.failed.update({area_id: error for area_id, (_, error) in failures.items()})
+    record_failures(failures)
+    good = {item.area_id: item for item in built if item.cover is not None}
+    if good:
+        _write_cells(good, report)
+    # Areas whose geometry is indexed are made live: fresh builds, and unchanged geometries marked pending for
+    # a payload change. An area live already is left as it is.
+    refresh = [area_id for area_id in batch.current if batch.tokens.get(area_id)]
+    report.skipped += [area_id for area_id in batch.current if not batch.tokens.get(area_id)]
+    report.live = sorted(_make_live(report.indexed + refresh, batch.tokens))
+    return report
 
 
 def index_areas(
@@ -79,25 +247,14 @@ def index_areas(
     versions: dict[int, int] | None = None,
     mapper: Callable = map,
 ) -> BuildReport:
-    """Build the index of the given areas (see the module docstring). `versions` pins the geometry version to
-    build (a task's); `mapper` lets a caller compute covers in a process pool. Transient database and Redis
-    errors propagate (the caller retries); a geometry that cannot be covered is reported in `failed`."""
-    jobs, skipped = load_jobs(area_ids, force=force, versions=versions)
-    report = BuildReport(skipped=skipped)
-    return write_builds(list(mapper(cellmath.cover_job, jobs)), report)
+    """Build and make live the index of the given areas. `mapper` lets a caller compute covers in a process
+    pool. Transient database and Redis errors propagate (the caller retries); a geometry that cannot be covered
+    is reported in `failed`."""
+    batch = prepare(area_ids, force=force, versions=versions)
+    return complete(batch, list(mapper(cellmath.cover_job, batch.jobs)))
 
 
-def write_builds(built: list[cellmath.CoverJob], report: BuildReport) -> BuildReport:
-    """Steps 1 to 3 of the module docstring for computed covers; adds to `report` and returns it."""
-    for item in built:
-        if item.cover is None:
-            report.failed[item.area_id] = item.error
-    good = {item.area_id: item for item in built if item.cover is not None}
-    if report.failed:
-        record_failures({i.area_id: (i.version, i.error) for i in built if i.cover is None})
-    if not good:
-        return report
-
+def _write_cells(good: dict[int, cellmath.CoverJob], report: BuildReport) -> None:
     # Step 1: the cell table, under locks, for areas whose geometry is still the version we computed.
     with transaction.atomic(), connection.cursor() as cursor:
         ids = sorted(good)
@@ -111,16 +268,16 @@ def write_builds(built: list[cellmath.CoverJob], report: BuildReport) -> BuildRe
                 report.skipped.append(area_id)
                 del good[area_id]
         if not good:
-            return report
+            return
         previous_rows = store.cell_rows(list(good))
         previous_versions = dict(AreaIndex.objects.filter(area_id__in=good).values_list("area_id", "version"))
         store.replace_cell_rows({area_id: item.copy_rows for area_id, item in good.items()})
         _record_builds(good.values())
 
-    # Step 2: Redis.
+    # Step 2: Redis members.
     store.add_members((i.area_id, i.version, i.cover.interior, i.cover.boundary) for i in good.values())
 
-    # Step 3: live, unless the geometry changed after step 1.
+    # Step 3: indexed, unless the geometry changed after step 1.
     with connection.cursor() as cursor:
         cursor.execute(
             "UPDATE areas_servicearea AS a SET indexed_version = v.version "
@@ -128,23 +285,50 @@ def write_builds(built: list[cellmath.CoverJob], report: BuildReport) -> BuildRe
             "WHERE a.id = v.id AND a.geometry_version = v.version RETURNING a.id",
             [list(good), [item.version for item in good.values()]],
         )
-        live = {row[0] for row in cursor.fetchall()}
-    AreaIndex.objects.filter(area_id__in=live).update(indexed_at=timezone.now())
+        indexed = {row[0] for row in cursor.fetchall()}
+    AreaIndex.objects.filter(area_id__in=indexed).update(indexed_at=timezone.now())
     for area_id, item in good.items():
-        (report.indexed if area_id in live else report.skipped).append(area_id)
-        if area_id in live:
+        if area_id in indexed:
+            report.indexed.append(area_id)
             report.interior_cells += len(item.cover.interior)
             report.boundary_cells += len(item.cover.boundary)
             report.cover_seconds.append(item.seconds)
+        else:
+            report.skipped.append(area_id)
 
     # Tidy Redis: members of replaced versions are never trusted, but they take memory.
     stale = [
         (area_id, previous_versions[area_id], *previous_rows[area_id])
         for area_id in good
-        if area_id in previous_versions and previous_versions[area_id] != good[area_id].version
+        if previous_versions.get(area_id) and previous_versions[area_id] != good[area_id].version
     ]
     _best_effort(store.remove_members, stale)
-    return report
+
+
+def _make_live(area_ids: list[int], tokens: dict[int, str]) -> set[int]:
+    """Step 4: each area's payload, read now (after its token was), and its live version, unless it changed."""
+    if not area_ids:
+        return set()
+    with connection.cursor() as cursor:
+        cursor.execute(PAYLOAD_SQL, [area_ids])
+        rows = cursor.fetchall()
+    entries = []
+    payload_versions = {}
+    for area_id, version, payload_version, name, price, provider_id, provider_name, currency in rows:
+        body = payload_json(
+            area_id=area_id,
+            name=name,
+            price=price,
+            currency=currency,
+            provider_id=provider_id,
+            provider_name=provider_name,
+        )
+        entries.append((area_id, tokens.get(area_id, ""), version, store.payload_blob(area_id, price, body)))
+        payload_versions[area_id] = payload_version
+    live = store.make_live(entries)
+    for area_id in live:
+        AreaIndex.objects.filter(area_id=area_id).update(payload_version=payload_versions[area_id])
+    return live
 
 
 def _record_builds(built: Iterable[cellmath.CoverJob]) -> None:
@@ -202,50 +386,6 @@ def _best_effort(action: Callable, *args) -> None:
         log.warning("best-effort Redis update failed", exc_info=True)
 
 
-# --- scheduling, called by the areas services -----------------------------------------------------------------
-
-
-def schedule_index(*, area_id: int, version: int) -> None:
-    """Queue a build of this geometry version once the surrounding transaction commits."""
-    _mark_enqueued(area_id)
-    transaction.on_commit(lambda: enqueue_index(area_id=area_id, version=version))
-
-
-def _mark_enqueued(area_id: int) -> None:
-    # `version` describes the rows in the cell table: 0 until a first build writes some.
-    now = timezone.now()
-    AreaIndex.objects.update_or_create(
-        area_id=area_id, defaults={"enqueued_at": now}, create_defaults={"version": 0, "enqueued_at": now}
-    )
-
-
-def enqueue_index(*, area_id: int, version: int) -> bool:
-    from hexindex.tasks import index_area
-
-    try:
-        index_area.delay(area_id, version)
-    except Exception:
-        # The broker is down. The write has committed and lookups already check the area directly; the sweep
-        # enqueues it again later.
-        log.warning("could not enqueue indexing of area %s; the sweep will retry", area_id, exc_info=True)
-        return False
-    return True
-
-
-def forget_areas(area_ids: list[int]) -> Callable[[], None]:
-    """Before deleting areas: collect their index entries, and return what removes them from Redis after commit.
-    (The cell rows go with the areas.) Leftovers would be harmless, only wasted memory."""
-    rows = store.cell_rows(area_ids)
-    versions = dict(AreaIndex.objects.filter(area_id__in=area_ids).values_list("area_id", "version"))
-    entries = [(area_id, versions[area_id], *rows[area_id]) for area_id in area_ids if area_id in versions]
-
-    def remove() -> None:
-        _best_effort(store.remove_members, entries)
-        _best_effort(store.drop_payloads, area_ids)
-
-    return remove
-
-
 # --- Redis rebuild and the sweep ------------------------------------------------------------------------------
 
 
@@ -254,14 +394,18 @@ class RebuildReport:
     generation: int | None
     members: int = 0
     keys: int = 0
+    live: int = 0
+    pending: int = 0
     seconds: float = 0.0
     replaced: int | None = None
 
 
 def rebuild_redis(*, progress: Callable[[int], None] | None = None) -> RebuildReport:
-    """Rebuild the Redis mirror from the cell table into a new generation, then switch lookups to it atomically.
-    Lookups keep using the old generation (or PostGIS) meanwhile; index builds write to both."""
+    """Rebuild the Redis side from PostgreSQL: members into a new generation, live entries and payloads, pending
+    marks for areas not indexed; then switch lookups to the new generation atomically. Lookups keep using the
+    old generation (or PostGIS) meanwhile; builds write to both generations."""
     started = time.perf_counter()
+    tokens = store.pending_tokens_all()  # before reading the database, like any build
     generation = store.begin_rebuild(REBUILD_LOCK_SECONDS)
     if generation is None:
         return RebuildReport(generation=None)
@@ -278,6 +422,18 @@ def rebuild_redis(*, progress: Callable[[int], None] | None = None) -> RebuildRe
                 report.keys += len(grouped)
                 if progress:
                     progress(len(rows))
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT id FROM areas_servicearea WHERE indexed_version = geometry_version ORDER BY id")
+            indexed = [row[0] for row in cursor.fetchall()]
+            cursor.execute(f"SELECT id FROM areas_servicearea WHERE {UNINDEXED_SQL} ORDER BY id")
+            waiting = [row[0] for row in cursor.fetchall()]
+        for start in range(0, len(indexed), 5000):
+            report.live += len(_make_live(indexed[start : start + 5000], tokens))
+        for start in range(0, len(waiting), 5000):
+            chunk = [area_id for area_id in waiting[start : start + 5000] if area_id not in tokens]
+            if chunk:
+                store.mark_pending(_boxes(chunk))
+            report.pending += len(chunk)
     except BaseException:
         _best_effort(store.abandon_rebuild, generation)
         raise
@@ -289,12 +445,26 @@ def rebuild_redis(*, progress: Callable[[int], None] | None = None) -> RebuildRe
 
 
 def sweep(*, limit: int = 1000) -> dict:
-    """The backstop: re-enqueue areas stuck unindexed (enqueue lost, worker crashed, earlier failure) and
-    rebuild Redis when it has no live index."""
+    """The backstop, run every minute: rebuild Redis when it has no index; re-enqueue areas stuck unindexed
+    (enqueue lost, worker crashed, earlier failure) or left pending; refresh areas changed behind the services'
+    back (their payload version moved)."""
     from areas.models import ServiceArea
 
+    try:
+        if store.live_generation() is None:
+            if store.request_rebuild():
+                from hexindex.tasks import rebuild_redis_index
+
+                rebuild_redis_index.delay()
+                return {"reenqueued": 0, "refreshed": 0, "rebuild_requested": True}
+            return {"reenqueued": 0, "refreshed": 0, "rebuild_requested": False}
+        pending = store.pending_since()
+    except RedisError:
+        log.warning("sweep could not reach Redis", exc_info=True)
+        return {"reenqueued": 0, "refreshed": 0, "rebuild_requested": False}
+
     now = timezone.now()
-    due = (
+    due = list(
         ServiceArea.objects.filter(unindexed())
         .filter(
             Q(index_state__isnull=True)
@@ -305,17 +475,27 @@ def sweep(*, limit: int = 1000) -> dict:
         .order_by("id")
         .values_list("id", "geometry_version")[:limit]
     )
-    due = list(due)
-    for area_id, version in due:
-        _mark_enqueued(area_id)
-        enqueue_index(area_id=area_id, version=version)
-    rebuild = False
-    try:
-        if store.live_generation() is None and store.request_rebuild():
-            from hexindex.tasks import rebuild_redis_index
+    if due:
+        # Unindexed areas must be pending in Redis, whoever created them.
+        _mark({area_id: box for area_id, box in _boxes([a for a, _ in due]).items() if area_id not in pending})
+        AreaIndex.objects.filter(area_id__in=[a for a, _ in due]).update(enqueued_at=now)
+        for area_id, version in due:
+            enqueue(area_id=area_id, version=version)
 
-            rebuild_redis_index.delay()
-            rebuild = True
-    except Exception:
-        log.warning("sweep could not check Redis", exc_info=True)
-    return {"reenqueued": len(due), "rebuild_requested": rebuild}
+    cutoff = time.time() - REENQUEUE_AFTER.total_seconds()
+    stuck = [area_id for area_id, since in pending.items() if since < cutoff]
+    changed = [
+        area_id
+        for area_id in ServiceArea.objects.filter(index_state__isnull=False, indexed_version=F("geometry_version"))
+        .exclude(payload_version=F("index_state__payload_version"))
+        .values_list("id", flat=True)[:limit]
+        if area_id not in pending
+    ]
+    if changed:
+        _mark(_boxes(changed))
+    refresh = sorted(set(stuck) | set(changed))[:limit]
+    existing = set(ServiceArea.objects.filter(id__in=refresh).values_list("id", flat=True))
+    _best_effort(store.forget, [area_id for area_id in refresh if area_id not in existing])
+    if existing:
+        enqueue_refresh(sorted(existing))
+    return {"reenqueued": len(due), "refreshed": len(existing), "rebuild_requested": False}

@@ -7,18 +7,31 @@ Redis layout (logical database HEXINDEX_REDIS_URL):
     hx:building               generation being rebuilt, while a rebuild runs (also its lock)
     hx:G:i:<cell hex>         set of members whose area holds <cell> entirely (interior)
     hx:G:b:<cell hex>         set of members whose area crosses <cell> (boundary: check exactly)
-    hx:p:<area id>            "<payload_version>|<json>": the area's lookup result, pre-serialised
+    hx:live                   hash area id -> version (% 4096) whose members and payload are live
+    hx:p:<area id>            the area's lookup result, pre-serialised: "<sort key>|<json>"
+    hx:pending                hash area id -> change token, for areas whose live entry is out of date
+    hx:pbox                   hash area id -> "minLng minLat maxLng maxLat" of each pending area
+    hx:seq                    counter for change tokens
 
-A member is `area_id << 16 | (version & 0xFFFF)`, where version is the geometry version the cell was computed
-from. A lookup only trusts a member whose version matches the area's live index in PostgreSQL, so entries left
-behind by an old geometry (a failed cleanup, a crash) are harmless, and a rebuild never races an update.
+A member is `area_id << 16 | resolution << 12 | version % 4096`: the area, the resolution of its boundary cells
+(so that confirming a boundary candidate is one primary-key probe), and the geometry version the cell was
+computed from. A lookup trusts a member only when it is the area's live version, so entries left behind by an
+old geometry (a failed cleanup, a crash) are harmless.
+
+Every write to an area or its provider marks the area pending *before* its transaction commits, and again
+after (see hexindex.services); a pending area has no live entry, so lookups check it directly in PostGIS. The
+indexer makes an area live again with a compare-and-set on its change token, so a build that read the database
+before a later change can never hide that change.
 """
 
 from __future__ import annotations
 
 import io
+import time
 from collections import defaultdict
 from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from decimal import Decimal
 from functools import lru_cache
 
 import h3.api.basic_int as h3
@@ -26,41 +39,80 @@ import redis
 from django.conf import settings
 from django.db import connection
 
-AREA_SHIFT = 16  # the Lua script divides by 2**16 to find the area
+AREA_SHIFT = 16  # the Lua scripts divide by 2**16 to find the area
 RES_SHIFT = 12
 VERSION_MASK = (1 << RES_SHIFT) - 1
 GEN_KEY = "hx:gen"
 BUILDING_KEY = "hx:building"
 GEN_COUNTER_KEY = "hx:gen:counter"
 REBUILD_REQUESTED_KEY = "hx:rebuild:requested"
+LIVE_KEY = "hx:live"
+PENDING_KEY = "hx:pending"
+PENDING_BOX_KEY = "hx:pbox"
+SEQ_KEY = "hx:seq"
 PAYLOAD_PREFIX = "hx:p:"
-MGET_CHUNK = 1000
+# Above this many pending areas a lookup does not scan their boxes: it answers from PostGIS alone.
+MAX_PENDING_SCAN = 256
 
-# One round trip for a lookup: the live generation, the interior and boundary members of the point's cells, and
-# the cached payloads of every candidate. Returns false when there is no live generation.
-_LOOKUP_LUA = """
+# One round trip for a lookup. KEYS: gen, live, pbox, pending. ARGV: lng, lat, the point's cells (hex).
+# Returns false without a live generation; else {interior ids, boundary ids, boundary resolutions, interior
+# payloads, boundary payloads, pending ids whose box holds the point, or -1 for "too many pending to scan"}.
+_LOOKUP_LUA = (
+    f"local MAX_PENDING_SCAN = {MAX_PENDING_SCAN}\n"
+    + """
 local gen = redis.call('GET', KEYS[1])
 if not gen then return false end
 local interior_keys, boundary_keys = {}, {}
-for i = 1, #ARGV do
-  interior_keys[i] = 'hx:' .. gen .. ':i:' .. ARGV[i]
-  boundary_keys[i] = 'hx:' .. gen .. ':b:' .. ARGV[i]
+for i = 3, #ARGV do
+  interior_keys[i - 2] = 'hx:' .. gen .. ':i:' .. ARGV[i]
+  boundary_keys[i - 2] = 'hx:' .. gen .. ':b:' .. ARGV[i]
 end
-local interior = redis.call('SUNION', unpack(interior_keys))
-local boundary = redis.call('SUNION', unpack(boundary_keys))
-local payload_keys = {}
-for _, members in ipairs({interior, boundary}) do
-  for _, member in ipairs(members) do
-    payload_keys[#payload_keys + 1] = 'hx:p:' .. string.format('%d', math.floor(tonumber(member) / 65536))
+local function live_only(members)
+  local ids, versions, resolutions = {}, {}, {}
+  for _, m in ipairs(members) do
+    local value = tonumber(m)
+    ids[#ids + 1] = string.format('%d', math.floor(value / 65536))
+    versions[#versions + 1] = value % 4096
+    resolutions[#resolutions + 1] = math.floor(value / 4096) % 16
+  end
+  local kept, kept_res, payload_keys = {}, {}, {}
+  for first = 1, #ids, 1000 do
+    local last = math.min(first + 999, #ids)
+    local live = redis.call('HMGET', KEYS[2], unpack(ids, first, last))
+    for j = first, last do
+      if tonumber(live[j - first + 1]) == versions[j] then
+        kept[#kept + 1] = ids[j]
+        kept_res[#kept_res + 1] = resolutions[j]
+        payload_keys[#payload_keys + 1] = 'hx:p:' .. ids[j]
+      end
+    end
+  end
+  local payloads = {}
+  for first = 1, #payload_keys, 1000 do
+    local chunk = redis.call('MGET', unpack(payload_keys, first, math.min(first + 999, #payload_keys)))
+    for _, value in ipairs(chunk) do payloads[#payloads + 1] = value end
+  end
+  return kept, kept_res, payloads
+end
+local interior, _, interior_payloads = live_only(redis.call('SUNION', unpack(interior_keys)))
+local boundary, boundary_res, boundary_payloads = live_only(redis.call('SUNION', unpack(boundary_keys)))
+local pending = {}
+local waiting = redis.call('HLEN', KEYS[3])
+if waiting > MAX_PENDING_SCAN then
+  pending = {-1}
+elseif waiting > 0 then
+  local lng, lat = tonumber(ARGV[1]), tonumber(ARGV[2])
+  local boxes = redis.call('HGETALL', KEYS[3])
+  for i = 1, #boxes, 2 do
+    local w, s, e, n = string.match(boxes[i + 1], '(%S+) (%S+) (%S+) (%S+)')
+    if lng >= tonumber(w) and lng <= tonumber(e) and lat >= tonumber(s) and lat <= tonumber(n) then
+      pending[#pending + 1] = boxes[i]
+    end
   end
 end
-local payloads = {}
-for first = 1, #payload_keys, 1000 do
-  local chunk = redis.call('MGET', unpack(payload_keys, first, math.min(first + 999, #payload_keys)))
-  for _, value in ipairs(chunk) do payloads[#payloads + 1] = value end
-end
-return {interior, boundary, payloads}
+return {interior, boundary, boundary_res, interior_payloads, boundary_payloads, pending}
 """
+)
 
 
 def member(area_id: int, version: int, res: int = 0) -> int:
@@ -80,6 +132,15 @@ def payload_key(area_id: int) -> str:
     return f"{PAYLOAD_PREFIX}{area_id}"
 
 
+def payload_blob(area_id: int, price: Decimal, body: bytes) -> bytes:
+    """A cached result with a prefix that sorts like (price, id), so results are ordered by sorting bytes."""
+    cents = int(price * 100)
+    return b"%015d%012d|%s" % (cents, area_id, body)
+
+
+SORT_KEY_LENGTH = 28  # the prefix above, with its "|"
+
+
 @lru_cache(maxsize=4)
 def _client_for(url: str, timeout: float) -> redis.Redis:
     return redis.Redis.from_url(url, socket_connect_timeout=timeout, socket_timeout=timeout, health_check_interval=30)
@@ -90,52 +151,154 @@ def client() -> redis.Redis:
     return _client_for(settings.HEXINDEX_REDIS_URL, settings.REDIS_SOCKET_TIMEOUT)
 
 
-@lru_cache(maxsize=4)
-def _lookup_script(redis_client: redis.Redis):
-    return redis_client.register_script(_LOOKUP_LUA)
+@lru_cache(maxsize=8)
+def _script(redis_client: redis.Redis, source: str):
+    return redis_client.register_script(source)
 
 
 # --- reads ---------------------------------------------------------------------------------------------------
 
 
+@dataclass(slots=True)
 class Candidates:
-    """What Redis knows about a point: candidate members and the cached payloads of their areas."""
+    """What Redis knows about a point: live candidates with their cached payloads, and pending areas."""
 
-    __slots__ = ("boundary", "interior", "payloads")
+    interior: list[int]
+    boundary: list[int]
+    boundary_resolutions: list[int]
+    payloads: dict[int, bytes]
+    pending: list[int]
+    too_many_pending: bool
 
-    def __init__(self, interior: list[int], boundary: list[int], payloads: dict[int, bytes]):
-        self.interior = interior
-        self.boundary = boundary
-        self.payloads = payloads
 
-
-def candidates(cells: list[int]) -> Candidates | None:
+def candidates(lat: float, lng: float, cells: list[int]) -> Candidates | None:
     """One Redis round trip. None when Redis holds no live index. Raises redis.RedisError when unreachable."""
     redis_client = client()
-    reply = _lookup_script(redis_client)(keys=[GEN_KEY], args=[f"{cell:x}" for cell in cells], client=redis_client)
+    reply = _script(redis_client, _LOOKUP_LUA)(
+        keys=[GEN_KEY, LIVE_KEY, PENDING_BOX_KEY, PENDING_KEY],
+        args=[repr(lng), repr(lat), *(f"{cell:x}" for cell in cells)],
+        client=redis_client,
+    )
     if not reply:
         return None
-    interior_raw, boundary_raw, payload_raw = reply
-    interior = [int(m) for m in interior_raw]
-    boundary = [int(m) for m in boundary_raw]
-    payloads = {}
-    for value, blob in zip(interior + boundary, payload_raw, strict=True):
-        if blob is not None:
-            payloads[value >> AREA_SHIFT] = blob
-    return Candidates(interior, boundary, payloads)
+    interior_raw, boundary_raw, boundary_res, interior_payloads, boundary_payloads, pending_raw = reply
+    interior = [int(i) for i in interior_raw]
+    boundary = [int(i) for i in boundary_raw]
+    payloads = {
+        area_id: blob
+        for area_id, blob in zip(interior + boundary, interior_payloads + boundary_payloads, strict=True)
+        if blob is not None
+    }
+    too_many = pending_raw == [-1]
+    return Candidates(
+        interior=interior,
+        boundary=boundary,
+        boundary_resolutions=[int(r) for r in boundary_res],
+        payloads=payloads,
+        pending=[] if too_many else [int(i) for i in pending_raw],
+        too_many_pending=too_many,
+    )
 
 
-def split_payload(blob: bytes) -> tuple[int, bytes]:
-    version, _, body = blob.partition(b"|")
-    return int(version), body
+# --- live and pending state ----------------------------------------------------------------------------------
+
+# KEYS: pending, pbox, live, seq. ARGV: now, then (area id, box) pairs. Returns the new token.
+_MARK_PENDING_LUA = """
+local token = redis.call('INCR', KEYS[4]) .. ':' .. ARGV[1]
+for i = 2, #ARGV, 2 do
+  redis.call('HSET', KEYS[1], ARGV[i], token)
+  redis.call('HSET', KEYS[2], ARGV[i], ARGV[i + 1])
+  redis.call('HDEL', KEYS[3], ARGV[i])
+  redis.call('DEL', 'hx:p:' .. ARGV[i])
+end
+return token
+"""
+
+# KEYS: pending, pbox, live. ARGV: (area id, expected token or "", version, payload) quadruples. Makes each area
+# live with its payload if its token is still the expected one ("" = not pending); returns the ids made live.
+_MAKE_LIVE_LUA = """
+local done = {}
+for i = 1, #ARGV, 4 do
+  local id, expected = ARGV[i], ARGV[i + 1]
+  local current = redis.call('HGET', KEYS[1], id) or ''
+  if current == expected then
+    redis.call('HSET', KEYS[3], id, ARGV[i + 2])
+    redis.call('SET', 'hx:p:' .. id, ARGV[i + 3])
+    redis.call('HDEL', KEYS[1], id)
+    redis.call('HDEL', KEYS[2], id)
+    done[#done + 1] = id
+  end
+end
+return done
+"""
+
+# KEYS: pending, pbox, live. ARGV: area ids. For deleted areas: no pending entry, no live entry, no payload.
+_FORGET_LUA = """
+for i = 1, #ARGV do
+  redis.call('HDEL', KEYS[1], ARGV[i])
+  redis.call('HDEL', KEYS[2], ARGV[i])
+  redis.call('HDEL', KEYS[3], ARGV[i])
+  redis.call('DEL', 'hx:p:' .. ARGV[i])
+end
+return #ARGV
+"""
 
 
-def store_payloads(payloads: dict[int, tuple[int, bytes]]) -> None:
-    """Cache area_id -> (payload_version, json). Best effort: the lookup has already answered."""
-    pipe = client().pipeline(transaction=False)
-    for area_id, (version, body) in payloads.items():
-        pipe.set(payload_key(area_id), b"%d|%s" % (version, body))
-    pipe.execute()
+def mark_pending(boxes: dict[int, tuple[float, float, float, float]]) -> str:
+    """Take the areas out of the live index until rebuilt: lookups check them directly in PostGIS.
+    Raises redis.RedisError when Redis cannot be reached (the caller's transaction must not commit then)."""
+    if not boxes:
+        return ""
+    args: list = [int(time.time())]
+    for area_id, (west, south, east, north) in boxes.items():
+        args += (area_id, f"{west!r} {south!r} {east!r} {north!r}")
+    redis_client = client()
+    keys = [PENDING_KEY, PENDING_BOX_KEY, LIVE_KEY, SEQ_KEY]
+    return _script(redis_client, _MARK_PENDING_LUA)(keys=keys, args=args, client=redis_client).decode()
+
+
+def pending_tokens(area_ids: Iterable[int]) -> dict[int, str]:
+    """area_id -> current change token ("" when not pending). Read before reading the database for a build."""
+    area_ids = list(area_ids)
+    if not area_ids:
+        return {}
+    values = client().hmget(PENDING_KEY, area_ids)
+    return {area_id: (value.decode() if value else "") for area_id, value in zip(area_ids, values, strict=True)}
+
+
+def pending_tokens_all() -> dict[int, str]:
+    return {int(area_id): token.decode() for area_id, token in client().hgetall(PENDING_KEY).items()}
+
+
+def make_live(entries: list[tuple[int, str, int, bytes]]) -> set[int]:
+    """(area_id, expected token, geometry version, payload blob): make each area live unless it changed again
+    since its token was read. Returns the ids made live."""
+    redis_client = client()
+    script = _script(redis_client, _MAKE_LIVE_LUA)
+    done: set[int] = set()
+    for start in range(0, len(entries), 2000):
+        args = []
+        for area_id, token, version, blob in entries[start : start + 2000]:
+            args += (area_id, token, version & VERSION_MASK, blob)
+        done.update(
+            int(i) for i in script(keys=[PENDING_KEY, PENDING_BOX_KEY, LIVE_KEY], args=args, client=redis_client)
+        )
+    return done
+
+
+def forget(area_ids: list[int]) -> None:
+    if area_ids:
+        redis_client = client()
+        keys = [PENDING_KEY, PENDING_BOX_KEY, LIVE_KEY]
+        _script(redis_client, _FORGET_LUA)(keys=keys, args=area_ids, client=redis_client)
+
+
+def pending_since() -> dict[int, float]:
+    """area_id -> unix time it was last marked pending."""
+    return {
+        int(area_id): float(token.decode().rsplit(":", 1)[1])
+        for area_id, token in client().hgetall(PENDING_KEY).items()
+    }
 
 
 def live_generation() -> int | None:
@@ -205,12 +368,6 @@ def remove_members(entries: Iterable[tuple[int, int, list[int], list[int]]]) -> 
     generations = _generations(redis_client)
     if generations:
         _apply_pairs(redis_client, _SREM_PAIRS_LUA, _pairs(generations, entries))
-
-
-def drop_payloads(area_ids: Iterable[int]) -> None:
-    keys = [payload_key(area_id) for area_id in area_ids]
-    if keys:
-        client().unlink(*keys)
 
 
 # A generation number never used before (above the live one even if the counter was lost), and the lock.

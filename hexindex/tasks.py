@@ -35,10 +35,34 @@ def index_area(area_id: int, version: int) -> str:
         return (
             f"indexed area {area_id} v{version}: {report.interior_cells} interior + {report.boundary_cells} "
             f"boundary cells, cover in {report.cover_seconds[0] * 1000:.1f} ms"
+            + ("" if report.live else "; changed again since, left pending")
         )
     if report.failed:
         return f"failed area {area_id} v{version}: {report.failed[area_id]}"
-    return f"skipped area {area_id} v{version}: already indexed, changed since, or deleted"
+    if report.live:
+        return f"refreshed area {area_id} v{version}: its lookup result is live again"
+    return f"skipped area {area_id} v{version}: already live, changed since, or deleted"
+
+
+@shared_task(
+    name="hexindex.refresh_areas",
+    acks_late=True,
+    autoretry_for=TRANSIENT,
+    retry_backoff=2,
+    retry_backoff_max=300,
+    retry_jitter=True,
+    max_retries=8,
+    soft_time_limit=600,
+    time_limit=900,
+)
+def refresh_areas(area_ids: list[int]) -> str:
+    """Bring several areas' index up to date (builds what is not indexed, then makes them live): after a
+    provider rename, a bulk import, or from the sweep."""
+    report = services.index_areas(area_ids)
+    return (
+        f"{len(area_ids)} areas: {len(report.indexed)} indexed, {len(report.live)} made live, "
+        f"{len(report.skipped)} skipped, {len(report.failed)} failed"
+    )
 
 
 @shared_task(name="hexindex.rebuild_redis", acks_late=True, time_limit=3600)

@@ -1,7 +1,7 @@
 from django.db import IntegrityError, transaction
 from rest_framework.exceptions import ValidationError
 
-from hexindex.services import forget_areas
+from hexindex.services import areas_changed, areas_deleting
 from providers.models import Provider
 from providers.serializers import EMAIL_TAKEN
 
@@ -24,14 +24,18 @@ def provider_create(*, owner, data: dict) -> Provider:
 
 @transaction.atomic
 def provider_update(*, provider: Provider, data: dict) -> Provider:
+    shown_before = (provider.name, provider.currency)
     for field, value in data.items():
         setattr(provider, field, value)
-    return _save(provider)
+    _save(provider)
+    if (provider.name, provider.currency) != shown_before:
+        # Lookup results show the provider's name and currency: refresh its areas' cached results.
+        areas_changed(list(provider.service_areas.values_list("id", flat=True)))
+    return provider
 
 
 @transaction.atomic
 def provider_delete(*, provider: Provider) -> None:
     # Service areas go with their provider (on_delete=CASCADE), and out of the index.
-    cleanup = forget_areas(list(provider.service_areas.values_list("id", flat=True)))
+    areas_deleting(list(provider.service_areas.values_list("id", flat=True)))
     provider.delete()
-    transaction.on_commit(cleanup)

@@ -14,6 +14,7 @@ app.autodiscover_tasks()
 # a long rebuild never waits behind a burst of edits, nor the other way round.
 app.conf.task_routes = {
     "hexindex.index_area": {"queue": "index"},
+    "hexindex.refresh_areas": {"queue": "index"},
     "hexindex.rebuild_redis": {"queue": "maintenance"},
     "hexindex.sweep": {"queue": "maintenance"},
 }

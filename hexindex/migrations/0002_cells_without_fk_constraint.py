@@ -7,7 +7,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('areas', '0003_lookup_covering_index'),
+        ('areas', '0002_index_versions'),
         ('hexindex', '0001_initial'),
     ]
 

@@ -20,11 +20,11 @@ def run(*args) -> str:
 def test_reindex_builds_what_is_pending_and_reports(make_area):
     areas = [make_area(square(10.0 + i, 50.0, 0.3)) for i in range(5)]
     output = run()
-    assert "Indexed 5 areas (0 skipped, 0 failed)" in output
+    assert "Indexed 5 areas, 5 live (0 skipped, 0 failed)" in output
     assert "cells (" in output and "Cell table:" in output and "Redis:" in output
     assert not ServiceArea.objects.filter(unindexed()).exists()
-    found = store.candidates(point_cells(50.0, 12.0))
-    assert areas[2].id in {store.split_member(m)[0] for m in found.interior + found.boundary}
+    found = store.candidates(50.0, 12.0, point_cells(50.0, 12.0))
+    assert areas[2].id in set(found.interior + found.boundary)
 
 
 def test_reindex_resumes_and_can_be_limited_to_ids(make_area):
@@ -43,5 +43,5 @@ def test_reindex_redis_only_restores_an_empty_redis(make_area, index_redis):
     index_redis.flushdb()
     output = run("--redis-only")
     assert "is live" in output
-    found = store.candidates(point_cells(50.0, 10.0))
-    assert {store.split_member(m)[0] for m in found.interior + found.boundary} == {area.id}
+    found = store.candidates(50.0, 10.0, point_cells(50.0, 10.0))
+    assert set(found.interior + found.boundary) == {area.id}

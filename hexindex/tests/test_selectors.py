@@ -11,8 +11,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from shapely.geometry import MultiPolygon, Polygon, box, mapping
 
-from areas.models import ServiceArea
 from areas.selectors import areas_covering
+from areas.services import area_create
 from hexindex import store
 from hexindex.selectors import lookup
 from hexindex.services import index_areas
@@ -111,11 +111,8 @@ def test_indexed_lookup_equals_postgis(make_provider, shapes, seed, indexed):
         provider = make_provider()
         created = []
         for shape in shapes:
-            created.append(
-                ServiceArea.objects.create(
-                    provider=provider, name="x", price=rng.choice(["1.00", "2.00"]), geometry=_geos(shape)
-                )
-            )
+            data = {"provider": provider, "name": "x", "price": rng.choice(["1.00", "2.00"]), "geometry": _geos(shape)}
+            created.append(area_create(data=data))
         if indexed:
             report = index_areas([a.id for a in created])
             assert sorted(report.indexed) == sorted(a.id for a in created)

@@ -15,7 +15,7 @@ from areas.services import area_create, area_update
 from conftest import feature, square
 from hexindex import cells, store
 from hexindex.models import AreaCell, AreaIndex
-from hexindex.services import index_areas, rebuild_redis, sweep
+from hexindex.services import INDEX_UNAVAILABLE, complete, index_areas, prepare, rebuild_redis, sweep
 from hexindex.tasks import index_area
 
 WEST = square(10.0, 50.0, 0.2)
@@ -179,11 +179,11 @@ def test_sweep_rebuilds_an_empty_redis(make_area, index_redis):
     area = make_area(WEST)
     index_area(area.id, 1)
     index_redis.flushdb()
-    assert store.candidates(cells.point_cells(50.0, 10.0)) is None
+    assert store.candidates(50.0, 10.0, cells.point_cells(50.0, 10.0)) is None
 
     assert sweep()["rebuild_requested"] is True
-    found = store.candidates(cells.point_cells(50.0, 10.0))
-    assert {store.split_member(m)[0] for m in found.interior + found.boundary} == {area.id}
+    found = store.candidates(50.0, 10.0, cells.point_cells(50.0, 10.0))
+    assert set(found.interior + found.boundary) == {area.id}
 
 
 def test_rebuild_switches_to_a_new_generation_and_drops_the_old(make_area, index_redis):
@@ -275,3 +275,75 @@ def test_feature_shows_index_state(make_area, client_for, index_all):
     assert 0 <= ready["resolution"] <= cells.MAX_RES
     assert ready["interior_cells"] + ready["boundary_cells"] == len(cell_rows(area.id))
     assert ready["indexed_at"]
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "body"),
+    [
+        ("post", "/api/v1/service-areas/", "create"),
+        ("patch", "/api/v1/service-areas/{area}/", {"type": "Feature", "properties": {"price": "99"}}),
+        ("patch", "/api/v1/service-areas/{area}/", {"type": "Feature", "geometry": EAST}),
+        ("delete", "/api/v1/service-areas/{area}/", None),
+        ("patch", "/api/v1/providers/{provider}/", {"name": "Renamed"}),
+        ("delete", "/api/v1/providers/{provider}/", None),
+    ],
+)
+def test_writes_are_refused_while_the_index_is_unreachable(client_for, make_area, settings, method, path, body):
+    area = make_area(WEST)
+    before = (
+        list(ServiceArea.objects.values_list("id", "name", "price", "geometry_version")),
+        list(area.provider.__class__.objects.values_list("id", "name")),
+    )
+    owner = client_for(area.provider.owner)
+    if body == "create":
+        body = feature(EAST, provider=area.provider_id, name="new", price="1")
+    settings.HEXINDEX_REDIS_URL = f"redis://127.0.0.1:{closed_port()}/0"
+
+    response = getattr(owner, method)(path.format(area=area.id, provider=area.provider_id), body, format="json")
+
+    assert response.status_code == 503
+    assert response.json()["detail"] == INDEX_UNAVAILABLE
+    after = (
+        list(ServiceArea.objects.values_list("id", "name", "price", "geometry_version")),
+        list(area.provider.__class__.objects.values_list("id", "name")),
+    )
+    assert after == before
+
+
+def test_a_build_that_read_old_data_cannot_hide_a_later_change(make_area, api, index_all):
+    area = make_area(WEST, price="10.00")
+    index_all()
+    area_update(area=area, data={"price": "20.00"})  # pending: lookups read it from PostGIS
+    batch = prepare([area.id])  # a refresh that read its token now...
+    area_update(area=area, data={"price": "30.00"})  # ...then another change lands before it finishes
+    report = complete(batch, [])
+    assert report.live == []  # its token is stale: the area stays pending
+    assert api.get("/api/v1/lookup/", {"lat": 50, "lng": 10}).json()["results"][0]["price"] == "30.00"
+    index_all()
+    assert api.get("/api/v1/lookup/", {"lat": 50, "lng": 10}).json()["results"][0]["price"] == "30.00"
+    assert store.pending_tokens([area.id]) == {area.id: ""}
+
+
+def test_sweep_refreshes_areas_changed_behind_the_services_back(make_area, api, index_all):
+    area = make_area(WEST, price="10.00")
+    index_all()
+    assert api.get("/api/v1/lookup/", {"lat": 50, "lng": 10}).json()["results"][0]["price"] == "10.00"
+    ServiceArea.objects.filter(pk=area.pk).update(price="12.00")  # raw write: the trigger bumps payload_version
+    assert sweep()["refreshed"] == 1  # marks it pending and refreshes it (eager)
+    assert api.get("/api/v1/lookup/", {"lat": 50, "lng": 10}).json()["results"][0]["price"] == "12.00"
+    assert store.pending_tokens([area.id]) == {area.id: ""}
+
+
+def test_rebuild_restores_live_entries_and_pending_marks(make_area, index_redis, api, index_all):
+    live = make_area(WEST, price="1.00")
+    index_all()
+    waiting = make_area(EAST, price="2.00")
+    index_redis.flushdb()
+
+    report = rebuild_redis()
+
+    assert (report.live, report.pending) == (1, 1)
+    found = store.candidates(50.0, 10.0, cells.point_cells(50.0, 10.0))
+    assert live.id in found.interior + found.boundary
+    assert store.candidates(50.0, 12.0, cells.point_cells(50.0, 12.0)).pending == [waiting.id]
+    assert [r["id"] for r in api.get("/api/v1/lookup/", {"lat": 50, "lng": 12}).json()["results"]] == [waiting.id]

@@ -81,8 +81,8 @@ def test_area_lifecycle_with_a_real_worker(worker, client_for, make_provider, ap
 
     wait_for(lambda: status(area_id) == "ready", worker)
     assert found(50.0, 10.0) == [area_id]
-    candidates = store.candidates(store_cells(50.0, 10.0))
-    assert area_id in {store.split_member(m)[0] for m in candidates.interior + candidates.boundary}
+    candidates = store.candidates(50.0, 10.0, store_cells(50.0, 10.0))
+    assert area_id in candidates.interior + candidates.boundary  # live in Redis
 
     updated = owner.patch(f"/api/v1/service-areas/{area_id}/", {"type": "Feature", "geometry": EAST}, format="json")
     assert updated.json()["properties"]["index"]["status"] == "pending"

@@ -14,6 +14,6 @@ CELERY_BROKER_URL = env.str("BENCH_CELERY_BROKER_URL", default=f"{REDIS_URL}/13"
 CACHE_REDIS_URL = env.str("BENCH_CACHE_REDIS_URL", default=f"{REDIS_URL}/14")
 HEXINDEX_REDIS_URL = env.str("BENCH_HEXINDEX_REDIS_URL", default=f"{REDIS_URL}/15")
 CACHES["default"]["LOCATION"] = CACHE_REDIS_URL  # noqa: F405
-# Imports and builds run in-process; nothing is queued.
-CELERY_TASK_ALWAYS_EAGER = True
+# Builds run in-process (measured); whatever the import queues for a worker is published and never run.
+CELERY_TASK_ALWAYS_EAGER = False
 LOGGING["root"]["level"] = "WARNING"  # noqa: F405

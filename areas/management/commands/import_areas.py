@@ -20,6 +20,7 @@ from tqdm import tqdm
 from areas.models import ServiceArea
 from areas.serializers import ServiceAreaSerializer
 from hexindex.bulk import build_index, summarise
+from hexindex.services import areas_changed
 from providers.models import Provider
 
 NOT_YOUR_PROVIDER = "provider {provider} is not owned by {owner}"
@@ -124,9 +125,9 @@ class Command(BaseCommand):
                     continue
                 batch.append(ServiceArea(**serializer.validated_data))
                 if len(batch) >= options["batch_size"]:
-                    imported += self._save(batch)
+                    imported += self._save(batch, queue=options["no_index"])
                     batch = []
-            imported += self._save(batch)
+            imported += self._save(batch, queue=options["no_index"])
 
         self.stdout.write(
             f"Imported {len(imported)} service areas from {label}; rejected {rejected} "
@@ -140,8 +141,12 @@ class Command(BaseCommand):
         self.stdout.write(summarise(report, time.perf_counter() - index_started))
 
     @staticmethod
-    def _save(batch: list[ServiceArea]) -> list[int]:
+    def _save(batch: list[ServiceArea], *, queue: bool) -> list[int]:
+        """One transaction per batch: the areas, pending in the index (so lookups find them at once), and with
+        `queue` a build for the worker."""
         if not batch:
             return []
         with transaction.atomic():
-            return [area.id for area in ServiceArea.objects.bulk_create(batch)]
+            ids = [area.id for area in ServiceArea.objects.bulk_create(batch)]
+            areas_changed(ids, enqueue_builds=queue)
+        return ids

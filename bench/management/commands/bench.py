@@ -24,6 +24,7 @@ import urllib.request
 from pathlib import Path
 
 import orjson
+import redis
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.management import call_command
@@ -116,7 +117,8 @@ class Command(BaseCommand):
                 "TRUNCATE providers_provider, areas_servicearea, hexindex_areacell, hexindex_areaindex "
                 "RESTART IDENTITY CASCADE"
             )
-        store.client().flushdb()
+        store.client().flushdb(asynchronous=True)  # a big index takes longer than the socket timeout
+        redis.Redis.from_url(settings.CELERY_BROKER_URL).flushdb(asynchronous=True)
         owner, _ = get_user_model().objects.get_or_create(username="bench")
         Provider.objects.bulk_create(
             Provider(owner=owner, **fields) for fields in data.providers(options["providers"], options["seed"])

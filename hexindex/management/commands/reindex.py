@@ -9,7 +9,7 @@ from tqdm import tqdm
 from areas.models import ServiceArea
 from hexindex import store
 from hexindex.bulk import build_index, summarise
-from hexindex.services import rebuild_redis, unindexed
+from hexindex.services import areas_to_build, rebuild_redis
 
 
 class Command(BaseCommand):
@@ -42,12 +42,13 @@ class Command(BaseCommand):
 
     def _build(self, options):
         started = time.perf_counter()
-        areas = ServiceArea.objects.order_by("id")
-        if options["ids"]:
-            areas = areas.filter(id__in=options["ids"])
-        if not options["force"]:
-            areas = areas.filter(unindexed())
-        area_ids = list(areas.values_list("id", flat=True))
+        if options["force"]:
+            areas = ServiceArea.objects.order_by("id")
+            if options["ids"]:
+                areas = areas.filter(id__in=options["ids"])
+            area_ids = list(areas.values_list("id", flat=True))
+        else:
+            area_ids = areas_to_build(options["ids"] or None)
         if not area_ids:
             self.stdout.write("Nothing to index: every area is live in the index.")
             self._ensure_redis(progress=not options["no_progress"])
@@ -86,7 +87,7 @@ class Command(BaseCommand):
             raise CommandError("Another Redis rebuild is running; try again when it has finished.")
         self.stdout.write(
             f"Redis generation {report.generation} is live: {report.members} members in {report.keys} keys, "
-            f"{report.seconds:.1f} s."
+            f"{report.live} areas live, {report.pending} pending, {report.seconds:.1f} s."
         )
 
     def _storage_summary(self) -> str:
