@@ -50,12 +50,6 @@ WHERE a.id = ANY($6::bigint[]) AND ST_Covers(a.geometry, point.geom)
 CONFIRM_STATEMENT = "hexindex_confirm"
 CONFIRM_TYPES = "(float8, float8, bigint[], bigint[], int[], bigint[])"
 
-PAYLOAD_SQL = """
-SELECT a.id, a.price, a.name, p.id, p.name, p.currency
-FROM areas_servicearea a JOIN providers_provider p ON p.id = a.provider_id
-WHERE a.id = ANY(%s)
-"""
-
 
 def _render(bodies: list[bytes]) -> bytes:
     return b'{"count":%d,"results":[%s]}' % (len(bodies), b",".join(bodies))
@@ -126,16 +120,6 @@ def lookup(*, lat: float, lng: float) -> bytes:
                 else:
                     blobs.append(_blob(area_id, price, *payload))  # a pending area, straight from PostGIS
 
-    missing = []
-    for area_id in matched:
-        blob = found.payloads.get(area_id)
-        if blob is None:
-            missing.append(area_id)  # live without a cached result: only if Redis lost a key
-        else:
-            blobs.append(blob)
-    if missing:
-        with connection.cursor() as cursor:
-            cursor.execute(PAYLOAD_SQL, [missing])
-            blobs += [_blob(*row) for row in cursor.fetchall()]
+    blobs += [found.payloads[area_id] for area_id in matched]
     blobs.sort()
     return _render([blob[store.SORT_KEY_LENGTH :] for blob in blobs])

@@ -7,8 +7,8 @@ Redis layout (logical database HEXINDEX_REDIS_URL):
     hx:building               generation being rebuilt, while a rebuild runs (also its lock)
     hx:G:i:<cell hex>         set of members whose area holds <cell> entirely (interior)
     hx:G:b:<cell hex>         set of members whose area crosses <cell> (boundary: check exactly)
-    hx:live                   hash area id -> version (% 4096) whose members and payload are live
-    hx:p:<area id>            the area's lookup result, pre-serialised: "<sort key>|<json>"
+    hx:live                   hash area id -> "<version % 4096, 4 digits>|<sort key>|<json>": the version whose
+                              members are live, and the area's lookup result, pre-serialised
     hx:pending                hash area id -> change token, for areas whose live entry is out of date
     hx:pbox                   hash area id -> "minLng minLat maxLng maxLat" of each pending area
     hx:seq                    counter for change tokens
@@ -50,7 +50,6 @@ LIVE_KEY = "hx:live"
 PENDING_KEY = "hx:pending"
 PENDING_BOX_KEY = "hx:pbox"
 SEQ_KEY = "hx:seq"
-PAYLOAD_PREFIX = "hx:p:"
 # Above this many pending areas a lookup does not scan their boxes: it answers from PostGIS alone.
 MAX_PENDING_SCAN = 256
 
@@ -71,26 +70,22 @@ local function live_only(members)
   local ids, versions, resolutions = {}, {}, {}
   for _, m in ipairs(members) do
     local value = tonumber(m)
-    ids[#ids + 1] = string.format('%d', math.floor(value / 65536))
+    ids[#ids + 1] = math.floor(value / 65536)
     versions[#versions + 1] = value % 4096
     resolutions[#resolutions + 1] = math.floor(value / 4096) % 16
   end
-  local kept, kept_res, payload_keys = {}, {}, {}
+  local kept, kept_res, payloads = {}, {}, {}
   for first = 1, #ids, 1000 do
     local last = math.min(first + 999, #ids)
     local live = redis.call('HMGET', KEYS[2], unpack(ids, first, last))
     for j = first, last do
-      if tonumber(live[j - first + 1]) == versions[j] then
+      local entry = live[j - first + 1]
+      if entry and tonumber(string.sub(entry, 1, 4)) == versions[j] then
         kept[#kept + 1] = ids[j]
         kept_res[#kept_res + 1] = resolutions[j]
-        payload_keys[#payload_keys + 1] = 'hx:p:' .. ids[j]
+        payloads[#payloads + 1] = entry
       end
     end
-  end
-  local payloads = {}
-  for first = 1, #payload_keys, 1000 do
-    local chunk = redis.call('MGET', unpack(payload_keys, first, math.min(first + 999, #payload_keys)))
-    for _, value in ipairs(chunk) do payloads[#payloads + 1] = value end
   end
   return kept, kept_res, payloads
 end
@@ -128,10 +123,6 @@ def cell_key(generation: int, kind: str, cell: int) -> str:
     return f"hx:{generation}:{kind}:{cell:x}"
 
 
-def payload_key(area_id: int) -> str:
-    return f"{PAYLOAD_PREFIX}{area_id}"
-
-
 def payload_blob(area_id: int, price: Decimal, body: bytes) -> bytes:
     """A cached result with a prefix that sorts like (price, id), so results are ordered by sorting bytes."""
     cents = int(price * 100)
@@ -139,6 +130,7 @@ def payload_blob(area_id: int, price: Decimal, body: bytes) -> bytes:
 
 
 SORT_KEY_LENGTH = 28  # the prefix above, with its "|"
+LIVE_PREFIX_LENGTH = 5  # "<version, 4 digits>|" before the payload in hx:live
 
 
 @lru_cache(maxsize=4)
@@ -185,9 +177,8 @@ def candidates(lat: float, lng: float, cells: list[int]) -> Candidates | None:
     interior = [int(i) for i in interior_raw]
     boundary = [int(i) for i in boundary_raw]
     payloads = {
-        area_id: blob
-        for area_id, blob in zip(interior + boundary, interior_payloads + boundary_payloads, strict=True)
-        if blob is not None
+        area_id: entry[LIVE_PREFIX_LENGTH:]
+        for area_id, entry in zip(interior + boundary, interior_payloads + boundary_payloads, strict=True)
     }
     too_many = pending_raw == [-1]
     return Candidates(
@@ -209,13 +200,12 @@ for i = 2, #ARGV, 2 do
   redis.call('HSET', KEYS[1], ARGV[i], token)
   redis.call('HSET', KEYS[2], ARGV[i], ARGV[i + 1])
   redis.call('HDEL', KEYS[3], ARGV[i])
-  redis.call('DEL', 'hx:p:' .. ARGV[i])
 end
 return token
 """
 
-# KEYS: pending, pbox, live. ARGV: (area id, expected token or "", version, payload) quadruples. Makes each area
-# live with its payload if its token is still the expected one ("" = not pending); returns the ids made live.
+# KEYS: pending, pbox, live. ARGV: (area id, expected token or "", live entry, unused) quadruples. Makes each
+# area live with its payload if its token is still the expected one ("" = not pending); returns those ids.
 _MAKE_LIVE_LUA = """
 local done = {}
 for i = 1, #ARGV, 4 do
@@ -223,7 +213,6 @@ for i = 1, #ARGV, 4 do
   local current = redis.call('HGET', KEYS[1], id) or ''
   if current == expected then
     redis.call('HSET', KEYS[3], id, ARGV[i + 2])
-    redis.call('SET', 'hx:p:' .. id, ARGV[i + 3])
     redis.call('HDEL', KEYS[1], id)
     redis.call('HDEL', KEYS[2], id)
     done[#done + 1] = id
@@ -232,13 +221,12 @@ end
 return done
 """
 
-# KEYS: pending, pbox, live. ARGV: area ids. For deleted areas: no pending entry, no live entry, no payload.
+# KEYS: pending, pbox, live. ARGV: area ids. For deleted areas: no pending entry, no live entry.
 _FORGET_LUA = """
 for i = 1, #ARGV do
   redis.call('HDEL', KEYS[1], ARGV[i])
   redis.call('HDEL', KEYS[2], ARGV[i])
   redis.call('HDEL', KEYS[3], ARGV[i])
-  redis.call('DEL', 'hx:p:' .. ARGV[i])
 end
 return #ARGV
 """
@@ -279,7 +267,7 @@ def make_live(entries: list[tuple[int, str, int, bytes]]) -> set[int]:
     for start in range(0, len(entries), 2000):
         args = []
         for area_id, token, version, blob in entries[start : start + 2000]:
-            args += (area_id, token, version & VERSION_MASK, blob)
+            args += (area_id, token, b"%04d|%s" % (version & VERSION_MASK, blob), "")
         done.update(
             int(i) for i in script(keys=[PENDING_KEY, PENDING_BOX_KEY, LIVE_KEY], args=args, client=redis_client)
         )
