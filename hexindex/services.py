@@ -326,8 +326,13 @@ def _make_live(area_ids: list[int], tokens: dict[int, str]) -> set[int]:
         entries.append((area_id, tokens.get(area_id, ""), version, store.payload_blob(area_id, price, body)))
         payload_versions[area_id] = payload_version
     live = store.make_live(entries)
-    for area_id in live:
-        AreaIndex.objects.filter(area_id=area_id).update(payload_version=payload_versions[area_id])
+    if live:
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "UPDATE hexindex_areaindex AS s SET payload_version = v.payload_version "
+                "FROM unnest(%s::bigint[], %s::int[]) AS v(area_id, payload_version) WHERE s.area_id = v.area_id",
+                [list(live), [payload_versions[area_id] for area_id in live]],
+            )
     return live
 
 

@@ -26,11 +26,29 @@ log "ruff (lint and format, 120 columns)"
 log "django system checks"
 "$PY" manage.py check --fail-level WARNING
 
+log "production settings pass Django's deployment checks"
+DJANGO_SETTINGS_MODULE=project.settings.production DJANGO_ALLOWED_HOSTS=api.example.com \
+  DJANGO_SECRET_KEY="check-deploy-only-$(printf '%064d' 0)" "$PY" manage.py check --deploy --fail-level WARNING
+
 log "migrations are up to date"
 "$PY" manage.py makemigrations --check --dry-run
 
 log "OpenAPI schema validates without warnings"
 "$PY" manage.py spectacular --validate --fail-on-warn --file /dev/null
 
+log "AWS CloudFormation template (cfn-lint)"
+"$VENV/bin/cfn-lint" ops/aws/servicearea.yaml
+
 log "pytest"
 "$VENV/bin/pytest" "$@"
+
+log "benchmark, small scale: the index and plain lookups agree on every point (no timing targets)"
+bench_log="$RUN_DIR/bench-ci.log"
+if ! BENCH_DATABASE_NAME=bench_ci_servicearea BENCH_HEXINDEX_REDIS_URL="$REDIS_URL/9" \
+  BENCH_CELERY_BROKER_URL="$REDIS_URL/8" BENCH_CACHE_REDIS_URL="$REDIS_URL/7" DJANGO_SETTINGS_MODULE=project.settings.bench \
+  "$PY" manage.py bench --scales 2000 --points 500 --duration 2 --check --data-dir "$RUN_DIR/bench-ci" >"$bench_log" 2>&1
+then
+  tail -40 "$bench_log"
+  die "the small-scale benchmark failed (log: $bench_log)"
+fi
+grep -E "^(imported|index built|in-process|HTTP)" "$bench_log"

@@ -1,14 +1,16 @@
 """Settings shared by every environment. Values come from the environment (or a local .env file)."""
 
 from pathlib import Path
+from urllib.parse import quote
 
 import environ
 
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
 
 env = environ.Env()
-# Real environment variables win over the file (docker compose, CI, production).
-environ.Env.read_env(BASE_DIR / ".env", overwrite=False)
+# Real environment variables win over the file (docker compose, CI, production). Images never contain one.
+if env.bool("DJANGO_READ_DOT_ENV", default=True):
+    environ.Env.read_env(BASE_DIR / ".env", overwrite=False)
 
 SECRET_KEY = env.str("DJANGO_SECRET_KEY", default="")
 DEBUG = env.bool("DJANGO_DEBUG", default=False)
@@ -65,7 +67,20 @@ TEMPLATES = [
     },
 ]
 
-DATABASES = {"default": env.db("DATABASE_URL", engine="django.contrib.gis.db.backends.postgis")}
+if "DATABASE_URL" in env:
+    DATABASES = {"default": env.db("DATABASE_URL", engine="django.contrib.gis.db.backends.postgis")}
+else:
+    # Container platforms inject the password alone from a secret store (ECS, Kubernetes): compose it here.
+    DATABASES = {
+        "default": {
+            "ENGINE": "django.contrib.gis.db.backends.postgis",
+            "HOST": env.str("DB_HOST", default="127.0.0.1"),
+            "PORT": env.int("DB_PORT", default=5432),
+            "NAME": env.str("DB_NAME", default="servicearea"),
+            "USER": env.str("DB_USER", default="servicearea"),
+            "PASSWORD": env.str("DB_PASSWORD", default=""),
+        }
+    }
 DATABASES["default"]["CONN_MAX_AGE"] = env.int("DATABASE_CONN_MAX_AGE", default=60)
 DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 DATABASES["default"].setdefault("OPTIONS", {})["connect_timeout"] = 5
@@ -74,7 +89,13 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # One Redis server, three logical databases: Celery broker, Django cache, and the hexagon index.
 # Each can point elsewhere on its own (e.g. a separate cache cluster in production).
-REDIS_URL = env.str("REDIS_URL", default="redis://127.0.0.1:6379").rstrip("/")
+if "REDIS_URL" in env:
+    REDIS_URL = env.str("REDIS_URL").rstrip("/")
+else:
+    _redis_auth = f":{quote(env.str('REDIS_PASSWORD'), safe='')}@" if env.str("REDIS_PASSWORD", default="") else ""
+    _redis_scheme = "rediss" if env.bool("REDIS_TLS", default=False) else "redis"
+    _redis_host = f"{env.str('REDIS_HOST', default='127.0.0.1')}:{env.int('REDIS_PORT', default=6379)}"
+    REDIS_URL = f"{_redis_scheme}://{_redis_auth}{_redis_host}"
 CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default=f"{REDIS_URL}/0")
 CACHE_REDIS_URL = env.str("CACHE_REDIS_URL", default=f"{REDIS_URL}/1")
 HEXINDEX_REDIS_URL = env.str("HEXINDEX_REDIS_URL", default=f"{REDIS_URL}/2")
@@ -177,6 +198,8 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {
 CELERY_TASK_DEFAULT_QUEUE = "index"
 CELERY_RESULT_BACKEND = None
 CELERY_TASK_IGNORE_RESULT = True
+# When set (production on AWS), the worker publishes its queue depths there every minute for autoscaling.
+CLOUDWATCH_METRICS_NAMESPACE = env.str("CLOUDWATCH_METRICS_NAMESPACE", default="")
 
 LOGGING = {
     "version": 1,

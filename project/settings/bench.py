@@ -17,3 +17,4 @@ CACHES["default"]["LOCATION"] = CACHE_REDIS_URL  # noqa: F405
 # Builds run in-process (measured); whatever the import queues for a worker is published and never run.
 CELERY_TASK_ALWAYS_EAGER = False
 LOGGING["root"]["level"] = "WARNING"  # noqa: F405
+WHITENOISE_USE_FINDERS = True  # no collectstatic for benchmark runs
