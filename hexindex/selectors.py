@@ -23,7 +23,7 @@ from redis.exceptions import RedisError
 from areas.selectors import areas_covering
 from hexindex import store
 from hexindex.cells import EXACT_CHECK_MARGIN, point_cells
-from hexindex.services import payload_json
+from hexindex.services import payload_blob
 
 log = logging.getLogger(__name__)
 
@@ -53,18 +53,6 @@ CONFIRM_TYPES = "(float8, float8, bigint[], bigint[], int[], bigint[])"
 
 def _render(bodies: list[bytes]) -> bytes:
     return b'{"count":%d,"results":[%s]}' % (len(bodies), b",".join(bodies))
-
-
-def _blob(area_id, price, name, provider_id, provider_name, currency) -> bytes:
-    body = payload_json(
-        area_id=area_id,
-        name=name,
-        price=price,
-        currency=currency,
-        provider_id=provider_id,
-        provider_name=provider_name,
-    )
-    return store.payload_blob(area_id, price, body)
 
 
 def lookup_exact(*, lat: float, lng: float) -> bytes:
@@ -118,7 +106,7 @@ def lookup(*, lat: float, lng: float) -> bytes:
                 if price is None:
                     matched.append(area_id)  # a confirmed boundary candidate: its result is in Redis
                 else:
-                    blobs.append(_blob(area_id, price, *payload))  # a pending area, straight from PostGIS
+                    blobs.append(payload_blob(area_id, price, *payload))  # a pending area, straight from PostGIS
 
     blobs += [found.payloads[area_id] for area_id in matched]
     blobs.sort()

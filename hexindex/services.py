@@ -48,7 +48,7 @@ REBUILD_LOCK_SECONDS = 600
 INDEX_UNAVAILABLE = "The lookup index cannot be reached, so nothing was changed. Please try again shortly."
 
 PAYLOAD_SQL = """
-SELECT a.id, a.indexed_version, a.payload_version, a.name, a.price, p.id, p.name, p.currency
+SELECT a.indexed_version, a.payload_version, a.id, a.price, a.name, p.id, p.name, p.currency
 FROM areas_servicearea a JOIN providers_provider p ON p.id = a.provider_id
 WHERE a.id = ANY(%s) AND a.indexed_version = a.geometry_version
 """
@@ -69,9 +69,10 @@ def unindexed():
     return RawSQL(UNINDEXED_SQL, [], output_field=BooleanField())
 
 
-def payload_json(**fields) -> bytes:
-    """One lookup result, serialised (see areas.selectors.area_payload for the fields)."""
-    return orjson.dumps(area_payload(**fields))
+def payload_blob(area_id, price, name, provider_id, provider_name, currency) -> bytes:
+    """One lookup result (see areas.selectors.area_payload), serialised, behind its (price, id) sort key."""
+    body = orjson.dumps(area_payload(area_id, price, name, provider_id, provider_name, currency))
+    return store.payload_blob(area_id, price, body)
 
 
 def areas_to_build(area_ids: Iterable[int] | None = None) -> list[int]:
@@ -314,16 +315,9 @@ def _make_live(area_ids: list[int], tokens: dict[int, str]) -> set[int]:
         rows = cursor.fetchall()
     entries = []
     payload_versions = {}
-    for area_id, version, payload_version, name, price, provider_id, provider_name, currency in rows:
-        body = payload_json(
-            area_id=area_id,
-            name=name,
-            price=price,
-            currency=currency,
-            provider_id=provider_id,
-            provider_name=provider_name,
-        )
-        entries.append((area_id, tokens.get(area_id, ""), version, store.payload_blob(area_id, price, body)))
+    for version, payload_version, *payload in rows:
+        area_id = payload[0]
+        entries.append((area_id, tokens.get(area_id, ""), version, payload_blob(*payload)))
         payload_versions[area_id] = payload_version
     live = store.make_live(entries)
     if live:

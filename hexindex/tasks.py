@@ -7,6 +7,15 @@ from redis.exceptions import RedisError
 from hexindex import services
 
 TRANSIENT = (DatabaseError, RedisError)
+# Builds survive a worker crash (late ack) and retry transient failures with growing, jittered delays.
+RETRYING = {
+    "acks_late": True,
+    "autoretry_for": TRANSIENT,
+    "retry_backoff": 2,
+    "retry_backoff_max": 300,
+    "retry_jitter": True,
+    "max_retries": 8,
+}
 
 
 class IndexTask(Task):
@@ -16,18 +25,7 @@ class IndexTask(Task):
         services.record_failures({area_id: (version, f"{exc.__class__.__name__}: {exc}")})
 
 
-@shared_task(
-    base=IndexTask,
-    name="hexindex.index_area",
-    acks_late=True,
-    autoretry_for=TRANSIENT,
-    retry_backoff=2,
-    retry_backoff_max=300,
-    retry_jitter=True,
-    max_retries=8,
-    soft_time_limit=120,
-    time_limit=180,
-)
+@shared_task(base=IndexTask, name="hexindex.index_area", soft_time_limit=120, time_limit=180, **RETRYING)
 def index_area(area_id: int, version: int) -> str:
     """Cover one area's geometry (at this version) with H3 cells and make it live in the index."""
     report = services.index_areas([area_id], versions={area_id: version})
@@ -44,17 +42,7 @@ def index_area(area_id: int, version: int) -> str:
     return f"skipped area {area_id} v{version}: already live, changed since, or deleted"
 
 
-@shared_task(
-    name="hexindex.refresh_areas",
-    acks_late=True,
-    autoretry_for=TRANSIENT,
-    retry_backoff=2,
-    retry_backoff_max=300,
-    retry_jitter=True,
-    max_retries=8,
-    soft_time_limit=600,
-    time_limit=900,
-)
+@shared_task(name="hexindex.refresh_areas", soft_time_limit=600, time_limit=900, **RETRYING)
 def refresh_areas(area_ids: list[int]) -> str:
     """Bring several areas' index up to date (builds what is not indexed, then makes them live): after a
     provider rename, a bulk import, or from the sweep."""

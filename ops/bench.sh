@@ -4,15 +4,7 @@
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-"$ROOT/ops/bootstrap.sh"
-started="$(mktemp)"
-cleanup() {
-  # shellcheck disable=SC2046
-  [ -s "$started" ] && "$ROOT/ops/services.sh" stop $(cat "$started")
-  rm -f "$started"
-}
-trap cleanup EXIT
-"$ROOT/ops/services.sh" start "$started"
+services_up
 
 cd "$ROOT"
 load_env

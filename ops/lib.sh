@@ -58,3 +58,18 @@ pg_home() {
     printf '%s/pg' "$RUN_DIR"
   fi
 }
+
+# Start the local services; the ones this call started are stopped when the calling script exits (or when it
+# calls services_down from its own exit handler).
+services_up() {
+  "$ROOT/ops/bootstrap.sh"
+  STARTED_SERVICES="$(mktemp)"
+  trap services_down EXIT
+  "$ROOT/ops/services.sh" start "$STARTED_SERVICES"
+}
+
+services_down() {
+  # shellcheck disable=SC2046
+  [ -s "${STARTED_SERVICES:-}" ] && "$ROOT/ops/services.sh" stop $(cat "$STARTED_SERVICES")
+  rm -f "${STARTED_SERVICES:-}"
+}

@@ -12,8 +12,6 @@ for port in "$WEB_PORT" "$FLOWER_PORT"; do
   port_free "$port" || die "port $port is already in use (another 'make run'?); set WEB_PORT / FLOWER_PORT to move"
 done
 
-"$ROOT/ops/bootstrap.sh"
-started="$(mktemp)"
 children=()
 cleanup() {
   trap - INT TERM EXIT
@@ -22,12 +20,10 @@ cleanup() {
     kill -TERM "${children[@]}" 2>/dev/null || true
     wait "${children[@]}" 2>/dev/null || true
   fi
-  # shellcheck disable=SC2046
-  [ -s "$started" ] && "$ROOT/ops/services.sh" stop $(cat "$started")
-  rm -f "$started"
+  services_down
 }
+services_up
 trap cleanup INT TERM EXIT
-"$ROOT/ops/services.sh" start "$started"
 
 cd "$ROOT"
 load_env
