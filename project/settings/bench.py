@@ -18,3 +18,4 @@ CACHES["default"]["LOCATION"] = CACHE_REDIS_URL  # noqa: F405
 CELERY_TASK_ALWAYS_EAGER = False
 LOGGING["root"]["level"] = "WARNING"  # noqa: F405
 WHITENOISE_USE_FINDERS = True  # no collectstatic for benchmark runs
+STATIC_ROOT = None  # ... so there is no collected directory to look for

@@ -119,6 +119,7 @@ class Command(BaseCommand):
             )
         store.client().flushdb(asynchronous=True)  # a big index takes longer than the socket timeout
         redis.Redis.from_url(settings.CELERY_BROKER_URL).flushdb(asynchronous=True)
+        _wait_for_lazy_free()  # else the previous scale's index is still being freed while Redis memory is measured
         owner, _ = get_user_model().objects.get_or_create(username="bench")
         Provider.objects.bulk_create(
             Provider(owner=owner, **fields) for fields in data.providers(options["providers"], options["seed"])
@@ -283,6 +284,12 @@ def _ensure_database() -> None:
         if cursor.fetchone() is None:
             cursor.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(params["NAME"])))
     admin.close()
+
+
+def _wait_for_lazy_free(timeout: float = 600) -> None:
+    deadline = time.monotonic() + timeout
+    while int(store.client().info("memory").get("lazyfree_pending_objects", 0)) and time.monotonic() < deadline:
+        time.sleep(0.5)
 
 
 def _free_port() -> int:
