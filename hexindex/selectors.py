@@ -23,7 +23,7 @@ from redis.exceptions import RedisError
 from areas.selectors import areas_covering
 from hexindex import store
 from hexindex.cells import EXACT_CHECK_MARGIN, point_cells
-from hexindex.services import payload_blob
+from hexindex.services import payload_blob, request_redis_rebuild
 
 log = logging.getLogger(__name__)
 
@@ -76,16 +76,6 @@ def _execute_prepared(cursor, params: list) -> None:
     cursor.execute(f"EXECUTE {CONFIRM_STATEMENT} (%s, %s, %s, %s, %s, %s)", params)
 
 
-def _request_rebuild() -> None:
-    try:
-        if store.request_rebuild():
-            from hexindex.tasks import rebuild_redis_index
-
-            rebuild_redis_index.delay()
-    except Exception:
-        log.warning("could not request a Redis index rebuild", exc_info=True)
-
-
 def lookup(*, lat: float, lng: float) -> bytes:
     """The lookup's JSON body: `{"count": n, "results": [...]}`, cheapest first, then by id."""
     cells = point_cells(lat, lng)
@@ -95,7 +85,7 @@ def lookup(*, lat: float, lng: float) -> bytes:
         log.warning("Redis unavailable: lookup served by PostGIS", exc_info=True)
         return lookup_exact(lat=lat, lng=lng)
     if found is None:
-        _request_rebuild()
+        request_redis_rebuild()
         return lookup_exact(lat=lat, lng=lng)
     if found.too_many_pending:
         return lookup_exact(lat=lat, lng=lng)

@@ -443,6 +443,21 @@ def rebuild_redis(*, progress: Callable[[int], None] | None = None) -> RebuildRe
     return report
 
 
+def request_redis_rebuild() -> bool:
+    """Queue a rebuild of the Redis side, unless one was requested within the last minute. True if queued; a
+    Redis or broker failure is logged, not raised (the next lookup or sweep asks again)."""
+    try:
+        if not store.request_rebuild():
+            return False
+        from hexindex.tasks import rebuild_redis_index
+
+        rebuild_redis_index.delay()
+    except Exception:
+        log.warning("could not request a Redis index rebuild", exc_info=True)
+        return False
+    return True
+
+
 def sweep(*, limit: int = 1000) -> dict:
     """The backstop, run every minute: rebuild Redis when it has no index; re-enqueue areas stuck unindexed
     (enqueue lost, worker crashed, earlier failure) or left pending; refresh areas changed behind the services'
@@ -451,12 +466,7 @@ def sweep(*, limit: int = 1000) -> dict:
 
     try:
         if store.live_generation() is None:
-            if store.request_rebuild():
-                from hexindex.tasks import rebuild_redis_index
-
-                rebuild_redis_index.delay()
-                return {"reenqueued": 0, "refreshed": 0, "rebuild_requested": True}
-            return {"reenqueued": 0, "refreshed": 0, "rebuild_requested": False}
+            return {"reenqueued": 0, "refreshed": 0, "rebuild_requested": request_redis_rebuild()}
         pending = store.pending_since()
     except RedisError:
         log.warning("sweep could not reach Redis", exc_info=True)
@@ -475,9 +485,10 @@ def sweep(*, limit: int = 1000) -> dict:
         .values_list("id", "geometry_version")[:limit]
     )
     if due:
+        due_ids = [area_id for area_id, _ in due]
         # Unindexed areas must be pending in Redis, whoever created them.
-        _mark({area_id: box for area_id, box in _boxes([a for a, _ in due]).items() if area_id not in pending})
-        AreaIndex.objects.filter(area_id__in=[a for a, _ in due]).update(enqueued_at=now)
+        _mark({area_id: box for area_id, box in _boxes(due_ids).items() if area_id not in pending})
+        AreaIndex.objects.filter(area_id__in=due_ids).update(enqueued_at=now)
         for area_id, version in due:
             enqueue(area_id=area_id, version=version)
 
