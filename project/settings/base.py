@@ -51,6 +51,8 @@ MIDDLEWARE = [
 
 ROOT_URLCONF = "project.urls"
 WSGI_APPLICATION = "project.wsgi.application"
+# Public read-only GETs answered without middleware (project/lean.py): they need no session, CSRF or auth.
+LEAN_PATHS = ["/api/v1/lookup/"]
 
 TEMPLATES = [
     {

@@ -1,0 +1,63 @@
+"""A lean request path for public, read-only GET endpoints such as the lookup.
+
+Those requests need none of the middleware: no session, CSRF token, messages, user or frame options. So the
+WSGI application is a dispatcher: a request whose PATH_INFO is exactly one of `settings.LEAN_PATHS` goes to
+Django's WSGI handler with an empty middleware chain, everything else to the normal one. The lean handler
+still resolves URLs, sends request_started/request_finished (they manage database connections) and turns
+exceptions into Django's 404/500 responses.
+
+Of what the middleware adds, only `X-Content-Type-Options: nosniff` matters for a JSON response, and the
+dispatcher adds it. Also skipped on lean paths, deliberately: the ALLOWED_HOSTS check (nothing there builds a
+URL from the Host header), HSTS (every other response of the host sends it) and the HTTPS redirect (the load
+balancer redirects plain HTTP before a request gets here).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+
+import django
+from django.conf import settings
+from django.core.handlers.exception import convert_exception_to_response
+from django.core.handlers.wsgi import WSGIHandler
+
+NOSNIFF = ("X-Content-Type-Options", "nosniff")
+
+
+class LeanWSGIHandler(WSGIHandler):
+    """Django's WSGI handler without middleware: URL resolution, the view, 404/500 handling and signals."""
+
+    def load_middleware(self, is_async=False):
+        self._view_middleware = []
+        self._template_response_middleware = []
+        self._exception_middleware = []
+        self._middleware_chain = convert_exception_to_response(self._get_response)
+
+
+def _with_nosniff(start_response: Callable) -> Callable:
+    def start(status: str, headers: list[tuple[str, str]], exc_info=None):
+        if not any(name.lower() == "x-content-type-options" for name, _ in headers):
+            headers = [*headers, NOSNIFF]
+        return start_response(status, headers, exc_info)
+
+    return start
+
+
+class LeanDispatcher:
+    """The WSGI application: exact `lean_paths` to the lean handler, everything else to the full one."""
+
+    def __init__(self, *, lean_paths: Iterable[str], lean: Callable | None = None, full: Callable | None = None):
+        self.lean_paths = frozenset(lean_paths)
+        self.lean = lean or LeanWSGIHandler()
+        self.full = full or WSGIHandler()
+
+    def __call__(self, environ: dict, start_response: Callable):
+        if environ.get("PATH_INFO") in self.lean_paths:
+            return self.lean(environ, _with_nosniff(start_response))
+        return self.full(environ, start_response)
+
+
+def get_wsgi_application() -> LeanDispatcher:
+    """As django.core.wsgi.get_wsgi_application, with the lean path for `settings.LEAN_PATHS`."""
+    django.setup(set_prefix=False)
+    return LeanDispatcher(lean_paths=settings.LEAN_PATHS)
