@@ -8,6 +8,8 @@ DEBUG = False
 SECRET_KEY = SECRET_KEY or "bench-only-secret-key"  # noqa: F405
 INSTALLED_APPS = [*INSTALLED_APPS, "bench"]
 ROOT_URLCONF = "bench.urls"
+# The lookup and the baselines it is compared with as a careful engineer would serve them: without middleware.
+LEAN_PATHS = ["/api/v1/lookup/", "/bench/raw-lookup/", "/bench/minimal/"]
 DATABASES["default"]["NAME"] = env.str("BENCH_DATABASE_NAME", default="bench_servicearea")  # noqa: F405
 DATABASES["default"]["CONN_MAX_AGE"] = None  # noqa: F405
 CELERY_BROKER_URL = env.str("BENCH_CELERY_BROKER_URL", default=f"{REDIS_URL}/13")
