@@ -15,3 +15,8 @@ function request()
   index = index % #points + 1
   return wrk.format("GET", wrk.path .. "?" .. points[index])
 end
+
+-- wrk's exact totals (its Transfer/sec line is rounded), for the mean bytes per response.
+function done(summary, latency, requests)
+  io.write(string.format("bench: requests %d bytes %d\n", summary.requests, summary.bytes))
+end

@@ -1,17 +1,29 @@
 """manage.py bench: the benchmark behind `make bench` (run with project.settings.bench).
 
-For each scale (number of service areas): load that many generated areas, build the index, then measure
+For each scale (number of service areas): load that many areas, build the index, then measure
 1. in-process lookup latency over the query points, for the indexed lookup and the plain GeoDjango path, and
    check that both give identical results for every point;
-2. over HTTP with gunicorn and wrk (same worker count for each): the lookup endpoint, the plain GeoDjango
-   endpoint and a trivial endpoint on the same stack (the ceiling), one after the other in the same run.
+2. over HTTP, one gunicorn (same workers for every endpoint) and wrk, one endpoint after the other in the same
+   run: the lookup, the strongest baselines without an index (a raw prepared PostGIS query on the lean path; the
+   plain GeoDjango + DRF endpoint on the full stack) and the ceilings (a minimal Django view on the lean path, a
+   trivial DRF view on the full stack). Before the load, every query point is fetched from the lookup and the
+   raw baseline and the run fails unless the bodies are byte-identical.
 Results go to docs/bench/ (JSON, a Markdown table and a plot) and, with --update-readme, into README.md.
+
+Data: generated (realistic areas around real cities, see bench/data.py), or your own with
+`--areas FILE` (newline-delimited GeoJSON Features as `manage.py import_areas` reads them, properties `provider`
+(an id), `name`, `price`; missing providers are created with those ids; the scale defaults to the whole file and
+`--scales` takes its first N lines) and `--points FILE` (one `{"lat": .., "lng": ..}` per line). Both files are
+checked before anything else runs.
 """
 
 from __future__ import annotations
 
+import argparse
 import io
+import itertools
 import json
+import math
 import os
 import re
 import socket
@@ -20,8 +32,12 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.error
 import urllib.request
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import NamedTuple
 
 import orjson
 import redis
@@ -29,6 +45,7 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError
+from django.core.management.color import no_style
 from django.db import connection
 from rest_framework.renderers import JSONRenderer
 
@@ -39,6 +56,19 @@ from hexindex.bulk import build_index
 from hexindex.selectors import lookup
 from providers.models import Provider
 
+DEFAULT_SCALES = "1000,10000,50000,200000"
+# name -> path: what is measured over HTTP, in this order. Results are keyed http_<name>_<measure>.
+HTTP_ENDPOINTS = {
+    "index": "/api/v1/lookup/",
+    "raw": "/bench/raw-lookup/",
+    "plain": "/bench/plain-lookup/",
+    "minimal": "/bench/minimal/",
+    "trivial": "/bench/trivial/",
+}
+_WORKER_CLASS_ARGS = {
+    "sync": [],  # gunicorn's default: one request per connection
+    "gthread": ["--worker-class", "gthread", "--threads", "1", "--keep-alive", "30"],
+}
 README_START = "<!-- bench:start -->"
 README_END = "<!-- bench:end -->"
 
@@ -52,13 +82,41 @@ class Command(BaseCommand):
     help = __doc__
 
     def add_arguments(self, parser):
-        parser.add_argument("--scales", default="1000,10000,50000,200000", help="Comma-separated area counts.")
-        parser.add_argument("--points", type=int, default=10_000, help="Query points per scale.")
-        parser.add_argument("--providers", type=int, default=1000)
+        parser.add_argument(
+            "--scales",
+            default=None,
+            help=f"Comma-separated area counts (default {DEFAULT_SCALES}; with --areas, the file's feature count; "
+            "a scale of N takes the file's first N features).",
+        )
+        parser.add_argument(
+            "--areas",
+            type=Path,
+            default=None,
+            metavar="FILE",
+            help="Your areas instead of generated ones: one GeoJSON Feature per line, as import_areas reads them, "
+            "with properties provider (an id), name and price. Providers that do not exist are created with these "
+            "ids (generated names, emails, currencies). Every feature must import.",
+        )
+        parser.add_argument(
+            "--points",
+            type=_points_option,
+            default=10_000,
+            metavar="N|FILE",
+            help='Query points: how many to generate (default 10000), or a file with one {"lat": .., "lng": ..} '
+            "object per line to use instead.",
+        )
+        parser.add_argument("--providers", type=int, default=1000, help="Generated providers (not with --areas).")
         parser.add_argument("--seed", type=int, default=1)
         parser.add_argument("--duration", type=int, default=15, help="Seconds of wrk load per endpoint.")
         parser.add_argument("--connections", type=int, default=16, help="Concurrent HTTP connections.")
         parser.add_argument("--web-workers", type=int, default=4, help="gunicorn workers (same for each endpoint).")
+        parser.add_argument(
+            "--worker-class",
+            choices=["sync", "gthread"],
+            default="sync",
+            help="gunicorn worker class for every endpoint: sync (default; a connection per request) or gthread "
+            "with one thread per worker and keep-alive.",
+        )
         parser.add_argument("--build-workers", type=int, default=None, help="Processes computing covers.")
         parser.add_argument("--no-http", action="store_true", help="Skip the HTTP measurements.")
         parser.add_argument("--data-dir", default=str(settings.BASE_DIR / "bench-data"))
@@ -71,14 +129,22 @@ class Command(BaseCommand):
     # -- orchestration ------------------------------------------------------------------------------------------
 
     def handle(self, *args, **options):
-        scales = sorted(int(s) for s in options["scales"].split(","))
+        # The user's files first: a mistake in them must not cost a data load and an index build.
+        file_features = _check_areas_file(options["areas"]) if options["areas"] else None
+        if isinstance(options["points"], Path):
+            points = _read_points_file(options["points"])
+            points_name = f"points-{options['points'].stem}.txt"
+        else:
+            points = data.query_points(options["points"], options["seed"])
+            points_name = f"points-{options['points']}-seed{options['seed']}.txt"
+        scales = _scales(options["scales"], file_features)
+
         data_dir = Path(options["data_dir"])
         data_dir.mkdir(parents=True, exist_ok=True)
         _ensure_database()
         call_command("migrate", verbosity=0)
         areas_file = self._areas_file(data_dir, scales[-1], options)
-        points = data.query_points(options["points"], options["seed"])
-        points_file = data_dir / f"points-{options['points']}-seed{options['seed']}.txt"
+        points_file = data_dir / points_name
         points_file.write_text("".join(f"lat={lat}&lng={lng}\n" for lat, lng in points))
 
         results = []
@@ -97,7 +163,10 @@ class Command(BaseCommand):
         self._write_outputs(results, options)
 
     def _areas_file(self, data_dir: Path, count: int, options) -> Path:
-        """The generated areas, one Feature per line; the first N lines are the data set of N areas."""
+        """The areas, one Feature per line; the first N lines are the data set of N areas. The user's file
+        (--areas, checked already), or generated ones (cached in data_dir)."""
+        if options["areas"]:
+            return options["areas"]
         path = data_dir / f"areas-{count}-providers{options['providers']}-seed{options['seed']}.ndjson"
         if not path.exists():
             started = time.perf_counter()
@@ -121,19 +190,36 @@ class Command(BaseCommand):
         redis.Redis.from_url(settings.CELERY_BROKER_URL).flushdb(asynchronous=True)
         _wait_for_lazy_free()  # else the previous scale's index is still being freed while Redis memory is measured
         owner, _ = get_user_model().objects.get_or_create(username="bench")
-        Provider.objects.bulk_create(
-            Provider(owner=owner, **fields) for fields in data.providers(options["providers"], options["seed"])
-        )
+        provider_ids, line_numbers = set(), []
         with tempfile.NamedTemporaryFile("w", suffix=".ndjson", delete=False) as subset, areas_file.open() as source:
-            for _, line in zip(range(scale), source, strict=False):
+            for number, line in _first_features(source, scale):
                 subset.write(line)
+                line_numbers.append(number)
+                if options["areas"]:
+                    provider_ids.add(int(orjson.loads(line)["properties"]["provider"]))
+        if options["areas"]:
+            _create_providers(owner, provider_ids, options["seed"])
+        else:
+            Provider.objects.bulk_create(
+                Provider(owner=owner, **fields) for fields in data.providers(options["providers"], options["seed"])
+            )
         started = time.perf_counter()
-        call_command("import_areas", subset.name, "--no-index", "--no-progress", stdout=io.StringIO())
+        rejected = io.StringIO()
+        call_command("import_areas", subset.name, "--no-index", "--no-progress", stdout=io.StringIO(), stderr=rejected)
         os.unlink(subset.name)
         with connection.cursor() as cursor:
             cursor.execute("VACUUM ANALYZE areas_servicearea")
             cursor.execute("SELECT count(*) FROM areas_servicearea")
             (loaded,) = cursor.fetchone()
+        if loaded != scale:
+            # import_areas names lines of the subset file: name them in the areas file instead.
+            errors = re.sub(
+                rf"^{re.escape(subset.name)}:(\d+):",
+                lambda match: f"{areas_file}:{line_numbers[int(match.group(1)) - 1]}:",
+                rejected.getvalue(),
+                flags=re.M,
+            )
+            raise CommandError(f"{scale - loaded} of the first {scale:,} areas were rejected:\n{errors}")
         seconds = time.perf_counter() - started
         self.stdout.write(f"imported {loaded:,} areas in {seconds:.0f} s")
         return {"imported": loaded, "import_seconds": round(seconds, 1)}
@@ -221,33 +307,41 @@ class Command(BaseCommand):
     # -- HTTP ------------------------------------------------------------------------------------------------
 
     def _http(self, points_file: Path, options) -> dict:
+        """One gunicorn for every endpoint; the lookup and the raw baseline must agree on every point; then wrk
+        on each endpoint in turn."""
         port = _free_port()
         env = {**os.environ, "DJANGO_SETTINGS_MODULE": "project.settings.bench"}
         server = subprocess.Popen(
             [sys.executable, "-m", "gunicorn", "project.wsgi:application", "--bind", f"127.0.0.1:{port}",
-             "--workers", str(options["web_workers"]), "--log-level", "warning"],
+             "--workers", str(options["web_workers"]), *_WORKER_CLASS_ARGS[options["worker_class"]],
+             "--log-level", "warning"],
             cwd=settings.BASE_DIR, env=env,
         )  # fmt: skip
+        base = f"http://127.0.0.1:{port}"
+        queries = points_file.read_text().split()
         try:
-            _wait_for(f"http://127.0.0.1:{port}/health/live/")
-            result = {}
-            for name, path in (
-                ("index", "/api/v1/lookup/"),
-                ("plain", "/bench/plain-lookup/"),
-                ("trivial", "/bench/trivial/"),
-            ):
-                url = f"http://127.0.0.1:{port}{path}"
+            _wait_for(f"{base}/health/live/")
+            result = _http_agreement(base, queries, options["web_workers"])
+            self.stdout.write(
+                f"HTTP: the lookup and the raw query return identical bodies for all {len(queries):,} points "
+                f"(mean {result['http_body_bytes_mean']:,.0f} bytes)"
+            )
+            for name, path in HTTP_ENDPOINTS.items():
+                url = f"{base}{path}"
                 _wrk(url, points_file, options["connections"], max(2, options["duration"] // 5))  # warm-up
                 measured = _wrk(url, points_file, options["connections"], options["duration"])
+                if measured["errors"]:
+                    raise CommandError(f"HTTP {name}: {measured['errors']} responses were not 2xx ({url})")
                 result |= {f"http_{name}_{key}": value for key, value in measured.items()}
                 self.stdout.write(f"HTTP {name}: {measured}")
         finally:
             server.terminate()
             server.wait(timeout=30)
-        result["http_index_vs_plain"] = round(result["http_index_rps"] / result["http_plain_rps"], 2)
-        result["http_index_vs_trivial"] = round(result["http_index_rps"] / result["http_trivial_rps"], 2)
+        for baseline in ("raw", "plain", "minimal", "trivial"):
+            result[f"http_index_vs_{baseline}"] = round(result["http_index_rps"] / result[f"http_{baseline}_rps"], 2)
         result["http_connections"] = options["connections"]
         result["http_web_workers"] = options["web_workers"]
+        result["http_worker_class"] = options["worker_class"]
         return result
 
     # -- outputs ---------------------------------------------------------------------------------------------
@@ -286,6 +380,135 @@ def _ensure_database() -> None:
     admin.close()
 
 
+# -- the user's data files (--areas, --points) ----------------------------------------------------------------
+
+MAX_FILE_ERRORS = 20
+
+
+def _points_option(value: str) -> int | Path:
+    """--points: how many points to generate, or a file of points."""
+    if value.isdigit():
+        if int(value) < 1:
+            raise argparse.ArgumentTypeError("at least 1 point")
+        return int(value)
+    return Path(value)
+
+
+def _scales(option: str | None, file_features: int | None) -> list[int]:
+    """--scales, or its default: the whole --areas file, or DEFAULT_SCALES."""
+    if option is None:
+        return [file_features] if file_features is not None else [int(s) for s in DEFAULT_SCALES.split(",")]
+    try:
+        scales = sorted({int(s) for s in option.split(",")})
+    except ValueError:
+        raise CommandError(f"--scales takes comma-separated area counts, e.g. 1000,10000; got {option!r}") from None
+    if scales[0] < 1:
+        raise CommandError("--scales: every scale needs at least 1 area")
+    if file_features is not None and scales[-1] > file_features:
+        raise CommandError(f"--scales {scales[-1]:,} is more than the {file_features:,} features in the --areas file")
+    return scales
+
+
+def _numbered_lines(path: Path, option: str):
+    """(line number, line) of the non-blank lines of a user's file."""
+    try:
+        with path.open("rb") as lines:
+            for number, line in enumerate(lines, start=1):
+                if line.strip():
+                    yield number, line
+    except OSError as exc:
+        raise CommandError(f"{option}: cannot read {path}: {exc}") from exc
+
+
+def _raise_file_errors(option: str, path: Path, errors: list[str], count: int, expected: str) -> None:
+    if errors:
+        shown = "\n".join(errors[:MAX_FILE_ERRORS])
+        more = f"\n... and {len(errors) - MAX_FILE_ERRORS} more" if len(errors) > MAX_FILE_ERRORS else ""
+        raise CommandError(f"{option} {path}: {len(errors)} bad lines (expected {expected}):\n{shown}{more}")
+    if not count:
+        raise CommandError(f"{option} {path} is empty (expected {expected})")
+
+
+def _area_problem(feature) -> str | None:
+    """What makes a line unusable as an area, or None. The shape only: import_areas validates the rest as the
+    API does (geometry validity, price, ...)."""
+    if not isinstance(feature, dict) or feature.get("type") != "Feature":
+        if isinstance(feature, dict) and feature.get("type") == "FeatureCollection":
+            return "a FeatureCollection: --areas takes one Feature per line"
+        return "not a GeoJSON Feature"
+    geometry, properties = feature.get("geometry"), feature.get("properties")
+    if not isinstance(geometry, dict) or geometry.get("type") not in ("Polygon", "MultiPolygon"):
+        return "geometry: must be a Polygon or MultiPolygon"
+    if not isinstance(properties, dict):
+        return "properties: missing"
+    provider, name, price = properties.get("provider"), properties.get("name"), properties.get("price")
+    if not ((type(provider) is int and provider > 0) or (isinstance(provider, str) and provider.isdigit())):
+        return f"properties.provider: must be a provider id, got {provider!r}"
+    if not isinstance(name, str) or not name.strip():
+        return "properties.name: missing"
+    if type(price) not in (str, int, float):
+        return f"properties.price: must be a number or a decimal string, got {price!r}"
+    return None
+
+
+def _check_areas_file(path: Path) -> int:
+    """The number of features in an --areas file, or a CommandError naming every bad line."""
+    errors, count = [], 0
+    for number, line in _numbered_lines(path, "--areas"):
+        try:
+            problem = _area_problem(orjson.loads(line))
+        except orjson.JSONDecodeError as exc:
+            problem = f"not JSON: {exc}"
+        if problem:
+            errors.append(f"{path}:{number}: {problem}")
+        count += 1
+    _raise_file_errors("--areas", path, errors, count, "one GeoJSON Feature per line")
+    return count
+
+
+def _read_points_file(path: Path) -> list[tuple[float, float]]:
+    """(lat, lng) of each line of a --points file, or a CommandError naming every bad line."""
+    errors, points = [], []
+    for number, line in _numbered_lines(path, "--points"):
+        try:
+            point = orjson.loads(line)
+        except orjson.JSONDecodeError as exc:
+            errors.append(f"{path}:{number}: not JSON: {exc}")
+            continue
+        if not isinstance(point, dict):
+            errors.append(f'{path}:{number}: not a {{"lat": .., "lng": ..}} object')
+            continue
+        problems = [
+            f"{name} must be a number from {-limit} to {limit}, got {value!r}"
+            for name, limit in (("lat", 90.0), ("lng", 180.0))
+            if type(value := point.get(name)) not in (int, float) or not math.isfinite(value) or abs(value) > limit
+        ]
+        if problems:
+            errors.append(f"{path}:{number}: {'; '.join(problems)}")
+        else:
+            points.append((float(point["lat"]), float(point["lng"])))
+    _raise_file_errors("--points", path, errors, len(points) + len(errors), 'one {"lat": .., "lng": ..} per line')
+    return points
+
+
+def _first_features(source, count: int):
+    """(line number, line) of the first `count` features of an areas file."""
+    numbered = ((number, line) for number, line in enumerate(source, start=1) if line.strip())
+    return itertools.islice(numbered, count)
+
+
+def _create_providers(owner, provider_ids: set[int], seed: int) -> None:
+    """The providers an --areas file refers to that do not exist yet, with those ids and generated fields."""
+    missing = sorted(provider_ids - set(Provider.objects.filter(id__in=provider_ids).values_list("id", flat=True)))
+    Provider.objects.bulk_create(
+        Provider(id=provider_id, owner=owner, **fields)
+        for provider_id, fields in zip(missing, data.providers(len(missing), seed), strict=True)
+    )
+    with connection.cursor() as cursor:  # new providers (the API, later scales) get ids after these
+        for statement in connection.ops.sequence_reset_sql(no_style(), [Provider]):
+            cursor.execute(statement)
+
+
 def _wait_for_lazy_free(timeout: float = 600) -> None:
     deadline = time.monotonic() + timeout
     while int(store.client().info("memory").get("lazyfree_pending_objects", 0)) and time.monotonic() < deadline:
@@ -310,6 +533,40 @@ def _wait_for(url: str, timeout: float = 60) -> None:
             time.sleep(0.2)
 
 
+def _fetch(url: str) -> tuple[int, bytes]:
+    try:
+        with urllib.request.urlopen(url, timeout=120) as response:
+            return response.status, response.read()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read()
+
+
+def _http_agreement(base: str, queries: list[str], concurrency: int) -> dict:
+    """Every query point from the lookup and from the raw baseline, over HTTP: a CommandError unless both
+    answer 200 with byte-identical bodies. Also warms both up."""
+
+    def compare(query: str) -> tuple[int, str | None]:
+        """The body's length, and how the two answers differ (None when they do not)."""
+        index = _fetch(f"{base}{HTTP_ENDPOINTS['index']}?{query}")
+        raw = _fetch(f"{base}{HTTP_ENDPOINTS['raw']}?{query}")
+        if index == raw and index[0] == 200:
+            return len(index[1]), None
+        return len(index[1]), (
+            f"{query}: lookup {index[0]}, {len(index[1])} bytes {index[1][:100]!r}; "
+            f"raw {raw[0]}, {len(raw[1])} bytes {raw[1][:100]!r}"
+        )
+
+    with ThreadPoolExecutor(concurrency) as pool:
+        answers = list(pool.map(compare, queries))
+    differ = [difference for _, difference in answers if difference]
+    if differ:
+        raise CommandError(
+            f"over HTTP, the lookup and the raw query differ on {len(differ)} of {len(queries)} points:\n"
+            + "\n".join(differ[:5])
+        )
+    return {"http_agree": True, "http_body_bytes_mean": round(statistics.mean(size for size, _ in answers))}
+
+
 _UNITS = {"us": 1e-3, "ms": 1.0, "s": 1000.0}
 
 
@@ -329,38 +586,77 @@ def _wrk(url: str, points_file: Path, connections: int, duration: int) -> dict:
 
     errors = re.search(r"Non-2xx or 3xx responses: (\d+)", output)
     socket_errors = re.search(r"Socket errors: (.*)", output)
+    requests, received = map(int, re.search(r"^bench: requests (\d+) bytes (\d+)$", output, re.M).groups())
     return {
         "rps": round(float(re.search(r"Requests/sec:\s+([\d.]+)", output).group(1)), 1),
         "p50_ms": ms(latency["50"]),
         "p99_ms": ms(latency["99"]),
         "errors": int(errors.group(1)) if errors else 0,
         "socket_errors": socket_errors.group(1) if socket_errors else "",
+        # Everything received over the whole run (status line and headers included) per response: wrk's exact
+        # totals, printed by wrk.lua, not its rounded Transfer/sec.
+        "response_bytes": round(received / requests) if requests else 0,
     }
 
 
+class Column(NamedTuple):
+    header: str
+    align: str  # the Markdown alignment row cell
+    cell: Callable[[dict], str]  # one scale's result -> the cell's text
+
+
+def _http_column(header: str, align: str, cell: Callable[[dict], str]) -> Column:
+    return Column(header, align, lambda r: cell(r) if "http_index_rps" in r else "-")
+
+
+# Index statistics (from _build). New index statistics columns go here.
+INDEX_COLUMNS = [
+    Column("Cells/area", "---:", lambda r: f"{r['cells_per_area']}"),
+    Column(
+        "Build (2 cores)", "---:", lambda r: f"{r['build_seconds']:.0f} s ({r['build_ms_per_area_median']} ms/area)"
+    ),
+    Column("Cell table", "---:", lambda r: f"{r['cell_table_mb']:,.0f} MiB"),
+    Column("Redis", "---:", lambda r: f"{r['redis_mb']:,.0f} MiB"),
+]
+# In-process latency (from _in_process).
+INPROC_COLUMNS = [
+    Column(
+        "In-process p50 / p99: index vs plain (ms)",
+        "---",
+        lambda r: (
+            f"{r['inproc_index_p50_ms']} / {r['inproc_index_p99_ms']} vs {r['inproc_plain_p50_ms']} / "
+            f"{r['inproc_plain_p99_ms']}"
+        ),
+    ),
+]
+# HTTP (from _http); "-" when it was skipped.
+HTTP_COLUMNS = [
+    _http_column(
+        "HTTP req/s: index / raw / plain / minimal / trivial",
+        "---",
+        lambda r: " / ".join(f"{r[f'http_{name}_rps']:,.0f}" for name in HTTP_ENDPOINTS),
+    ),
+    _http_column(
+        "HTTP p50 / p99 (ms): index; raw",
+        "---",
+        lambda r: (
+            f"{r['http_index_p50_ms']} / {r['http_index_p99_ms']}; {r['http_raw_p50_ms']} / {r['http_raw_p99_ms']}"
+        ),
+    ),
+    _http_column("Body (bytes, mean)", "---:", lambda r: f"{r['http_body_bytes_mean']:,}"),
+    _http_column("index / raw", "---:", lambda r: f"{r['http_index_vs_raw']}x"),
+    _http_column("index / plain", "---:", lambda r: f"{r['http_index_vs_plain']}x"),
+    _http_column("index / minimal", "---:", lambda r: f"{r['http_index_vs_minimal']:.0%}"),
+]
+
+
 def markdown_table(results: list[dict]) -> str:
+    columns = [Column("Areas", "---:", lambda r: f"{r['areas']:,}"), *INDEX_COLUMNS, *INPROC_COLUMNS, *HTTP_COLUMNS]
     rows = [
-        "| Areas | Cells/area | Build (2 cores) | Cell table | Redis | In-process p50 / p99: index vs plain (ms) "
-        "| HTTP req/s: index / plain / trivial | HTTP p50 / p99 index (ms) | index / plain | index / trivial |",
-        "| ---: | ---: | ---: | ---: | ---: | --- | --- | --- | ---: | ---: |",
+        "| " + " | ".join(column.header for column in columns) + " |",
+        "| " + " | ".join(column.align for column in columns) + " |",
     ]
-    for r in results:
-        http = (
-            (
-                f"{r['http_index_rps']:,.0f} / {r['http_plain_rps']:,.0f} / {r['http_trivial_rps']:,.0f}",
-                f"{r['http_index_p50_ms']} / {r['http_index_p99_ms']}",
-                f"{r['http_index_vs_plain']}x",
-                f"{r['http_index_vs_trivial']:.0%}",
-            )
-            if "http_index_rps" in r
-            else ("-", "-", "-", "-")
-        )
-        rows.append(
-            f"| {r['areas']:,} | {r['cells_per_area']} | {r['build_seconds']:.0f} s "
-            f"({r['build_ms_per_area_median']} ms/area) | {r['cell_table_mb']:,.0f} MiB | {r['redis_mb']:,.0f} MiB "
-            f"| {r['inproc_index_p50_ms']} / {r['inproc_index_p99_ms']} vs {r['inproc_plain_p50_ms']} / "
-            f"{r['inproc_plain_p99_ms']} | {http[0]} | {http[1]} | {http[2]} | {http[3]} |"
-        )
+    rows += ["| " + " | ".join(column.cell(r) for column in columns) + " |" for r in results]
     return "\n".join(rows)
 
 
@@ -379,12 +675,17 @@ def plot(results: list[dict], path: Path) -> None:
     latency.set(xscale="log", yscale="log", xlabel="service areas", ylabel="ms", title="In-process lookup latency")
     latency.legend()
     if all("http_index_rps" in r for r in results):
-        for key, label, marker in (("index", "lookup (index)", "o-"), ("plain", "plain GeoDjango", "s-"),
-                                   ("trivial", "trivial endpoint", "^:")):  # fmt: skip
+        for key, label, marker in (
+            ("index", "lookup (index, lean)", "o-"),
+            ("raw", "raw PostGIS query (lean)", "D-"),
+            ("plain", "plain GeoDjango + DRF", "s-"),
+            ("minimal", "minimal view (lean): ceiling", "^:"),
+            ("trivial", "trivial DRF view", "v:"),
+        ):
             throughput.plot(areas, [r[f"http_{key}_rps"] for r in results], marker, label=label)
-        throughput.set(xscale="log", xlabel="service areas", ylabel="requests/s",
+        throughput.set(xscale="log", yscale="log", xlabel="service areas", ylabel="requests/s",
                        title=f"HTTP throughput, {results[0]['http_connections']} connections")  # fmt: skip
-        throughput.legend()
+        throughput.legend(fontsize="small")
     figure.tight_layout()
     figure.savefig(path, dpi=110)
     plt.close(figure)
