@@ -186,9 +186,12 @@ class Command(BaseCommand):
                 "TRUNCATE providers_provider, areas_servicearea, hexindex_areacell, hexindex_areaindex "
                 "RESTART IDENTITY CASCADE"
             )
-        store.client().flushdb(asynchronous=True)  # a big index takes longer than the socket timeout
+        # The bench's own Redis databases, whatever the index keeps in them. Freed in the background: a big index
+        # takes longer than a socket timeout.
+        index_redis = redis.Redis.from_url(settings.HEXINDEX_REDIS_URL)
+        index_redis.flushdb(asynchronous=True)
         redis.Redis.from_url(settings.CELERY_BROKER_URL).flushdb(asynchronous=True)
-        _wait_for_lazy_free()  # else the previous scale's index is still being freed while Redis memory is measured
+        _wait_for_lazy_free(index_redis)  # else the previous scale's index is still being freed while Redis is measured
         owner, _ = get_user_model().objects.get_or_create(username="bench")
         provider_ids, line_numbers = set(), []
         with tempfile.NamedTemporaryFile("w", suffix=".ndjson", delete=False) as subset, areas_file.open() as source:
@@ -509,9 +512,9 @@ def _create_providers(owner, provider_ids: set[int], seed: int) -> None:
             cursor.execute(statement)
 
 
-def _wait_for_lazy_free(timeout: float = 600) -> None:
+def _wait_for_lazy_free(client: redis.Redis, timeout: float = 600) -> None:
     deadline = time.monotonic() + timeout
-    while int(store.client().info("memory").get("lazyfree_pending_objects", 0)) and time.monotonic() < deadline:
+    while int(client.info("memory").get("lazyfree_pending_objects", 0)) and time.monotonic() < deadline:
         time.sleep(0.5)
 
 
