@@ -10,8 +10,8 @@ from rest_framework.test import APIClient
 
 from areas.models import ServiceArea
 from areas.services import area_create
-from hexindex import store
-from hexindex.services import areas_to_build, index_areas
+from hexindex import redis_index
+from hexindex.build import index_areas
 from providers.models import Provider
 
 _serial = itertools.count(1)
@@ -112,9 +112,9 @@ def client_for():
 @pytest.fixture(autouse=True)
 def index_redis(settings):
     """A clean Redis index (generation 1, empty) for every test; the test Redis databases are private to tests."""
-    client = store.client()
+    client = redis_index.client()
     client.flushdb()
-    client.set(store.GEN_KEY, 1)
+    client.set(redis_index.GEN_KEY, 1)
     yield client
     client.flushdb()
 
@@ -124,6 +124,6 @@ def index_all(db):
     """Bring the index up to date for every area, as the worker would; returns the build report."""
 
     def build():
-        return index_areas(areas_to_build())
+        return index_areas(ServiceArea.objects.order_by("id").values_list("id", flat=True))
 
     return build

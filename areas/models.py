@@ -20,12 +20,9 @@ class ServiceArea(models.Model):
     updated_at = models.DateTimeField(auto_now=True)
     # Maintained by database triggers (migration 0002), whoever writes the row: +1 on every geometry change,
     # and +1 on every change to what a lookup result shows (name, price, provider, or the provider's name or
-    # currency). The hexagon index and the lookup's payload cache key their work on them.
+    # currency). The hexagon index keys its work on them.
     geometry_version = models.PositiveIntegerField(default=1, editable=False)
     payload_version = models.PositiveIntegerField(default=1, editable=False)
-    # Written only by the indexer: the geometry_version whose cells are live. The area is indexed exactly when
-    # indexed_version == geometry_version; until then lookups check it directly in PostGIS.
-    indexed_version = models.PositiveIntegerField(null=True, blank=True, editable=False)
 
     class Meta:
         ordering = ["id"]
@@ -35,7 +32,7 @@ class ServiceArea(models.Model):
         return self.name
 
     def save(self, *args, **kwargs):
-        # An ordinary save must not write back versions it read earlier: the triggers and the indexer own them.
+        # An ordinary save must not write back versions it read earlier: the triggers own them.
         if not self._state.adding and kwargs.get("update_fields") is None and not kwargs.get("force_insert"):
             kwargs["update_fields"] = [
                 field.name
@@ -46,9 +43,5 @@ class ServiceArea(models.Model):
         if kwargs.get("update_fields") is not None:
             self.refresh_from_db(fields=VERSION_FIELDS)
 
-    @property
-    def is_indexed(self) -> bool:
-        return self.indexed_version == self.geometry_version
 
-
-VERSION_FIELDS = ["geometry_version", "payload_version", "indexed_version"]
+VERSION_FIELDS = ["geometry_version", "payload_version"]

@@ -7,7 +7,7 @@ from shapely import to_wkb
 
 from areas.geometry import GeometryError, geometry_to_geojson, parse_area_geometry
 from areas.models import PRICE_DECIMAL_PLACES, PRICE_MAX_DIGITS, ServiceArea
-from hexindex.models import IndexStatus
+from hexindex.api import IndexStatus, index_status
 from providers.models import Provider
 
 NOT_A_FEATURE = 'Send a GeoJSON Feature: {"type": "Feature", "geometry": {...}, "properties": {...}}.'
@@ -46,28 +46,6 @@ class IndexStateSerializer(serializers.Serializer):
     boundary_cells = serializers.IntegerField(allow_null=True, help_text="Cells crossing the outline.")
     indexed_at = serializers.DateTimeField(allow_null=True)
     error = serializers.CharField(allow_null=True)
-
-
-def index_state(area: ServiceArea) -> dict:
-    """The area's index status as the API shows it: the figures describe the live index only."""
-    state = getattr(area, "index_state", None)
-    if area.is_indexed:
-        status = IndexStatus.READY
-    elif state is not None and state.failed_version == area.geometry_version:
-        status = IndexStatus.FAILED
-    else:
-        status = IndexStatus.PENDING
-    live = (
-        state if status == IndexStatus.READY and state is not None and state.version == area.geometry_version else None
-    )
-    return {
-        "status": status.value,
-        "resolution": live.resolution if live else None,
-        "interior_cells": live.interior_cells if live else None,
-        "boundary_cells": live.boundary_cells if live else None,
-        "indexed_at": live.indexed_at if live else None,
-        "error": state.error if status == IndexStatus.FAILED else None,
-    }
 
 
 class ProviderRefSerializer(serializers.Serializer):
@@ -155,7 +133,7 @@ class ServiceAreaSerializer(GeoFeatureModelSerializer):
 
     @extend_schema_field(IndexStateSerializer)
     def get_index(self, area: ServiceArea) -> dict:
-        return IndexStateSerializer(index_state(area)).data
+        return IndexStateSerializer(index_status(area)).data
 
     def validate_name(self, value):
         value = value.strip()

@@ -1,7 +1,7 @@
 from django.db import transaction
 
 from areas.models import ServiceArea
-from hexindex.services import areas_changed, areas_deleting
+from hexindex import api as index
 
 PAYLOAD_FIELDS = ("name", "price", "provider_id")
 
@@ -10,25 +10,27 @@ PAYLOAD_FIELDS = ("name", "price", "provider_id")
 def area_create(*, data: dict) -> ServiceArea:
     area = ServiceArea(**data)
     area.save()
-    areas_changed([area.id], versions={area.id: area.geometry_version})
+    index.areas_changed([area.id], versions={area.id: area.geometry_version})
     return area
 
 
 @transaction.atomic
 def area_update(*, area: ServiceArea, data: dict) -> ServiceArea:
+    # Locks the row and reads where the area is now: lookups there must find it whether or not this write commits.
+    before = index.current_boxes([area.id])
     version_before = area.geometry_version
     payload_before = [getattr(area, field) for field in PAYLOAD_FIELDS]
     for field, value in data.items():
         setattr(area, field, value)
     area.save()  # the database bumps geometry_version if the geometry changed
     if area.geometry_version != version_before:
-        areas_changed([area.id], versions={area.id: area.geometry_version})
+        index.areas_changed([area.id], before=before, versions={area.id: area.geometry_version})
     elif [getattr(area, field) for field in PAYLOAD_FIELDS] != payload_before:
-        areas_changed([area.id])  # same cells, new lookup result
+        index.areas_changed([area.id], before=before)  # same cells, new lookup result
     return area
 
 
 @transaction.atomic
 def area_delete(*, area: ServiceArea) -> None:
-    areas_deleting([area.id])
+    index.areas_deleting([area.id])
     area.delete()

@@ -1,7 +1,7 @@
 import math
 import re
 
-from django.http import HttpResponse
+from django.http import HttpResponse, JsonResponse
 from django_filters.rest_framework import DjangoFilterBackend
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiExample, OpenApiParameter, extend_schema, extend_schema_view, inline_serializer
@@ -13,7 +13,7 @@ from areas.filters import ServiceAreaFilter, StrictInBBoxFilter
 from areas.models import ServiceArea
 from areas.serializers import ProviderRefSerializer, ServiceAreaSerializer
 from areas.services import area_create, area_delete, area_update
-from hexindex.selectors import lookup
+from hexindex.api import lookup
 from project.pagination import FeatureCollectionPagination
 from providers.permissions import can_manage_provider
 
@@ -22,8 +22,9 @@ COORDINATE_MISSING = "This query parameter is required."
 COORDINATE_NOT_A_NUMBER = "Must be a decimal number, e.g. {example}."
 COORDINATE_OUT_OF_RANGE = "Must be between {low} and {high}."
 
-# Plain decimal notation only: Python's float() would also take "nan", "inf", "1_000" and " 1 ".
-_DECIMAL = re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?")
+# Plain ASCII decimal notation only: Python's float() would also take "nan", "inf", "1_000", " 1 " and digits of
+# other scripts ("٤٠").
+_DECIMAL = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
 _COORDINATES = (("lat", -90.0, 90.0, "40.6413"), ("lng", -180.0, 180.0, "-73.7781"))
 
 
@@ -155,10 +156,25 @@ class LookupResultSerializer(serializers.Serializer):
     ],
 )
 class LookupView(APIView):
+    """Documented as a DRF view, served as a plain Django one: a public read-only GET needs no content negotiation,
+    authentication, throttling or request wrapping (and, through project.lean, no middleware)."""
+
     authentication_classes = []
     permission_classes = [permissions.AllowAny]
 
+    def dispatch(self, request, *args, **kwargs):
+        if request.method not in ("GET", "HEAD"):
+            return super().dispatch(request, *args, **kwargs)  # DRF's 405 with its Allow header
+        return lookup_response(request)
+
     def get(self, request):
-        lat, lng = parse_point(request.query_params)
-        # The body arrives serialised: results are cached as JSON and spliced together, not re-encoded.
-        return HttpResponse(lookup(lat=lat, lng=lng), content_type="application/json")
+        return lookup_response(request)  # for the schema; dispatch answers GET itself
+
+
+def lookup_response(request) -> HttpResponse:
+    try:
+        lat, lng = parse_point(request.GET)
+    except ValidationError as exc:
+        return JsonResponse(exc.detail, status=400)
+    # The body arrives serialised: results are cached as JSON and spliced together, not re-encoded.
+    return HttpResponse(lookup(lat=lat, lng=lng).body, content_type="application/json")

@@ -8,7 +8,10 @@ from collections.abc import Callable
 from multiprocessing import get_context
 
 from hexindex import cells
-from hexindex.services import BuildReport, complete, prepare
+from hexindex.build import BuildReport, complete, make_areas_live, prepare
+
+# Above this many areas, making each one live in Redis costs more than rebuilding Redis from the cell table once.
+REBUILD_ABOVE = 20_000
 
 
 def build_index(
@@ -23,6 +26,8 @@ def build_index(
     total = BuildReport()
     if not area_ids:
         return total
+    rebuild = len(area_ids) > REBUILD_ABOVE
+    tokens: dict[int, str] = {}
     # Worker processes start from a clean forkserver (not forked from this process, which holds database
     # connections) and only import the Django-free cell math.
     context = get_context("forkserver")
@@ -37,21 +42,19 @@ def build_index(
                 following = (batch, pool.map_async(cells.cover_job, batch.jobs, chunksize=8), len(batch_ids))
             if previous is not None:
                 done_batch, computing, size = previous
-                _merge(total, complete(done_batch, computing.get()))
+                total.merge(complete(done_batch, computing.get(), make_live=not rebuild))
+                tokens.update(done_batch.tokens)
                 if progress:
                     progress(size)
             previous = following
+    if rebuild:
+        from hexindex.maintenance import rebuild_redis
+
+        if rebuild_redis().generation is not None:
+            total.live = sorted(set(total.indexed) | set(total.live))
+        else:  # another rebuild holds the lock: make them live one by one
+            total.live = sorted(make_areas_live(total.indexed, tokens, {}))
     return total
-
-
-def _merge(total: BuildReport, part: BuildReport) -> None:
-    total.indexed += part.indexed
-    total.live += part.live
-    total.skipped += part.skipped
-    total.failed.update(part.failed)
-    total.interior_cells += part.interior_cells
-    total.boundary_cells += part.boundary_cells
-    total.cover_seconds += part.cover_seconds
 
 
 def summarise(report: BuildReport, seconds: float) -> str:

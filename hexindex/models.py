@@ -1,4 +1,5 @@
 from django.contrib.gis.db import models
+from django.db.models import Exists, OuterRef
 
 
 class IndexStatus(models.TextChoices):
@@ -11,8 +12,9 @@ class AreaCell(models.Model):
     """The index's source of truth: which H3 cells an area's current cover holds. Redis mirrors it.
 
     Interior cells (any resolution) are entirely inside the area. Boundary cells (all at the area's resolution)
-    need an exact check; `clip` is the area cut to the cell, kept for areas with many vertices so that the check
-    costs about the same for a 10-vertex and a 10,000-vertex area.
+    carry two masks classifying their children and grandchildren (see hexindex.cells), and for areas with many
+    vertices `clip`, the area cut to the cell's reach, so that the exact check costs about the same for a
+    10-vertex and a 10,000-vertex area.
     """
 
     pk = models.CompositePrimaryKey("cell", "area")
@@ -21,6 +23,9 @@ class AreaCell(models.Model):
     # with their area through Django's cascade, and lookups only ever reach them through a live area.
     area = models.ForeignKey("areas.ServiceArea", on_delete=models.CASCADE, related_name="+", db_constraint=False)
     boundary = models.BooleanField()
+    # Unsigned 64-bit masks stored as signed bigints (two's complement).
+    inside = models.BigIntegerField(default=0)
+    crossing = models.BigIntegerField(default=0)
     clip = models.MultiPolygonField(srid=4326, null=True, spatial_index=False)
 
     class Meta:
@@ -32,16 +37,14 @@ class AreaCell(models.Model):
 
 
 class AreaIndex(models.Model):
-    """Bookkeeping for an area's index: what the last build produced, and why the last one failed.
-
-    Whether an area is indexed is decided by the area row itself (indexed_version == geometry_version); this
-    table only describes builds.
-    """
+    """The index's state of an area in PostgreSQL: which geometry version its cell rows hold, what the last build
+    produced, and why the last one failed. An area is indexed when `indexed_version` equals its geometry_version;
+    until then lookups check it directly in PostGIS."""
 
     area = models.OneToOneField(
         "areas.ServiceArea", on_delete=models.CASCADE, primary_key=True, related_name="index_state"
     )
-    version = models.PositiveIntegerField(
+    indexed_version = models.PositiveIntegerField(
         help_text="Geometry version of the area's rows in the cell table and of the figures below; 0 before the "
         "first build."
     )
@@ -50,9 +53,6 @@ class AreaIndex(models.Model):
     boundary_cells = models.PositiveIntegerField(default=0)
     build_seconds = models.FloatField(null=True)
     indexed_at = models.DateTimeField(null=True)
-    payload_version = models.PositiveIntegerField(
-        null=True, help_text="The area's payload version when it was last made live in Redis."
-    )
     enqueued_at = models.DateTimeField(null=True)
     failed_version = models.PositiveIntegerField(null=True)
     error = models.TextField(blank=True)
@@ -63,3 +63,14 @@ class AreaIndex(models.Model):
 
     def __str__(self):
         return f"index of area {self.area_id}"
+
+
+def indexed():
+    """Condition on ServiceArea: its current geometry is in the cell table."""
+    return Exists(AreaIndex.objects.filter(area_id=OuterRef("pk"), indexed_version=OuterRef("geometry_version")))
+
+
+# The same condition in SQL, for an areas_servicearea row aliased `a`.
+INDEXED_SQL = (
+    "EXISTS (SELECT 1 FROM hexindex_areaindex s WHERE s.area_id = a.id AND s.indexed_version = a.geometry_version)"
+)

@@ -4,7 +4,7 @@ from celery import Task, shared_task
 from django.db import DatabaseError
 from redis.exceptions import RedisError
 
-from hexindex import services
+from hexindex import build, maintenance
 
 TRANSIENT = (DatabaseError, RedisError)
 # Builds survive a worker crash (late ack) and retry transient failures with growing, jittered delays.
@@ -22,13 +22,13 @@ class IndexTask(Task):
     def on_failure(self, exc, task_id, args, kwargs, einfo):
         # Retries exhausted (or an unexpected error): show it on the area and let the sweep try again later.
         area_id, version = args[:2] if len(args) >= 2 else (kwargs.get("area_id"), kwargs.get("version"))
-        services.record_failures({area_id: (version, f"{exc.__class__.__name__}: {exc}")})
+        build.record_failures({area_id: (version, f"{exc.__class__.__name__}: {exc}")})
 
 
 @shared_task(base=IndexTask, name="hexindex.index_area", soft_time_limit=120, time_limit=180, **RETRYING)
 def index_area(area_id: int, version: int) -> str:
     """Cover one area's geometry (at this version) with H3 cells and make it live in the index."""
-    report = services.index_areas([area_id], versions={area_id: version})
+    report = build.index_areas([area_id], versions={area_id: version})
     if report.indexed:
         return (
             f"indexed area {area_id} v{version}: {report.interior_cells} interior + {report.boundary_cells} "
@@ -46,7 +46,7 @@ def index_area(area_id: int, version: int) -> str:
 def refresh_areas(area_ids: list[int]) -> str:
     """Bring several areas' index up to date (builds what is not indexed, then makes them live): after a
     provider rename, a bulk import, or from the sweep."""
-    report = services.index_areas(area_ids)
+    report = build.index_areas(area_ids)
     return (
         f"{len(area_ids)} areas: {len(report.indexed)} indexed, {len(report.live)} made live, "
         f"{len(report.skipped)} skipped, {len(report.failed)} failed"
@@ -56,13 +56,17 @@ def refresh_areas(area_ids: list[int]) -> str:
 @shared_task(name="hexindex.rebuild_redis", acks_late=True, time_limit=3600)
 def rebuild_redis_index() -> str:
     """Rebuild the Redis mirror of the index from PostgreSQL (e.g. after Redis restarted empty)."""
-    report = services.rebuild_redis()
+    report = maintenance.rebuild_redis()
     if report.generation is None:
         return "another rebuild is running"
-    return f"generation {report.generation}: {report.members} members in {report.keys} keys, {report.seconds:.1f} s"
+    return (
+        f"generation {report.generation}: {report.records} records in {report.fields} fields, {report.live} areas "
+        f"live, {report.pending} pending, {report.seconds:.1f} s"
+    )
 
 
 @shared_task(name="hexindex.sweep", time_limit=300)
 def sweep_index() -> dict:
-    """Periodic backstop: re-enqueue areas stuck pending or failed; rebuild Redis when it has no index."""
-    return services.sweep()
+    """Periodic backstop: re-enqueue areas stuck pending or failed, reconcile Redis with PostgreSQL, and rebuild
+    Redis when it has no index."""
+    return maintenance.sweep()

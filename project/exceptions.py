@@ -3,9 +3,17 @@ from rest_framework import status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
+from hexindex.api import IndexUnavailable
+
 
 def exception_handler(exc, context):
-    """DRF's handler, plus a clean 413 for bodies that get past the middleware's declared-length check."""
+    """DRF's handler, plus domain errors: a clean 413 for bodies that get past the middleware's declared-length
+    check, and 503 naming the index when a write could not be registered with it."""
     if isinstance(exc, RequestDataTooBig):
         return Response({"detail": str(exc)}, status=status.HTTP_413_REQUEST_ENTITY_TOO_LARGE)
+    if isinstance(exc, IndexUnavailable):
+        return Response(
+            {"detail": str(exc), "code": "index_unavailable", "service": "redis"},
+            status=status.HTTP_503_SERVICE_UNAVAILABLE,
+        )
     return drf_exception_handler(exc, context)

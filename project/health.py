@@ -1,13 +1,10 @@
-from django.conf import settings
 from django.db import connection
 from django.http import JsonResponse
 from drf_spectacular.utils import OpenApiExample, extend_schema, inline_serializer
-from redis import Redis
 from rest_framework import serializers
 from rest_framework.decorators import api_view, authentication_classes, permission_classes
 
-from hexindex.services import UNINDEXED_SQL
-from hexindex.store import BUILDING_KEY, GEN_KEY
+from hexindex import api as index
 
 
 def _error(exc: Exception) -> str:
@@ -18,27 +15,14 @@ def _check_postgres() -> tuple[str, int | None]:
     """'ok' and the number of areas not live in the index yet, or the error."""
     try:
         with connection.cursor() as cursor:
-            cursor.execute(f"SELECT count(*) FROM areas_servicearea WHERE {UNINDEXED_SQL}")
-            return "ok", cursor.fetchone()[0]
+            return "ok", index.unindexed_count(cursor)
     except Exception as exc:  # any failure is reported, never raised
         return _error(exc), None
 
 
 def _check_redis() -> tuple[str, str]:
-    """'ok' and the state of the Redis index: live, rebuilding or missing."""
-    try:
-        client = Redis.from_url(
-            settings.HEXINDEX_REDIS_URL,
-            socket_connect_timeout=settings.REDIS_SOCKET_TIMEOUT,
-            socket_timeout=settings.REDIS_SOCKET_TIMEOUT,
-        )
-        live, building = client.mget(GEN_KEY, BUILDING_KEY)
-        client.close()
-    except Exception as exc:
-        return _error(exc), "unavailable"
-    if live is not None:
-        return "ok", "live"
-    return "ok", "rebuilding" if building is not None else "missing"
+    """'ok' and the state of the Redis index: live, rebuilding or missing (or the error, and unavailable)."""
+    return index.health()
 
 
 HEALTH_RESPONSE = inline_serializer(

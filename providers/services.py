@@ -1,7 +1,7 @@
 from django.db import IntegrityError, transaction
 from rest_framework.exceptions import ValidationError
 
-from hexindex.services import areas_changed, areas_deleting
+from hexindex import api as index
 from providers.models import Provider
 from providers.serializers import EMAIL_TAKEN
 
@@ -30,12 +30,12 @@ def provider_update(*, provider: Provider, data: dict) -> Provider:
     _save(provider)
     if (provider.name, provider.currency) != shown_before:
         # Lookup results show the provider's name and currency: refresh its areas' cached results.
-        areas_changed(list(provider.service_areas.values_list("id", flat=True)))
+        index.areas_changed(list(provider.service_areas.values_list("id", flat=True)))
     return provider
 
 
 @transaction.atomic
 def provider_delete(*, provider: Provider) -> None:
     # Service areas go with their provider (on_delete=CASCADE), and out of the index.
-    areas_deleting(list(provider.service_areas.values_list("id", flat=True)))
+    index.areas_deleting(list(provider.service_areas.values_list("id", flat=True)))
     provider.delete()

@@ -10,7 +10,7 @@ from django.core.management import CommandError, call_command
 
 from areas.models import ServiceArea
 from conftest import feature, square
-from hexindex.services import unindexed
+from hexindex.models import indexed
 
 
 def run(path, *args):
@@ -48,7 +48,7 @@ def test_newline_delimited_features_with_bad_lines_reported(tmp_path, provider):
     assert f"{path}:4: provider:" in err
     assert f"{path}:6: not JSON" in err
     assert sorted(ServiceArea.objects.values_list("name", flat=True)) == ["good one", "good two"]
-    assert not ServiceArea.objects.filter(unindexed()).exists()  # indexed straight away
+    assert not ServiceArea.objects.exclude(indexed()).exists()  # indexed straight away
     assert "Indexed 2 areas" in out
 
 
@@ -65,7 +65,7 @@ def test_feature_collection(tmp_path, provider, api):
     out, err = run(path, "--no-index")
     assert "Imported 1 service areas" in out
     assert "feature 2: price:" in err
-    assert ServiceArea.objects.filter(unindexed()).count() == 1  # left to the worker
+    assert ServiceArea.objects.exclude(indexed()).count() == 1  # left to the worker
     assert api.get("/api/v1/lookup/", {"lat": 50, "lng": 10}).json()["count"] == 1  # and found meanwhile
 
 

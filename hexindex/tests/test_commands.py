@@ -6,9 +6,8 @@ from django.core.management import call_command
 
 from areas.models import ServiceArea
 from conftest import square
-from hexindex import store
-from hexindex.cells import point_cells
-from hexindex.services import unindexed
+from hexindex.models import indexed
+from hexindex.tests.helpers import is_indexed, live_at
 
 
 def run(*args) -> str:
@@ -22,9 +21,8 @@ def test_reindex_builds_what_is_pending_and_reports(make_area):
     output = run()
     assert "Indexed 5 areas, 5 live (0 skipped, 0 failed)" in output
     assert "cells (" in output and "Cell table:" in output and "Redis:" in output
-    assert not ServiceArea.objects.filter(unindexed()).exists()
-    found = store.candidates(50.0, 12.0, point_cells(50.0, 12.0))
-    assert areas[2].id in set(found.interior + found.boundary)
+    assert not ServiceArea.objects.exclude(indexed()).exists()
+    assert areas[2].id in live_at(50.0, 12.0)
 
 
 def test_reindex_resumes_and_can_be_limited_to_ids(make_area):
@@ -33,8 +31,7 @@ def test_reindex_resumes_and_can_be_limited_to_ids(make_area):
     assert "Indexed 1 areas" in run()  # only what is left
     assert "Nothing to index" in run()
     assert "Indexed 2 areas" in run("--force")
-    second.refresh_from_db()
-    assert second.is_indexed
+    assert is_indexed(second)
 
 
 def test_reindex_redis_only_restores_an_empty_redis(make_area, index_redis):
@@ -43,5 +40,4 @@ def test_reindex_redis_only_restores_an_empty_redis(make_area, index_redis):
     index_redis.flushdb()
     output = run("--redis-only")
     assert "is live" in output
-    found = store.candidates(50.0, 10.0, point_cells(50.0, 10.0))
-    assert set(found.interior + found.boundary) == {area.id}
+    assert live_at(50.0, 10.0) == {area.id}

@@ -12,10 +12,11 @@ from hypothesis import strategies as st
 from shapely.geometry import MultiPolygon, Polygon, box, mapping
 
 from areas.selectors import areas_covering
-from areas.services import area_create
-from hexindex import store
-from hexindex.selectors import lookup
-from hexindex.services import index_areas
+from areas.services import area_create, area_update
+from conftest import square
+from hexindex import redis_index
+from hexindex.build import index_areas
+from hexindex.selectors import MAX_PENDING_CHECKS, lookup, lookup_exact
 
 PROPERTY = settings(
     max_examples=30,
@@ -25,10 +26,10 @@ PROPERTY = settings(
 WORLD = box(-180, -90, 180, 90)
 
 
-def ids(body: bytes) -> list[int]:
+def ids(result) -> list[int]:
     import orjson
 
-    return [result["id"] for result in orjson.loads(body)["results"]]
+    return [item["id"] for item in orjson.loads(result.body)["results"]]
 
 
 def star(rng, lng, lat, radius, vertices, hole) -> Polygon:
@@ -104,9 +105,9 @@ def points_for(rng, area, count):
 @given(shapes=st.lists(areas(), min_size=1, max_size=3), seed=st.integers(0, 10**6), indexed=st.booleans())
 def test_indexed_lookup_equals_postgis(make_provider, shapes, seed, indexed):
     rng = random.Random(seed)
-    client = store.client()
+    client = redis_index.client()
     client.flushdb()
-    client.set(store.GEN_KEY, 1)
+    client.set(redis_index.GEN_KEY, 1)
     with transaction.atomic():
         provider = make_provider()
         created = []
@@ -119,7 +120,9 @@ def test_indexed_lookup_equals_postgis(make_provider, shapes, seed, indexed):
         for shape in shapes:
             for lat, lng in points_for(rng, shape, 15):
                 expected = [r["id"] for r in areas_covering(lat=lat, lng=lng)]
-                assert ids(lookup(lat=lat, lng=lng)) == expected, (lat, lng, mapping(shape))
+                result = lookup(lat=lat, lng=lng)
+                assert ids(result) == expected, (lat, lng, mapping(shape))
+                assert result.body == lookup_exact(lat=lat, lng=lng).body
         transaction.set_rollback(True)
 
 
@@ -127,3 +130,83 @@ def _geos(shape):
     from django.contrib.gis.geos import GEOSGeometry
 
     return GEOSGeometry(memoryview(shape.wkb), srid=4326)
+
+
+def evalsha_calls(client) -> int:
+    return int(client.info("commandstats").get("cmdstat_evalsha", {}).get("calls", 0))
+
+
+def geometry(value):
+    from areas.serializers import AreaGeometryField
+
+    return AreaGeometryField().to_internal_value(value)
+
+
+def test_a_point_deep_inside_is_answered_by_one_redis_read_and_no_query(
+    make_area, index_all, index_redis, django_assert_num_queries
+):
+    area = make_area(square(10.0, 50.0, 0.5), price="12.00")
+    index_all()
+    lookup(lat=50.01, lng=10.02)  # warms this process's cache of results
+    calls = evalsha_calls(index_redis)
+    with django_assert_num_queries(0):
+        result = lookup(lat=50.01, lng=10.02)
+    assert evalsha_calls(index_redis) - calls == 1
+    assert ids(result) == [area.id]
+    assert (result.source, result.exact_checks, result.postgres_queries) == ("index", 0, 0)
+
+
+def test_a_point_near_the_outline_costs_at_most_one_query(make_area, index_all, django_assert_max_num_queries):
+    area = make_area(square(10.0, 50.0, 0.5))
+    index_all()
+    for lng in (10.5, 10.4999999, 10.5000001, 10.49, 10.51):  # on, just inside, just outside the east edge
+        with django_assert_max_num_queries(1):
+            result = lookup(lat=50.123, lng=lng)
+        assert ids(result) == ([area.id] if lng <= 10.5 else []), lng
+        assert result.body == lookup_exact(lat=50.123, lng=lng).body
+
+
+def test_swapped_coordinates_find_nothing(make_area, index_all):
+    area = make_area(square(10.0, 50.0, 0.5))
+    index_all()
+    assert ids(lookup(lat=50.0, lng=10.0)) == [area.id]
+    assert ids(lookup(lat=10.0, lng=50.0)) == []
+
+
+def test_a_changed_price_is_shown_at_once_and_after_the_refresh(make_area, index_all):
+    area = make_area(square(10.0, 50.0, 0.5), price="12.00")
+    index_all()
+    assert b'"price":"12.00"' in lookup(lat=50.0, lng=10.0).body  # cached in this process now
+    area_update(area=area, data={"price": "9.50"})
+    pending = lookup(lat=50.0, lng=10.0)
+    assert (pending.pending, b'"price":"9.50"' in pending.body) == (1, True)
+    index_all()
+    refreshed = lookup(lat=50.0, lng=10.0)
+    assert (refreshed.pending, b'"price":"9.50"' in refreshed.body) == (0, True)
+
+
+def test_a_moved_area_is_found_where_it_is_and_not_where_it_was(make_area, index_all):
+    area = make_area(square(10.0, 50.0, 0.2))
+    index_all()
+    area_update(area=area, data={"geometry": geometry(square(20.0, 45.0, 0.2))})
+    assert ids(lookup(lat=50.0, lng=10.0)) == []  # pending: its old records are not trusted
+    assert ids(lookup(lat=45.0, lng=20.0)) == [area.id]
+    index_all()
+    assert ids(lookup(lat=50.0, lng=10.0)) == []
+    assert ids(lookup(lat=45.0, lng=20.0)) == [area.id]
+
+
+def test_many_pending_areas_at_a_point_are_answered_by_the_exact_query(make_provider, index_all):
+    provider = make_provider()
+    from areas.models import ServiceArea
+
+    ServiceArea.objects.bulk_create(
+        ServiceArea(provider=provider, name=f"a{i}", price="1.00", geometry=geometry(square(10.0, 50.0, 0.1)))
+        for i in range(MAX_PENDING_CHECKS + 1)
+    )
+    from hexindex.invalidation import areas_changed
+
+    with transaction.atomic():
+        areas_changed(list(ServiceArea.objects.values_list("id", flat=True)), enqueue_builds=False)
+    result = lookup(lat=50.0, lng=10.0)
+    assert (result.source, result.count) == ("postgis", MAX_PENDING_CHECKS + 1)

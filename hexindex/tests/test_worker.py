@@ -12,7 +12,7 @@ from django.conf import settings
 from django.db import connection
 
 from conftest import feature, square
-from hexindex import store
+from hexindex.tests.helpers import live_at
 from worker.celery import app as celery_app
 
 pytestmark = [pytest.mark.worker, pytest.mark.django_db(transaction=True)]
@@ -81,8 +81,7 @@ def test_area_lifecycle_with_a_real_worker(worker, client_for, make_provider, ap
 
     wait_for(lambda: status(area_id) == "ready", worker)
     assert found(50.0, 10.0) == [area_id]
-    candidates = store.candidates(50.0, 10.0, store_cells(50.0, 10.0))
-    assert area_id in candidates.interior + candidates.boundary  # live in Redis
+    assert area_id in live_at(50.0, 10.0)  # live in Redis
 
     updated = owner.patch(f"/api/v1/service-areas/{area_id}/", {"type": "Feature", "geometry": EAST}, format="json")
     assert updated.json()["properties"]["index"]["status"] == "pending"
@@ -94,8 +93,3 @@ def test_area_lifecycle_with_a_real_worker(worker, client_for, make_provider, ap
     assert owner.delete(f"/api/v1/service-areas/{area_id}/").status_code == 204
     assert found(50.0, 12.0) == []
 
-
-def store_cells(lat, lng):
-    from hexindex.cells import point_cells
-
-    return point_cells(lat, lng)

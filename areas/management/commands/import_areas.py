@@ -19,8 +19,7 @@ from tqdm import tqdm
 
 from areas.models import ServiceArea
 from areas.serializers import ServiceAreaSerializer
-from hexindex.bulk import build_index, summarise
-from hexindex.services import areas_changed
+from hexindex.api import areas_changed, build_index, summarise
 from providers.models import Provider
 
 NOT_YOUR_PROVIDER = "provider {provider} is not owned by {owner}"

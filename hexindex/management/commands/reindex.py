@@ -3,13 +3,13 @@
 import time
 
 from django.core.management.base import BaseCommand, CommandError
-from django.db import connection
 from tqdm import tqdm
 
 from areas.models import ServiceArea
-from hexindex import store
+from hexindex import celltable, redis_index
 from hexindex.bulk import build_index, summarise
-from hexindex.services import areas_to_build, rebuild_redis
+from hexindex.maintenance import rebuild_redis
+from hexindex.models import indexed
 
 
 class Command(BaseCommand):
@@ -36,22 +36,26 @@ class Command(BaseCommand):
             self.stdout.write("Queued an index sweep: the worker indexes pending areas and rebuilds Redis if needed.")
             return
         if options["redis_only"]:
-            self._rebuild_redis(progress=not options["no_progress"])
+            self._rebuild_redis()
             return
         self._build(options)
 
     def _build(self, options):
         started = time.perf_counter()
-        if options["force"]:
-            areas = ServiceArea.objects.order_by("id")
-            if options["ids"]:
-                areas = areas.filter(id__in=options["ids"])
-            area_ids = list(areas.values_list("id", flat=True))
+        areas = ServiceArea.objects.order_by("id")
+        if options["ids"]:
+            areas = areas.filter(id__in=options["ids"])
+        if not options["force"]:
+            stale = set(areas.exclude(indexed()).values_list("id", flat=True))
+            pending = set(redis_index.pending_tokens_all())
+            if pending:
+                stale |= set(areas.filter(id__in=pending).values_list("id", flat=True))
+            area_ids = sorted(stale)
         else:
-            area_ids = areas_to_build(options["ids"] or None)
+            area_ids = list(areas.values_list("id", flat=True))
         if not area_ids:
             self.stdout.write("Nothing to index: every area is live in the index.")
-            self._ensure_redis(progress=not options["no_progress"])
+            self._ensure_redis()
             return
 
         with tqdm(total=len(area_ids), unit="area", disable=options["no_progress"]) as bar:
@@ -62,7 +66,7 @@ class Command(BaseCommand):
                 batch_size=options["batch_size"],
                 progress=bar.update,
             )
-        self._ensure_redis(progress=not options["no_progress"])
+        self._ensure_redis()
         elapsed = time.perf_counter() - started
 
         self.stdout.write(summarise(report, elapsed))
@@ -72,29 +76,23 @@ class Command(BaseCommand):
         if report.failed:
             raise CommandError(f"{len(report.failed)} areas could not be indexed (see above and their index state)")
 
-    def _ensure_redis(self, *, progress: bool):
-        if store.live_generation() is None:
+    def _ensure_redis(self):
+        if redis_index.live_generation() is None:
             self.stdout.write("Redis holds no index: rebuilding it from PostgreSQL.")
-            self._rebuild_redis(progress=progress)
+            self._rebuild_redis()
 
-    def _rebuild_redis(self, *, progress: bool):
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT count(*) FROM hexindex_areacell")
-            (rows,) = cursor.fetchone()
-        with tqdm(total=rows, unit="cell", disable=not progress) as bar:
-            report = rebuild_redis(progress=bar.update)
+    def _rebuild_redis(self):
+        report = rebuild_redis(progress=lambda message: self.stdout.write(f"  {message}"))
         if report.generation is None:
             raise CommandError("Another Redis rebuild is running; try again when it has finished.")
         self.stdout.write(
-            f"Redis generation {report.generation} is live: {report.members} members in {report.keys} keys, "
+            f"Redis generation {report.generation} is live: {report.records} records in {report.fields} fields, "
             f"{report.live} areas live, {report.pending} pending, {report.seconds:.1f} s."
         )
 
     def _storage_summary(self) -> str:
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT count(*), pg_total_relation_size('hexindex_areacell') FROM hexindex_areacell")
-            rows, size = cursor.fetchone()
+        rows, size = celltable.size()
         return (
             f"Cell table: {rows} rows, {size / 2**20:.1f} MiB with indexes. "
-            f"Redis: {store.memory_bytes() / 2**20:.1f} MiB used."
+            f"Redis: {redis_index.memory_bytes() / 2**20:.1f} MiB used."
         )

@@ -1,51 +1,29 @@
-"""Index builds as the worker runs them: queued after commit, versioned, idempotent, crash-safe; the sweep and
-the Redis rebuild. Tasks run in-process here (eager); test_worker.py runs a real worker."""
-
-import socket
-from datetime import timedelta
+"""Index builds as the worker runs them: queued after commit, versioned, idempotent, crash-safe; writes refused
+while the index cannot be reached. Tasks run in-process here (eager); test_worker.py runs a real worker;
+test_maintenance.py covers the sweep and the Redis rebuild."""
 
 import pytest
 from django.db import transaction
-from django.utils import timezone
 from redis.exceptions import ConnectionError as RedisConnectionError
 
 from areas.models import ServiceArea
-from areas.serializers import AreaGeometryField
 from areas.services import area_create, area_update
 from conftest import feature, square
-from hexindex import cells, store
-from hexindex.models import AreaCell, AreaIndex
-from hexindex.services import INDEX_UNAVAILABLE, complete, index_areas, prepare, rebuild_redis, sweep
+from hexindex import cells, redis_index
+from hexindex.build import complete, index_areas, prepare
+from hexindex.invalidation import INDEX_UNAVAILABLE
+from hexindex.models import AreaIndex
 from hexindex.tasks import index_area
-
-WEST = square(10.0, 50.0, 0.2)
-EAST = square(12.0, 50.0, 0.2)
-
-
-def geometry(value):
-    return AreaGeometryField().to_internal_value(value)
-
-
-def redis_snapshot(client) -> dict:
-    return {key: client.smembers(key) for key in client.scan_iter("hx:*:[ib]:*")}
-
-
-def members_of(client, area_id) -> set:
-    found = set()
-    for key, values in redis_snapshot(client).items():
-        if any(store.split_member(int(v))[0] == area_id for v in values):
-            found.add(key.decode())
-    return found
-
-
-def cell_rows(area_id) -> set:
-    return set(AreaCell.objects.filter(area_id=area_id).values_list("cell", "boundary"))
-
-
-def closed_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+from hexindex.tests.helpers import (
+    EAST,
+    WEST,
+    cell_rows,
+    closed_port,
+    geometry,
+    is_indexed,
+    records_of,
+    redis_snapshot,
+)
 
 
 def test_build_is_queued_only_after_commit(client_for, make_provider, django_capture_on_commit_callbacks):
@@ -57,13 +35,12 @@ def test_build_is_queued_only_after_commit(client_for, make_provider, django_cap
         )
         area = ServiceArea.objects.get(pk=response.json()["id"])
         assert response.json()["properties"]["index"]["status"] == "pending"
-        assert area.indexed_version is None and not cell_rows(area.id)
+        assert not is_indexed(area) and not cell_rows(area.id)
     assert len(callbacks) == 1
 
     for callback in callbacks:
         callback()  # the commit happens: the (eager) task runs
-    area.refresh_from_db()
-    assert area.is_indexed
+    assert is_indexed(area)
     assert cell_rows(area.id)
 
 
@@ -84,25 +61,23 @@ def test_stale_version_is_a_no_op(make_area, index_redis):
     assert area.geometry_version == 2
 
     assert index_area(area.id, 1).startswith("skipped")
-    area.refresh_from_db()
-    assert (area.indexed_version, area.geometry_version) == (1, 2)
+    assert AreaIndex.objects.get(area=area).indexed_version == 1 and not is_indexed(area)
     assert cell_rows(area.id) == rows_v1
     assert redis_snapshot(index_redis) == redis_v1
 
     assert index_area(area.id, 2).startswith("indexed")
-    area.refresh_from_db()
-    assert area.is_indexed
+    assert is_indexed(area)
     assert cell_rows(area.id) != rows_v1
 
 
 def test_running_twice_leaves_the_same_result(make_area, index_redis):
     area = make_area(WEST)
     assert index_area(area.id, 1).startswith("indexed")
-    rows, members = cell_rows(area.id), redis_snapshot(index_redis)
+    rows, records = cell_rows(area.id), redis_snapshot(index_redis)
     assert index_area(area.id, 1).startswith("skipped")
     index_areas([area.id], force=True)
     assert cell_rows(area.id) == rows
-    assert redis_snapshot(index_redis) == members
+    assert redis_snapshot(index_redis) == records
 
 
 def test_a_crash_mid_build_leaves_lookups_correct(make_area, settings, api, index_redis):
@@ -110,15 +85,16 @@ def test_a_crash_mid_build_leaves_lookups_correct(make_area, settings, api, inde
     index_area(area.id, 1)
     area_update(area=area, data={"geometry": geometry(EAST)})
 
-    # Redis goes away after the cell table was rewritten: the build fails and will be retried.
+    # Redis goes away after the build read its tokens: the cell table is rewritten, then making it live fails.
+    batch = prepare([area.id], versions={area.id: 2})
+    computed = [cells.cover_job(job) for job in batch.jobs]
     real_redis = settings.HEXINDEX_REDIS_URL
     settings.HEXINDEX_REDIS_URL = f"redis://127.0.0.1:{closed_port()}/0"
     with pytest.raises(RedisConnectionError):
-        index_areas([area.id], versions={area.id: 2})
-    settings.HEXINDEX_REDIS_URL = real_redis  # back, still holding the old geometry's cells
+        complete(batch, computed)
+    settings.HEXINDEX_REDIS_URL = real_redis  # back, still holding the old geometry's records
 
-    area.refresh_from_db()
-    assert not area.is_indexed
+    assert is_indexed(area)  # the cell table has the new geometry; Redis does not, and the area stays pending
 
     def found(lat, lng):
         return [r["id"] for r in api.get("/api/v1/lookup/", {"lat": lat, "lng": lng}).json()["results"]]
@@ -126,91 +102,22 @@ def test_a_crash_mid_build_leaves_lookups_correct(make_area, settings, api, inde
     assert found(50.0, 12.0) == [area.id]  # the new geometry, checked directly
     assert found(50.0, 10.0) == []  # the old one, still in Redis, is not trusted
 
-    assert index_areas([area.id], versions={area.id: 2}).indexed == [area.id]
+    assert index_areas([area.id]).live == [area.id]  # the retry (or the sweep) makes it live
     assert (found(50.0, 12.0), found(50.0, 10.0)) == ([area.id], [])
+    assert redis_index.pending_tokens([area.id]) == {area.id: ""}
 
 
 def test_delete_removes_the_area_from_the_index(client_for, make_area, index_redis, django_capture_on_commit_callbacks):
     area = make_area(WEST)
     index_area(area.id, 1)
-    assert members_of(index_redis, area.id)
+    assert records_of(index_redis, area.id)
     with django_capture_on_commit_callbacks(execute=True):
         assert client_for(area.provider.owner).delete(f"/api/v1/service-areas/{area.id}/").status_code == 204
     assert not cell_rows(area.id)
-    assert members_of(index_redis, area.id) == set()
+    assert records_of(index_redis, area.id) == set()
+    assert redis_index.pending_tokens([area.id]) == {area.id: ""}
+    assert not index_redis.hexists("hx:1:pay", area.id)
     assert not AreaIndex.objects.filter(area_id=area.id).exists()
-
-
-def test_a_failed_build_is_shown_and_retried_by_the_sweep(make_area, monkeypatch, client_for, api):
-    area = make_area(WEST)
-
-    def refuse(geometry):
-        raise cells.CoverError("too many cells")
-
-    monkeypatch.setattr(cells, "cover", refuse)
-    assert index_area(area.id, 1).startswith("failed")
-    owner = client_for(area.provider.owner)
-    state = owner.get(f"/api/v1/service-areas/{area.id}/").json()["properties"]["index"]
-    assert state["status"] == "failed"
-    assert "too many cells" in state["error"]
-    # Still found: areas not live in the index are checked directly.
-    assert api.get("/api/v1/lookup/", {"lat": 50, "lng": 10}).json()["count"] == 1
-
-    monkeypatch.undo()
-    assert sweep()["reenqueued"] == 0  # failed just now: not yet
-    AreaIndex.objects.filter(area_id=area.id).update(enqueued_at=timezone.now() - timedelta(minutes=11))
-    assert sweep()["reenqueued"] == 1  # runs the build (eager)
-    state = owner.get(f"/api/v1/service-areas/{area.id}/").json()["properties"]["index"]
-    assert state["status"] == "ready"
-    assert state["error"] is None
-    assert state["boundary_cells"] > 0
-
-
-def test_sweep_enqueues_areas_whose_build_was_lost(make_area):
-    area = make_area(WEST)  # on_commit never ran here: as if the broker had been down
-    assert sweep()["reenqueued"] == 0  # just scheduled: give the worker time
-    AreaIndex.objects.filter(area_id=area.id).update(enqueued_at=timezone.now() - timedelta(minutes=3))
-    assert sweep()["reenqueued"] == 1
-    area.refresh_from_db()
-    assert area.is_indexed
-
-
-def test_sweep_rebuilds_an_empty_redis(make_area, index_redis):
-    area = make_area(WEST)
-    index_area(area.id, 1)
-    index_redis.flushdb()
-    assert store.candidates(50.0, 10.0, cells.point_cells(50.0, 10.0)) is None
-
-    assert sweep()["rebuild_requested"] is True
-    found = store.candidates(50.0, 10.0, cells.point_cells(50.0, 10.0))
-    assert set(found.interior + found.boundary) == {area.id}
-
-
-def test_rebuild_switches_to_a_new_generation_and_drops_the_old(make_area, index_redis):
-    areas = [make_area(WEST), make_area(EAST)]
-    index_areas([a.id for a in areas])
-    before = {key.split(b":", 2)[2]: members for key, members in redis_snapshot(index_redis).items()}
-
-    report = rebuild_redis()
-
-    assert report.generation == int(index_redis.get(store.GEN_KEY)) != 1
-    after = redis_snapshot(index_redis)
-    assert all(key.startswith(f"hx:{report.generation}:".encode()) for key in after)
-    assert {key.split(b":", 2)[2]: members for key, members in after.items()} == before
-    assert report.members == sum(len(m) for m in before.values())
-
-
-def test_builds_during_a_rebuild_reach_both_generations(make_area, index_redis):
-    index_redis.set(store.BUILDING_KEY, 7)
-    area = make_area(WEST)
-    index_area(area.id, 1)
-    generations = {key.split(":")[1] for key in members_of(index_redis, area.id)}
-    assert generations == {"1", "7"}
-
-
-def test_a_second_rebuild_waits_for_the_first(index_redis, db):
-    index_redis.set(store.BUILDING_KEY, 9)
-    assert rebuild_redis().generation is None
 
 
 def test_provider_rename_and_price_change_show_in_the_lookup_at_once(make_area, client_for, api, index_all):
@@ -274,6 +181,7 @@ def test_feature_shows_index_state(make_area, client_for, index_all):
     assert ready["status"] == "ready"
     assert 0 <= ready["resolution"] <= cells.MAX_RES
     assert ready["interior_cells"] + ready["boundary_cells"] == len(cell_rows(area.id))
+    assert ready["boundary_cells"] == len([row for row in cell_rows(area.id) if row[1]])
     assert ready["indexed_at"]
 
 
@@ -302,7 +210,7 @@ def test_writes_are_refused_while_the_index_is_unreachable(client_for, make_area
     response = getattr(owner, method)(path.format(area=area.id, provider=area.provider_id), body, format="json")
 
     assert response.status_code == 503
-    assert response.json()["detail"] == INDEX_UNAVAILABLE
+    assert response.json() == {"detail": INDEX_UNAVAILABLE, "code": "index_unavailable", "service": "redis"}
     after = (
         list(ServiceArea.objects.values_list("id", "name", "price", "geometry_version")),
         list(area.provider.__class__.objects.values_list("id", "name")),
@@ -321,29 +229,27 @@ def test_a_build_that_read_old_data_cannot_hide_a_later_change(make_area, api, i
     assert api.get("/api/v1/lookup/", {"lat": 50, "lng": 10}).json()["results"][0]["price"] == "30.00"
     index_all()
     assert api.get("/api/v1/lookup/", {"lat": 50, "lng": 10}).json()["results"][0]["price"] == "30.00"
-    assert store.pending_tokens([area.id]) == {area.id: ""}
+    assert redis_index.pending_tokens([area.id]) == {area.id: ""}
 
 
-def test_sweep_refreshes_areas_changed_behind_the_services_back(make_area, api, index_all):
-    area = make_area(WEST, price="10.00")
-    index_all()
-    assert api.get("/api/v1/lookup/", {"lat": 50, "lng": 10}).json()["results"][0]["price"] == "10.00"
-    ServiceArea.objects.filter(pk=area.pk).update(price="12.00")  # raw write: the trigger bumps payload_version
-    assert sweep()["refreshed"] == 1  # marks it pending and refreshes it (eager)
-    assert api.get("/api/v1/lookup/", {"lat": 50, "lng": 10}).json()["results"][0]["price"] == "12.00"
-    assert store.pending_tokens([area.id]) == {area.id: ""}
+def test_builds_during_a_rebuild_are_noted_for_the_new_generation(make_area, index_redis):
+    index_redis.set(redis_index.BUILDING_KEY, 7)
+    area = make_area(WEST)
+    index_area(area.id, 1)
+    assert {key.split(":")[1] for key in records_of(index_redis, area.id)} == {"1"}
+    assert index_redis.smembers("hx:dirty:7") == {str(area.id).encode()}
 
 
-def test_rebuild_restores_live_entries_and_pending_marks(make_area, index_redis, api, index_all):
-    live = make_area(WEST, price="1.00")
-    index_all()
-    waiting = make_area(EAST, price="2.00")
-    index_redis.flushdb()
+def test_records_are_sorted_by_area_in_every_field(make_area, index_redis):
+    areas = [make_area(square(10.0 + 0.05 * i, 50.0, 0.2)) for i in range(6)]
+    for area in reversed(areas):  # made live in descending order
+        index_area(area.id, 1)
+    import numpy as np
 
-    report = rebuild_redis()
+    from hexindex import codec
 
-    assert (report.live, report.pending) == (1, 1)
-    found = store.candidates(50.0, 10.0, cells.point_cells(50.0, 10.0))
-    assert live.id in found.interior + found.boundary
-    assert store.candidates(50.0, 12.0, cells.point_cells(50.0, 12.0)).pending == [waiting.id]
-    assert [r["id"] for r in api.get("/api/v1/lookup/", {"lat": 50, "lng": 12}).json()["results"]] == [waiting.id]
+    for key in index_redis.scan_iter("hx:1:c:*"):
+        for field, blob in index_redis.hgetall(key).items():
+            dtype = codec.BOUNDARY if field.endswith(b"b") else codec.INTERIOR
+            ids = np.frombuffer(blob, dtype)["area"].tolist()
+            assert ids == sorted(set(ids))

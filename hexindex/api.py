@@ -1,0 +1,72 @@
+"""The index's one door: what the rest of the project may call. Everything else in hexindex is internal.
+
+- Writers (areas and providers services) call `current_boxes` before changing areas and `areas_changed` /
+  `areas_deleting` inside their transaction; `IndexUnavailable` means the write must be refused.
+- Readers call `lookup` (and `lookup_exact` for the reference answer).
+- `index_status` describes an area's index for the API; `health` the index as a whole.
+"""
+
+from __future__ import annotations
+
+from redis.exceptions import RedisError
+
+from hexindex import redis_index
+from hexindex.bulk import build_index, summarise
+from hexindex.invalidation import INDEX_UNAVAILABLE, IndexUnavailable, areas_changed, areas_deleting, current_boxes
+from hexindex.models import INDEXED_SQL, IndexStatus, indexed
+from hexindex.selectors import LookupResult, lookup, lookup_exact
+
+__all__ = [
+    "INDEX_UNAVAILABLE",
+    "IndexStatus",
+    "IndexUnavailable",
+    "LookupResult",
+    "areas_changed",
+    "areas_deleting",
+    "build_index",
+    "current_boxes",
+    "health",
+    "index_status",
+    "indexed",
+    "lookup",
+    "lookup_exact",
+    "summarise",
+    "unindexed_count",
+]
+
+
+def index_status(area) -> dict:
+    """An area's index as the API shows it: status, and figures of the live index only."""
+    state = getattr(area, "index_state", None)
+    if state is not None and state.indexed_version == area.geometry_version:
+        status = IndexStatus.READY
+    elif state is not None and state.failed_version == area.geometry_version:
+        status = IndexStatus.FAILED
+    else:
+        status = IndexStatus.PENDING
+    live = state if status == IndexStatus.READY else None
+    return {
+        "status": status.value,
+        "resolution": live.resolution if live else None,
+        "interior_cells": live.interior_cells if live else None,
+        "boundary_cells": live.boundary_cells if live else None,
+        "indexed_at": live.indexed_at if live else None,
+        "error": state.error if status == IndexStatus.FAILED else None,
+    }
+
+
+def unindexed_count(cursor) -> int:
+    """Areas whose current geometry is not indexed yet (lookups find them anyway)."""
+    cursor.execute(f"SELECT count(*) FROM areas_servicearea a WHERE NOT {INDEXED_SQL}")
+    return cursor.fetchone()[0]
+
+
+def health() -> tuple[str, str]:
+    """('ok' or the error, and the state of the Redis index: live, rebuilding, missing or unavailable)."""
+    try:
+        live, building = redis_index.generations()
+    except RedisError as exc:
+        return f"error: {exc.__class__.__name__}: {exc}", "unavailable"
+    if live is not None:
+        return "ok", "live"
+    return "ok", "rebuilding" if building is not None else "missing"

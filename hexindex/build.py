@@ -1,0 +1,323 @@
+"""Building the index of areas and making them live (or forgetting them).
+
+A build records each area's change token (hexindex.invalidation) *before* reading the database, then:
+
+1. computes the cover of each area whose geometry is not indexed (possibly in a process pool);
+2. in one transaction, holding the area's row (FOR SHARE, so its geometry cannot change meanwhile) and an
+   advisory lock (so two builders do not interleave): checks the geometry version is still the one computed,
+   replaces the area's rows in the cell table and records the indexed version in AreaIndex;
+3. makes each indexed area live in the live Redis generation with its current lookup result (apply.lua), only
+   if its change token is unchanged: a change that committed after the build read the database registered the
+   area again (new token), so a stale build can never hide it. The same step, without a new cover, refreshes
+   areas whose result changed (price, name, provider).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+
+from django.db import IntegrityError, connection, transaction
+from django.db.models import F
+from django.utils import timezone
+
+from hexindex import cells, celltable, codec, redis_index
+from hexindex.models import INDEXED_SQL, AreaIndex
+from hexindex.payload import PAYLOAD_COLUMNS, AreaPayload
+
+log = logging.getLogger(__name__)
+
+MAX_APPLY_ATTEMPTS = 5
+
+# Areas whose current geometry is indexed, with what a lookup shows for them.
+LIVE_ROWS_SQL = f"""
+SELECT a.geometry_version, a.payload_version, {PAYLOAD_COLUMNS}
+FROM areas_servicearea a JOIN providers_provider p ON p.id = a.provider_id
+WHERE a.id = ANY(%s) AND {INDEXED_SQL}
+"""
+
+
+@dataclass
+class BuildReport:
+    indexed: list[int] = field(default_factory=list)  # covers built
+    live: list[int] = field(default_factory=list)  # made live in Redis (built, or refreshed)
+    skipped: list[int] = field(default_factory=list)  # stale, gone, or changed meanwhile
+    failed: dict[int, str] = field(default_factory=dict)
+    interior_cells: int = 0
+    boundary_cells: int = 0
+    cover_seconds: list[float] = field(default_factory=list)
+
+    def merge(self, other: BuildReport) -> None:
+        self.indexed += other.indexed
+        self.live += other.live
+        self.skipped += other.skipped
+        self.failed.update(other.failed)
+        self.interior_cells += other.interior_cells
+        self.boundary_cells += other.boundary_cells
+        self.cover_seconds += other.cover_seconds
+
+
+@dataclass
+class Batch:
+    tokens: dict[int, str]
+    jobs: list[tuple[int, int, bytes]]
+    current: list[int]  # geometry already indexed at its current version: only needs making live
+    report: BuildReport
+
+
+def prepare(area_ids: Iterable[int], *, force: bool = False, versions: dict[int, int] | None = None) -> Batch:
+    """Read the areas' change tokens, then their geometries: (area_id, version, WKB) jobs for those that need a
+    cover. `versions` pins the geometry version (a task's): other versions are skipped as stale."""
+    area_ids = list(area_ids)
+    tokens = redis_index.pending_tokens(area_ids)
+    jobs, current, skipped = [], [], []
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT a.id, a.geometry_version, s.indexed_version, ST_AsBinary(a.geometry) "
+            "FROM areas_servicearea a LEFT JOIN hexindex_areaindex s ON s.area_id = a.id WHERE a.id = ANY(%s)",
+            [area_ids],
+        )
+        found = cursor.fetchall()
+    for area_id, version, indexed_version, wkb in found:
+        if versions is not None and versions.get(area_id) != version:
+            skipped.append(area_id)
+        elif indexed_version == version and not force:
+            current.append(area_id)
+        else:
+            jobs.append((area_id, version, bytes(wkb)))
+    gone = set(area_ids) - {row[0] for row in found}
+    return Batch(tokens, jobs, current, BuildReport(skipped=skipped + sorted(gone)))
+
+
+def complete(batch: Batch, built: list[cells.CoverJob], *, make_live: bool = True) -> BuildReport:
+    """Steps 2 and 3 of the module docstring for computed covers; then make the batch's areas live (unless the
+    caller rebuilds Redis as a whole afterwards)."""
+    report = batch.report
+    failures = {item.area_id: (item.version, item.error) for item in built if item.cover is None}
+    report.failed.update({area_id: error for area_id, (_, error) in failures.items()})
+    record_failures(failures)
+    good = {item.area_id: item for item in built if item.cover is not None}
+    if good:
+        _write_cells(good, report)
+    # Areas whose geometry is indexed are made live: fresh builds, and unchanged geometries registered as pending
+    # for a change of their result. An area live already is left as it is.
+    refresh = [area_id for area_id in batch.current if batch.tokens.get(area_id)]
+    report.skipped += [area_id for area_id in batch.current if not batch.tokens.get(area_id)]
+    if make_live:
+        fresh = {area_id: good[area_id].cover for area_id in report.indexed}
+        report.live = sorted(make_areas_live(report.indexed + refresh, batch.tokens, fresh))
+    return report
+
+
+def index_areas(
+    area_ids: Iterable[int],
+    *,
+    force: bool = False,
+    versions: dict[int, int] | None = None,
+    mapper: Callable = map,
+) -> BuildReport:
+    """Build and make live the index of the given areas. `mapper` lets a caller compute covers in a process
+    pool. Transient database and Redis errors propagate (the caller retries); a geometry that cannot be covered
+    is reported in `failed`."""
+    batch = prepare(area_ids, force=force, versions=versions)
+    return complete(batch, list(mapper(cells.cover_job, batch.jobs)))
+
+
+def _write_cells(good: dict[int, cells.CoverJob], report: BuildReport) -> None:
+    """Step 2: the cell table and the indexed version, under locks, for areas whose geometry is still the version
+    the cover was computed from."""
+    with transaction.atomic(), connection.cursor() as cursor:
+        ids = sorted(good)
+        cursor.execute("SELECT pg_advisory_xact_lock(id) FROM unnest(%s::bigint[]) AS id ORDER BY id", [ids])
+        cursor.execute(
+            "SELECT id, geometry_version FROM areas_servicearea WHERE id = ANY(%s) ORDER BY id FOR SHARE", [ids]
+        )
+        current = dict(cursor.fetchall())
+        for area_id in ids:
+            if current.get(area_id) != good[area_id].version:
+                report.skipped.append(area_id)
+                del good[area_id]
+        if not good:
+            return
+        celltable.replace({area_id: item.copy_rows for area_id, item in good.items()})
+        _record_builds(good.values())
+    for item in good.values():
+        report.indexed.append(item.area_id)
+        report.interior_cells += len(item.cover.interior)
+        report.boundary_cells += len(item.cover.boundary)
+        report.cover_seconds.append(item.seconds)
+
+
+def _record_builds(built: Iterable[cells.CoverJob]) -> None:
+    now = timezone.now()
+    AreaIndex.objects.bulk_create(
+        [
+            AreaIndex(
+                area_id=item.area_id,
+                indexed_version=item.version,
+                resolution=item.cover.resolution,
+                interior_cells=len(item.cover.interior),
+                boundary_cells=len(item.cover.boundary),
+                build_seconds=item.seconds,
+                indexed_at=now,
+                enqueued_at=now,
+                attempts=0,
+                failed_version=None,
+                error="",
+            )
+            for item in built
+        ],
+        update_conflicts=True,
+        unique_fields=["area"],
+        update_fields=[
+            "indexed_version",
+            "resolution",
+            "interior_cells",
+            "boundary_cells",
+            "build_seconds",
+            "indexed_at",
+            "attempts",
+            "failed_version",
+            "error",
+        ],
+    )
+
+
+def record_failures(failures: dict[int, tuple[int, str]]) -> None:
+    """Remember why an area's index could not be built, so the API can show it and the sweep can retry later."""
+    now = timezone.now()
+    for area_id, (version, error) in failures.items():
+        log.warning("indexing area %s (version %s) failed: %s", area_id, version, error)
+        try:
+            with transaction.atomic():
+                AreaIndex.objects.get_or_create(area_id=area_id, defaults={"indexed_version": 0})
+                AreaIndex.objects.filter(area_id=area_id).update(
+                    failed_version=version, error=error[:2000], attempts=F("attempts") + 1, enqueued_at=now
+                )
+        except IntegrityError:
+            pass  # the area was deleted meanwhile
+
+
+# --- step 3: Redis ---------------------------------------------------------------------------------------------
+
+
+def live_update(
+    area_id: int,
+    cover: cells.Cover,
+    payload: AreaPayload,
+    geometry_version: int,
+    payload_version: int,
+    *,
+    token: str,
+    old_state: bytes | None,
+    clear_pending: bool,
+) -> redis_index.AreaUpdate:
+    """The change that makes an area live with this cover and result, from its old state in the generation."""
+    new_records: dict[tuple[str, bytes], bytes] = {}
+    interior = codec.interior_record(area_id, payload_version)
+    for placement in codec.placements(cover.interior, []):
+        new_records[placement] = interior
+    boundary = codec.boundary_records(area_id, payload_version, cover.inside, cover.crossing)
+    for cell, record in zip(cover.boundary, boundary, strict=True):
+        for placement in codec.placements([], [cell]):
+            new_records[placement] = record
+    edits = [(anchor, name, record) for (anchor, name), record in new_records.items()]
+    edits += _removals(old_state, keep=new_records)
+    state = codec.AreaState(geometry_version, payload_version, list(cover.interior), list(cover.boundary))
+    return redis_index.AreaUpdate(
+        area_id=area_id,
+        token=token,
+        expected_state=old_state or b"",
+        state=codec.encode_state(state),
+        versions=codec.encode_versions(geometry_version, payload_version),
+        payload=codec.encode_payload(payload_version, payload.sortable()),
+        edits=edits,
+        clear_pending=clear_pending,
+        note_for_rebuild=True,
+    )
+
+
+def forget_update(area_id: int, old_state: bytes | None, *, clear_pending: bool = True) -> redis_index.AreaUpdate:
+    return redis_index.AreaUpdate(
+        area_id=area_id,
+        token="*",
+        expected_state=old_state or b"",
+        state=b"",
+        versions=b"",
+        payload=b"",
+        edits=_removals(old_state, keep={}),
+        clear_pending=clear_pending,
+        note_for_rebuild=True,
+    )
+
+
+def _removals(old_state: bytes | None, keep) -> list[tuple[str, bytes, bytes]]:
+    if not old_state:
+        return []
+    old = codec.decode_state(old_state)
+    return [
+        (anchor, name, b"")
+        for anchor, name in codec.placements(old.interior, old.boundary)
+        if (anchor, name) not in keep
+    ]
+
+
+def make_areas_live(area_ids: list[int], tokens: dict[int, str], fresh: dict[int, cells.Cover]) -> set[int]:
+    """Step 3: each area's current result, read now (after its token was), made live with its cover (`fresh`, or
+    as stored in the cell table), unless it changed again since. Returns the ids made live."""
+    if not area_ids:
+        return set()
+    live_generation, _ = redis_index.generations()
+    if live_generation is None:
+        return set()  # no index in Redis at all: the rebuild reads everything from PostgreSQL
+    with connection.cursor() as cursor:
+        cursor.execute(LIVE_ROWS_SQL, [area_ids])
+        rows = {row[2]: (row[0], row[1], AreaPayload(*row[2:])) for row in cursor.fetchall()}
+    stored = celltable.covers([area_id for area_id in rows if area_id not in fresh])
+    covers = {**stored, **{area_id: cover for area_id, cover in fresh.items() if area_id in rows}}
+    todo = [area_id for area_id in rows if area_id in covers]
+    made_live: set[int] = set()
+    for _ in range(MAX_APPLY_ATTEMPTS):
+        if not todo:
+            break
+        states = redis_index.area_states(live_generation, todo)
+        updates = [
+            live_update(
+                area_id,
+                covers[area_id],
+                rows[area_id][2],
+                rows[area_id][0],
+                rows[area_id][1],
+                token=tokens.get(area_id, ""),
+                old_state=states[area_id],
+                clear_pending=True,
+            )
+            for area_id in todo
+        ]
+        results = redis_index.apply(live_generation, updates)
+        made_live.update(
+            area_id for area_id, result in zip(todo, results, strict=True) if result == redis_index.APPLIED
+        )
+        todo = [area_id for area_id, result in zip(todo, results, strict=True) if result == redis_index.STATE_MOVED]
+    if todo:
+        log.warning("areas %s kept changing while being made live; the sweep will retry", todo)
+    return made_live
+
+
+def forget(area_ids: list[int]) -> None:
+    """Take deleted areas out of the live index and clear their pending registrations."""
+    if not area_ids:
+        return
+    live_generation, _ = redis_index.generations()
+    if live_generation is None:
+        redis_index.unpend(redis_index.pending_tokens(area_ids))
+        return
+    todo = list(area_ids)
+    for _ in range(MAX_APPLY_ATTEMPTS):
+        if not todo:
+            return
+        states = redis_index.area_states(live_generation, todo)
+        results = redis_index.apply(live_generation, [forget_update(area_id, states[area_id]) for area_id in todo])
+        todo = [area_id for area_id, result in zip(todo, results, strict=True) if result == redis_index.STATE_MOVED]
+    log.warning("areas %s kept changing while being forgotten; the sweep will retry", todo)

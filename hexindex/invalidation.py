@@ -1,0 +1,169 @@
+"""Marking changes: what keeps every lookup exact while areas change.
+
+Every write that changes what a lookup returns (an area's geometry, name, price or provider; a provider's name
+or currency; a delete) registers the areas as *pending* in Redis before its transaction commits, and again
+right after. If Redis cannot be reached, the write is refused (IndexUnavailable) and nothing changes. A lookup
+ignores the records of areas pending at its point and checks those areas directly in PostGIS, with their
+current data, until a build makes them live again (hexindex.build).
+
+An area is registered at cells covering the bounding boxes of its geometry *before and after* the write
+(cells.pending_cells), so that whichever of the two the database holds (the write may still roll back) is
+found by a lookup through the point's own cell chain: pending areas are found spatially, however many there are.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import defaultdict
+from collections.abc import Iterable
+
+from django.db import connection, transaction
+from django.utils import timezone
+from redis.exceptions import RedisError
+
+from hexindex import cells, codec, redis_index
+from hexindex.models import AreaIndex
+
+log = logging.getLogger(__name__)
+
+INDEX_UNAVAILABLE = "The lookup index cannot be reached, so nothing was changed. Please try again shortly."
+
+Box = tuple[float, float, float, float]
+# Above this many areas changed at once (an import, a provider rename), register them everywhere: lookups answer
+# from PostGIS alone until they are live again, which is what checking that many areas would cost anyway.
+MAX_PRECISE_REGISTRATIONS = 200
+
+# One row per polygon part: a multi-part area far apart (or split at the antimeridian) gets small boxes.
+_BOXES_SQL = """
+SELECT a.id, ST_XMin(part.geom), ST_YMin(part.geom), ST_XMax(part.geom), ST_YMax(part.geom)
+FROM areas_servicearea a, ST_Dump(a.geometry) part
+WHERE a.id = ANY(%s)
+"""
+
+
+class IndexUnavailable(Exception):
+    """The index's Redis cannot be reached, so a write that it must know about was refused."""
+
+    def __init__(self, message: str = INDEX_UNAVAILABLE):
+        super().__init__(message)
+
+
+def current_boxes(area_ids: Iterable[int], *, lock: bool = True) -> dict[int, list[Box]]:
+    """The areas' part boxes as the database holds them now. With `lock`, the rows are locked for the rest of the
+    transaction first, so no other writer changes them between this read and the caller's write."""
+    area_ids = sorted(set(area_ids))
+    if not area_ids:
+        return {}
+    with connection.cursor() as cursor:
+        if lock:
+            cursor.execute("SELECT id FROM areas_servicearea WHERE id = ANY(%s) ORDER BY id FOR UPDATE", [area_ids])
+        cursor.execute(_BOXES_SQL, [area_ids])
+        boxes: dict[int, list[Box]] = defaultdict(list)
+        for area_id, *box in cursor.fetchall():
+            boxes[area_id].append(tuple(box))
+    return dict(boxes)
+
+
+def registrations(*box_maps: dict[int, list[Box]]) -> dict[int, bytes | None]:
+    """area_id -> packed cells to register it at (or redis_index.EVERYWHERE), from one or more box maps."""
+    merged: dict[int, list[Box]] = defaultdict(list)
+    for boxes in box_maps:
+        for area_id, parts in boxes.items():
+            merged[area_id].extend(parts)
+    if len(merged) > MAX_PRECISE_REGISTRATIONS:
+        return dict.fromkeys(merged, redis_index.EVERYWHERE)
+    result: dict[int, bytes | None] = {}
+    for area_id, parts in merged.items():
+        found = cells.pending_cells(parts)
+        result[area_id] = redis_index.EVERYWHERE if found is None else codec.pack_cells(found)
+    return result
+
+
+def mark(registered: dict[int, bytes | None]) -> str:
+    """Register the areas as pending, or refuse the caller's write."""
+    try:
+        return redis_index.mark_pending(registered)
+    except RedisError as exc:
+        log.warning("cannot register areas as pending in Redis; refusing the write", exc_info=True)
+        raise IndexUnavailable() from exc
+
+
+def areas_changed(
+    area_ids: list[int],
+    *,
+    before: dict[int, list[Box]] | None = None,
+    versions: dict[int, int] | None = None,
+    enqueue_builds: bool = True,
+) -> None:
+    """The areas were created or changed in the current transaction (`before`: their boxes before the change,
+    from current_boxes). Take them out of the live index now, and once the transaction commits, register them
+    again and queue their rebuild: `versions` (geometry versions) queue one versioned build per area; without
+    it, one refresh for all of them (payload changes, imports)."""
+    if not area_ids:
+        return
+    registered = registrations(before or {}, current_boxes(area_ids, lock=False))
+    mark(registered)
+    now = timezone.now()
+    AreaIndex.objects.bulk_create(
+        [AreaIndex(area_id=area_id, indexed_version=0, enqueued_at=now) for area_id in area_ids],
+        update_conflicts=True,
+        unique_fields=["area"],
+        update_fields=["enqueued_at"],
+    )
+
+    def after_commit() -> None:
+        try:
+            redis_index.mark_pending(registered)
+        except RedisError:
+            log.warning("could not re-register committed areas as pending; the sweep will catch up", exc_info=True)
+        if not enqueue_builds:
+            return
+        if versions is not None:
+            for area_id, version in versions.items():
+                enqueue(area_id=area_id, version=version)
+        else:
+            enqueue_refresh(list(area_ids))
+
+    transaction.on_commit(after_commit)
+
+
+def areas_deleting(area_ids: list[int]) -> None:
+    """The areas are about to be deleted in the current transaction. Until it commits lookups check them in
+    PostGIS; after, they are forgotten by the index (their cell rows go with them)."""
+    if not area_ids:
+        return
+    mark(registrations(current_boxes(area_ids)))
+
+    def after_commit() -> None:
+        from hexindex.build import forget
+
+        try:
+            forget(area_ids)
+        except RedisError:
+            # They stay pending (checked in PostGIS, where they are gone) until the sweep forgets them.
+            log.warning("could not forget deleted areas in Redis; the sweep will", exc_info=True)
+
+    transaction.on_commit(after_commit)
+
+
+def enqueue(*, area_id: int, version: int) -> bool:
+    from hexindex.tasks import index_area
+
+    return _send(index_area, area_id, version)
+
+
+def enqueue_refresh(area_ids: list[int]) -> bool:
+    from hexindex.tasks import refresh_areas
+
+    return _send(refresh_areas, area_ids)
+
+
+def _send(task, *args) -> bool:
+    try:
+        task.delay(*args)
+    except Exception:
+        # The broker is down. The write has committed and lookups already check the areas directly; the sweep
+        # enqueues them again later.
+        log.warning("could not enqueue %s%r; the sweep will retry", task.name, args, exc_info=True)
+        return False
+    return True

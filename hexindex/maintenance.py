@@ -1,0 +1,330 @@
+"""Keeping the index whole: rebuilding its Redis side from PostgreSQL, and the sweep that reconciles the two.
+
+Redis is derived data. A rebuild writes a new generation from one snapshot of the cell table, then switches
+lookups to it atomically; meanwhile lookups use the old generation (or PostGIS), builds keep making areas live
+in the old one and note them, and those areas are copied into the new generation before the switch. The sweep
+runs every minute: it rebuilds a missing index, re-queues areas stuck unindexed or pending, and drops or
+refreshes live entries whose area is gone or was changed behind the services' back (raw SQL, a Redis failover
+that lost recent writes).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import timedelta
+
+import h3.api.basic_int as h3
+import numpy as np
+from django.db import connection, transaction
+from django.utils import timezone
+from redis.exceptions import RedisError
+
+from hexindex import build, celltable, codec, invalidation, redis_index
+from hexindex.models import INDEXED_SQL, AreaIndex
+from hexindex.payload import PAYLOAD_COLUMNS, AreaPayload
+
+log = logging.getLogger(__name__)
+
+REENQUEUE_AFTER = timedelta(minutes=2)
+FAILED_RETRY_AFTER = timedelta(minutes=10)
+REBUILD_LOCK_SECONDS = 600
+MAX_FINISH_ROUNDS = 20
+
+_INDEXED_ROWS_SQL = f"""
+SELECT a.geometry_version, a.payload_version, {PAYLOAD_COLUMNS}
+FROM areas_servicearea a JOIN providers_provider p ON p.id = a.provider_id
+WHERE {INDEXED_SQL}
+ORDER BY a.id
+"""
+_UNINDEXED_IDS_SQL = f"SELECT a.id FROM areas_servicearea a WHERE NOT {INDEXED_SQL} ORDER BY a.id"
+
+
+@dataclass
+class RebuildReport:
+    generation: int | None
+    records: int = 0
+    fields: int = 0
+    live: int = 0
+    pending: int = 0
+    seconds: float = 0.0
+    replaced: int | None = None
+
+
+def rebuild_redis(*, progress: Callable[[str], None] | None = None) -> RebuildReport:
+    """Rebuild the Redis side from PostgreSQL into a new generation and switch lookups to it (see module
+    docstring). Returns a report with generation None when another rebuild holds the lock."""
+    started = time.perf_counter()
+    say = progress or (lambda message: None)
+    tokens = redis_index.pending_tokens_all()  # before reading the database, like any build
+    generation = redis_index.begin_rebuild(REBUILD_LOCK_SECONDS)
+    if generation is None:
+        return RebuildReport(generation=None)
+    report = RebuildReport(generation=generation)
+    try:
+        nested = connection.in_atomic_block
+        with transaction.atomic(), connection.cursor() as cursor:
+            if not nested:  # one snapshot for the areas and their cells (a caller's transaction already is one)
+                cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+            cursor.execute(_INDEXED_ROWS_SQL)
+            rows = cursor.fetchall()
+            cursor.execute(_UNINDEXED_IDS_SQL)
+            waiting = [row[0] for row in cursor.fetchall()]
+            say(f"reading the cell table ({len(rows)} indexed areas)")
+            table = celltable.read_all()
+        say(f"writing {len(table.cell)} records")
+        report.records, report.fields = _write_generation(generation, rows, table)
+        del table
+        report.live = len(rows)
+        # Areas not indexed must be pending, whoever changed them (after a restart Redis has no registrations).
+        unregistered = [area_id for area_id in waiting if area_id not in tokens]
+        for start in range(0, len(unregistered), 5000):
+            chunk = unregistered[start : start + 5000]
+            redis_index.mark_pending(invalidation.registrations(invalidation.current_boxes(chunk, lock=False)))
+        report.pending = len(waiting)
+        say("switching lookups to the new generation")
+        report.replaced = _finish(generation)
+    except BaseException:
+        _best_effort(redis_index.abandon_rebuild, generation)
+        raise
+    # Areas whose result the snapshot holds, and which did not change since their token was read, are live now.
+    indexed = {row[2] for row in rows}
+    redis_index.unpend({area_id: token for area_id, token in tokens.items() if area_id in indexed})
+    if report.replaced is not None and report.replaced != generation:
+        redis_index.drop_generation(report.replaced)
+    report.seconds = time.perf_counter() - started
+    return report
+
+
+def _write_generation(generation: int, rows: list[tuple], table: celltable.AllCells) -> tuple[int, int]:
+    """Records, states, versions and results of the indexed areas, from the snapshot. Returns (records, fields)."""
+    area_ids = np.array([row[2] for row in rows], dtype=np.int64)
+    payload_versions = np.array([row[1] for row in rows], dtype=np.uint32)
+    # Only rows of areas indexed in the snapshot: others are pending, and their rows may be of an older geometry.
+    position = np.minimum(np.searchsorted(area_ids, table.area), max(len(area_ids) - 1, 0))
+    keep = (area_ids[position] == table.area) if len(area_ids) else np.zeros(len(table.area), bool)
+    cell, area = table.cell[keep], table.area[keep]
+    boundary, inside, crossing = table.boundary[keep], table.inside[keep], table.crossing[keep]
+    payload = payload_versions[position[keep]]
+
+    fields = 0
+    for kind, dtype, selected in (
+        (codec.KIND_INTERIOR, codec.INTERIOR, ~boundary),
+        (codec.KIND_BOUNDARY, codec.BOUNDARY, boundary),
+    ):
+        records = np.zeros(int(selected.sum()), dtype)
+        records["area"], records["payload"] = area[selected], payload[selected]
+        if kind == codec.KIND_BOUNDARY:
+            records["inside"], records["crossing"] = inside[selected], crossing[selected]
+        fields += _write_fields(generation, cell[selected], records, kind)
+
+    states, versions, payloads = {}, {}, {}
+    order = np.lexsort((cell, boundary, area))
+    starts = np.flatnonzero(np.r_[True, area[order][1:] != area[order][:-1]]) if len(order) else np.zeros(0, int)
+    bounds = np.r_[starts, len(order)]
+    by_area = {}
+    for first, last in zip(bounds[:-1].tolist(), bounds[1:].tolist(), strict=True):
+        rows_of_area = order[first:last]
+        is_boundary = boundary[rows_of_area]
+        by_area[int(area[rows_of_area[0]])] = (
+            cell[rows_of_area[~is_boundary]].tolist(),
+            cell[rows_of_area[is_boundary]].tolist(),
+        )
+    for geometry_version, payload_version, *columns in rows:
+        area_id = columns[0]
+        interior, edge = by_area.get(area_id, ([], []))
+        states[area_id] = codec.encode_state(codec.AreaState(geometry_version, payload_version, interior, edge))
+        versions[area_id] = codec.encode_versions(geometry_version, payload_version)
+        payloads[area_id] = codec.encode_payload(payload_version, AreaPayload(*columns).sortable())
+        if len(states) >= 20_000:
+            redis_index.write_areas(generation, states, versions, payloads)
+            states, versions, payloads = {}, {}, {}
+    redis_index.write_areas(generation, states, versions, payloads)
+    return int(keep.sum()), fields
+
+
+def _write_fields(generation: int, cells: np.ndarray, records: np.ndarray, kind: bytes) -> int:
+    """Group records by (anchor, cell), areas ascending within a field, and write them anchor by anchor."""
+    if not len(cells):
+        return 0
+    # Cells coarser than the anchor resolution are copied into every anchor below them.
+    resolution = (cells >> np.uint64(52)) & np.uint64(0xF)
+    coarse = resolution < codec.ANCHOR_RES
+    anchors = codec.parents(cells, codec.ANCHOR_RES)
+    if coarse.any():
+        extra_rows, extra_anchors = [], []
+        for row in np.flatnonzero(coarse).tolist():
+            below = h3.cell_to_children(int(cells[row]), codec.ANCHOR_RES)
+            extra_rows += [row] * len(below)
+            extra_anchors += below
+        fine = np.flatnonzero(~coarse)
+        rows_all = np.r_[fine, np.array(extra_rows, dtype=np.int64)]
+        anchors = np.r_[anchors[fine], np.array(extra_anchors, dtype=np.uint64)]
+        cells, records = cells[rows_all], records[rows_all]
+    order = np.lexsort((records["area"], cells, anchors))
+    cells, records, anchors = cells[order], records[order], anchors[order]
+    new_field = np.r_[True, (cells[1:] != cells[:-1]) | (anchors[1:] != anchors[:-1])]
+    starts = np.flatnonzero(new_field)
+    ends = np.r_[starts[1:], len(cells)]
+    raw = records.tobytes()
+    size = records.dtype.itemsize
+    names = cells[starts].astype(">u8").tobytes()
+    field_anchors = anchors[starts]
+    batch: dict[str, dict[bytes, bytes]] = {}
+    batched = 0
+    current_anchor, current_name = None, ""
+    for index, (first, last, anchor) in enumerate(
+        zip(starts.tolist(), ends.tolist(), field_anchors.tolist(), strict=True)
+    ):
+        if anchor != current_anchor:
+            current_anchor, current_name = anchor, codec.anchor_name(anchor)
+            batch.setdefault(current_name, {})
+        batch[current_name][names[index * 8 : index * 8 + 8] + kind] = raw[first * size : last * size]
+        batched += 1
+        if batched >= 50_000:
+            redis_index.write_records(generation, batch)
+            batch, batched, current_anchor = {}, 0, None
+    redis_index.write_records(generation, batch)
+    return len(starts)
+
+
+def _finish(generation: int) -> int | None:
+    """Copy areas made live meanwhile into the new generation, then switch. Returns the replaced generation."""
+    for _ in range(MAX_FINISH_ROUNDS):
+        while dirty := redis_index.take_dirty(generation):
+            _copy_into(generation, dirty)
+        if not redis_index.extend_rebuild(generation, REBUILD_LOCK_SECONDS):
+            raise RuntimeError(f"the rebuild of generation {generation} lost its lock")
+        status, previous = redis_index.finish_rebuild(generation)
+        if status == 1:
+            return previous
+        if status == -1:
+            raise RuntimeError(f"the rebuild of generation {generation} lost its lock")
+    raise RuntimeError(f"areas kept changing while generation {generation} was switched to; try again")
+
+
+def _copy_into(generation: int, area_ids: list[int]) -> None:
+    """Bring areas in a generation being built up to date with the database (their current index, or nothing)."""
+    with connection.cursor() as cursor:
+        cursor.execute(build.LIVE_ROWS_SQL, [area_ids])
+        rows = {row[2]: (row[0], row[1], AreaPayload(*row[2:])) for row in cursor.fetchall()}
+    covers = celltable.covers(list(rows))
+    todo = list(area_ids)
+    for _ in range(build.MAX_APPLY_ATTEMPTS):
+        if not todo:
+            return
+        states = redis_index.area_states(generation, todo)
+        updates = []
+        for area_id in todo:
+            if area_id in rows and area_id in covers:
+                geometry_version, payload_version, payload = rows[area_id]
+                updates.append(
+                    build.live_update(
+                        area_id,
+                        covers[area_id],
+                        payload,
+                        geometry_version,
+                        payload_version,
+                        token="*",
+                        old_state=states[area_id],
+                        clear_pending=False,
+                    )
+                )
+            else:
+                updates.append(build.forget_update(area_id, states[area_id], clear_pending=False))
+        for update in updates:
+            update.note_for_rebuild = False
+        results = redis_index.apply(generation, updates)
+        todo = [area_id for area_id, result in zip(todo, results, strict=True) if result == redis_index.STATE_MOVED]
+
+
+def request_redis_rebuild() -> bool:
+    """Queue a rebuild of the Redis side, unless one was requested within the last minute. True if queued; a
+    Redis or broker failure is logged, not raised (the next lookup or sweep asks again)."""
+    try:
+        if not redis_index.request_rebuild():
+            return False
+        from hexindex.tasks import rebuild_redis_index
+
+        rebuild_redis_index.delay()
+    except Exception:
+        log.warning("could not request a Redis index rebuild", exc_info=True)
+        return False
+    return True
+
+
+# --- the sweep -------------------------------------------------------------------------------------------------
+
+_SWEEP_SQL = """
+SELECT a.id, a.geometry_version, a.payload_version, s.indexed_version, s.enqueued_at, s.failed_version
+FROM areas_servicearea a LEFT JOIN hexindex_areaindex s ON s.area_id = a.id
+"""
+
+
+def sweep(*, limit: int = 1000) -> dict:
+    """The backstop, run every minute (see the module docstring). Returns what it did."""
+    done = {"rebuild_requested": False, "forgotten": 0, "reenqueued": 0, "refreshed": 0}
+    try:
+        generation = redis_index.live_generation()
+        if generation is None:
+            done["rebuild_requested"] = request_redis_rebuild()
+            return done
+        pending = redis_index.pending_since()
+        live = redis_index.live_versions(generation)
+    except RedisError:
+        log.warning("sweep could not reach Redis", exc_info=True)
+        return done
+
+    with connection.cursor() as cursor:
+        cursor.execute(_SWEEP_SQL)
+        areas = {row[0]: row[1:] for row in cursor.fetchall()}
+
+    # Live or pending entries of areas that no longer exist.
+    gone = sorted((set(live) | set(pending)) - set(areas))[:limit]
+    _best_effort(build.forget, gone)
+    done["forgotten"] = len(gone)
+
+    now = timezone.now()
+    unregistered, due, refresh = [], [], set()
+    for area_id, (geometry_version, payload_version, indexed_version, enqueued_at, failed_version) in areas.items():
+        if area_id in pending:
+            continue
+        if indexed_version != geometry_version:
+            # Unindexed and not pending: its registration was lost, or it was created behind the services' back.
+            # Lookups would miss it: register it now; queue its build unless one was queued recently (failed
+            # ones wait longer).
+            unregistered.append(area_id)
+            wait = FAILED_RETRY_AFTER if failed_version is not None else REENQUEUE_AFTER
+            if enqueued_at is None or enqueued_at < now - wait or area_id in live:
+                due.append((area_id, geometry_version))
+        elif live.get(area_id) != (geometry_version, payload_version):
+            refresh.add(area_id)  # live with other versions, or not live at all
+    cutoff = time.time() - REENQUEUE_AFTER.total_seconds()
+    refresh |= {area_id for area_id, since in pending.items() if since < cutoff and area_id in areas}
+
+    due, refreshed = due[:limit], sorted(refresh)[:limit]
+    stale = unregistered + [area_id for area_id in refreshed if area_id not in pending]
+    if stale:
+        invalidation.mark(invalidation.registrations(invalidation.current_boxes(stale, lock=False)))
+    if due:
+        AreaIndex.objects.bulk_create(
+            [AreaIndex(area_id=area_id, indexed_version=0, enqueued_at=now) for area_id, _ in due],
+            update_conflicts=True,
+            unique_fields=["area"],
+            update_fields=["enqueued_at"],
+        )
+    for area_id, version in due:
+        invalidation.enqueue(area_id=area_id, version=version)
+    if refreshed:
+        invalidation.enqueue_refresh(refreshed)
+    done["reenqueued"], done["refreshed"] = len(due), len(refreshed)
+    return done
+
+
+def _best_effort(action: Callable, *args) -> None:
+    try:
+        action(*args)
+    except Exception:  # Redis tidiness must never fail the caller
+        log.warning("best-effort Redis update failed", exc_info=True)

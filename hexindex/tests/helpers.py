@@ -1,0 +1,67 @@
+"""Shared helpers for the index tests (not fixtures: import them)."""
+
+import socket
+
+import numpy as np
+
+from areas.serializers import AreaGeometryField
+from conftest import square
+from hexindex import codec
+from hexindex.models import AreaCell, AreaIndex
+
+WEST = square(10.0, 50.0, 0.2)
+EAST = square(12.0, 50.0, 0.2)
+
+
+def geometry(value):
+    return AreaGeometryField().to_internal_value(value)
+
+
+def redis_snapshot(client) -> dict:
+    """Every record field of every generation: {key: {field: records}}."""
+    return {key: client.hgetall(key) for key in client.scan_iter("hx:*:c:*")}
+
+
+def records_of(client, area_id: int) -> set[str]:
+    """'<key> <field hex>' of every field holding a record of the area."""
+    found = set()
+    for key, fields in redis_snapshot(client).items():
+        for field, blob in fields.items():
+            dtype = codec.BOUNDARY if field.endswith(codec.KIND_BOUNDARY) else codec.INTERIOR
+            if area_id in np.frombuffer(blob, dtype)["area"].tolist():
+                found.add(f"{key.decode()} {field.hex()}")
+    return found
+
+
+def cell_rows(area_id) -> set:
+    return set(AreaCell.objects.filter(area_id=area_id).values_list("cell", "boundary"))
+
+
+def is_indexed(area) -> bool:
+    area.refresh_from_db()
+    return AreaIndex.objects.filter(area=area, indexed_version=area.geometry_version).exists()
+
+
+def closed_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def live_at(lat: float, lng: float) -> set[int]:
+    """Areas with a record at the point's cells in the live generation (whatever their masks say)."""
+    import h3.api.basic_int as h3
+
+    from hexindex import redis_index
+    from hexindex.cells import MAX_RES
+
+    chain = codec.chain(h3.latlng_to_cell(lat, lng, MAX_RES))
+    point = redis_index.read_point(codec.anchor_name(chain[codec.ANCHOR_RES]), codec.chain_fields(chain), 10**6)
+    if point is None:
+        return set()
+    found = set()
+    for blobs, dtype in ((point.interior, codec.INTERIOR), (point.boundary, codec.BOUNDARY)):
+        for blob in blobs:
+            if blob:
+                found.update(np.frombuffer(blob, dtype)["area"].tolist())
+    return found - set(point.pending or [])
