@@ -1,7 +1,7 @@
 from django.contrib.gis.geos import Point
 
 from areas.models import ServiceArea
-from hexindex.payload import AreaPayload
+from hexindex.api import AreaPayload
 
 # Every query that feeds AreaPayload selects these, in this order.
 PAYLOAD_ROW = ("id", "price", "name", "provider_id", "provider__name", "provider__currency")

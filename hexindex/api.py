@@ -14,10 +14,12 @@ from hexindex import redis_index
 from hexindex.bulk import build_index, summarise
 from hexindex.invalidation import INDEX_UNAVAILABLE, IndexUnavailable, areas_changed, areas_deleting, current_boxes
 from hexindex.models import INDEXED_SQL, IndexStatus, indexed
+from hexindex.payload import AreaPayload
 from hexindex.selectors import LookupResult, lookup, lookup_exact
 
 __all__ = [
     "INDEX_UNAVAILABLE",
+    "AreaPayload",
     "IndexStatus",
     "IndexUnavailable",
     "LookupResult",

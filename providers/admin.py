@@ -1,11 +1,36 @@
-from django.contrib import admin
+from django.contrib import admin, messages
 
+from hexindex.api import IndexUnavailable
 from providers.models import Provider
+from providers.services import provider_delete, provider_update
 
 
 @admin.register(Provider)
 class ProviderAdmin(admin.ModelAdmin):
+    """Changes and deletes go through the same services as the API, so the lookup index hears of them."""
+
     list_display = ["id", "name", "email", "phone_number", "language", "currency", "owner"]
     search_fields = ["name", "email"]
     list_filter = ["language", "currency"]
     raw_id_fields = ["owner"]
+
+    def save_model(self, request, obj, form, change):
+        if not change:
+            super().save_model(request, obj, form, change)  # a new provider has no areas yet
+            return
+        stored = Provider.objects.get(pk=obj.pk)
+        _guarded(request, provider_update, provider=stored, data={f: form.cleaned_data[f] for f in form.changed_data})
+
+    def delete_model(self, request, obj):
+        _guarded(request, provider_delete, provider=obj)
+
+    def delete_queryset(self, request, queryset):
+        for provider in queryset:
+            _guarded(request, provider_delete, provider=provider)
+
+
+def _guarded(request, action, **kwargs) -> None:
+    try:
+        action(**kwargs)
+    except IndexUnavailable as exc:
+        messages.error(request, str(exc))

@@ -92,4 +92,3 @@ def test_area_lifecycle_with_a_real_worker(worker, client_for, make_provider, ap
 
     assert owner.delete(f"/api/v1/service-areas/{area_id}/").status_code == 204
     assert found(50.0, 12.0) == []
-
