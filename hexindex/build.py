@@ -214,11 +214,12 @@ def live_update(
     clear_pending: bool,
 ) -> redis_index.AreaUpdate:
     """The change that makes an area live with this cover and result, from its old state in the generation."""
+    version = codec.area_version(geometry_version, payload_version)
     new_records: dict[tuple[str, bytes], bytes] = {}
-    interior = codec.interior_record(area_id, payload_version)
+    interior = codec.interior_record(area_id, version)
     for placement in codec.placements(cover.interior, []):
         new_records[placement] = interior
-    boundary = codec.boundary_records(area_id, payload_version, cover.inside, cover.crossing)
+    boundary = codec.boundary_records(area_id, version, cover.inside, cover.crossing)
     for cell, record in zip(cover.boundary, boundary, strict=True):
         for placement in codec.placements([], [cell]):
             new_records[placement] = record
@@ -231,7 +232,7 @@ def live_update(
         expected_state=old_state or b"",
         state=codec.encode_state(state),
         versions=codec.encode_versions(geometry_version, payload_version),
-        payload=codec.encode_payload(payload_version, payload.sortable()),
+        payload=codec.encode_result(version, payload.price_cents, payload.json()),
         edits=edits,
         clear_pending=clear_pending,
         note_for_rebuild=True,

@@ -7,7 +7,7 @@ import statistics
 from collections.abc import Callable
 from multiprocessing import get_context
 
-from hexindex import cells
+from hexindex import cells, redis_index
 from hexindex.build import BuildReport, complete, make_areas_live, prepare
 
 # Above this many areas, making each one live in Redis costs more than rebuilding Redis from the cell table once.
@@ -26,7 +26,8 @@ def build_index(
     total = BuildReport()
     if not area_ids:
         return total
-    rebuild = len(area_ids) > REBUILD_ABOVE
+    # Without a live generation nothing can be made live one by one: the rebuild creates one.
+    rebuild = len(area_ids) > REBUILD_ABOVE or redis_index.live_generation() is None
     tokens: dict[int, str] = {}
     # Worker processes start from a clean forkserver (not forked from this process, which holds database
     # connections) and only import the Django-free cell math.

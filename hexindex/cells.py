@@ -46,7 +46,7 @@ import math
 import time
 from dataclasses import dataclass, field, fields
 from functools import lru_cache
-from itertools import chain
+from itertools import chain, pairwise
 
 import h3.api.basic_int as h3
 import numpy as np
@@ -137,16 +137,16 @@ def digit(cell: int, res: int) -> int:
     return (cell >> (3 * (15 - res))) & 7
 
 
-def mask_bits(cell: int) -> tuple[list[int], list[int]]:
+_DIGIT_SHIFTS = [3 * (15 - res) for res in range(1, MAX_RES + 1)]
+
+
+def mask_bits(cell: int) -> tuple[np.ndarray, np.ndarray]:
     """For a point's MAX_RES cell: per boundary resolution R (0..MAX_RES), the mask bit of its child at R+1 and
     of its grandchild at R+2, or UNREFINED_BIT where those levels are past MAX_RES."""
-    first, second = [], []
-    for res in range(MAX_RES + 1):
-        d1 = digit(cell, res + 1) if res + 1 <= MAX_RES else None
-        d2 = digit(cell, res + 2) if res + 2 <= MAX_RES else None
-        first.append(UNREFINED_BIT if d1 is None else d1)
-        second.append(UNREFINED_BIT if d1 is None or d2 is None else 7 + 7 * d1 + d2)
-    return first, second
+    digits = [(cell >> shift) & 7 for shift in _DIGIT_SHIFTS]  # resolutions 1..MAX_RES
+    first = [*digits, UNREFINED_BIT]
+    second = [7 + 7 * d1 + d2 for d1, d2 in pairwise(digits)] + [UNREFINED_BIT, UNREFINED_BIT]
+    return np.array(first, np.uint64), np.array(second, np.uint64)
 
 
 def settle(inside: int, crossing: int, first_bit: int, second_bit: int) -> int:
@@ -643,15 +643,18 @@ def _descend(geometry, outline, cells: np.ndarray, res: int, levels: int):
     return [np.concatenate(parts) for parts in interior], crossing_all, np.concatenate(crossing_bounds)
 
 
-def _masks(geometry, outline, boundary: np.ndarray, res: int) -> tuple[np.ndarray, np.ndarray]:
+def _masks(geometry, outline, boundary: np.ndarray, bounds: np.ndarray, res: int):
+    """(inside masks, crossing masks, the boxes exact checks can fall in: NaN rows where none can) of the
+    boundary cells; `bounds` are the boxes of their whole reach."""
     inside = np.zeros(len(boundary), np.uint64)
     crossing = np.full(len(boundary), UNREFINED)
+    check_boxes = bounds.copy()
     levels = min(REFINE_LEVELS, MAX_RES - res)
     if levels <= 0:
-        return inside, crossing
+        return inside, crossing, check_boxes
     probe, safe = _probe_safe(boundary, res)
     if probe is None:
-        return inside, crossing
+        return inside, crossing, check_boxes
     discs = _disc_classify(geometry, outline, probe, levels=levels)
     weights1 = np.uint64(1) << np.arange(7, dtype=np.uint64)
     weights2 = np.uint64(1) << (np.uint64(7) + np.arange(49, dtype=np.uint64))
@@ -664,7 +667,16 @@ def _masks(geometry, outline, boundary: np.ndarray, res: int) -> tuple[np.ndarra
         packed_crossing |= np.uint64(1 << UNREFINED_BIT)
     inside[safe] = packed_inside
     crossing[safe] = packed_crossing
-    return inside, crossing
+    # Exact checks only ever happen in the crossing cells of the last level: clips need cover no more.
+    unsure = discs.crossing2 if levels == 2 else discs.crossing1
+    boxes = np.full((len(probe.cells), 4), np.nan)
+    if unsure.any():
+        where = np.nonzero(unsure)
+        each = discs.bounds(levels, unsure)
+        for column, reduce in ((0, np.fmin), (1, np.fmin), (2, np.fmax), (3, np.fmax)):
+            reduce.at(boxes[:, column], where[0], each[:, column])
+    check_boxes[safe] = boxes
+    return inside, crossing, check_boxes
 
 
 def cover_at(geometry: BaseGeometry, res: int) -> Cover:
@@ -683,7 +695,7 @@ def cover_at(geometry: BaseGeometry, res: int) -> Cover:
         level += levels
     order = np.argsort(crossing)
     boundary, bounds = crossing[order], bounds[order]
-    inside, crossing_masks = _masks(geometry, outline, boundary, res)
+    inside, crossing_masks, check_boxes = _masks(geometry, outline, boundary, bounds, res)
     cover = Cover(
         resolution=res,
         interior=_compact(interior_by_res),
@@ -691,7 +703,9 @@ def cover_at(geometry: BaseGeometry, res: int) -> Cover:
         inside=inside,
         crossing=crossing_masks,
     )
-    cover.clips = _clip(geometry, bounds) if _vertex_count(geometry) >= CLIP_MIN_VERTICES else [None] * len(boundary)
+    cover.clips = (
+        _clip(geometry, check_boxes) if _vertex_count(geometry) >= CLIP_MIN_VERTICES else [None] * len(boundary)
+    )
     return cover
 
 
@@ -708,8 +722,8 @@ def _compact(cells_by_res: dict[int, set[int]]) -> list[int]:
 
 
 def _clip(geometry: BaseGeometry, bounds: np.ndarray) -> list[BaseGeometry | None]:
-    """The area cut to each boundary cell's reach box, or None where the check must use the whole area (nothing
-    purely polygonal left, e.g. the area only touches the box along a line).
+    """The area cut to each box (NaN: no box, nothing to clip), or None where the check must use the whole area
+    (nothing purely polygonal left, e.g. the area only touches the box along a line).
 
     A box cut is linear-time where a true intersection is not, and it agrees with the area everywhere except
     within rounding distance of the cut edges; those points are far from every point the cell holds, and any
@@ -717,7 +731,8 @@ def _clip(geometry: BaseGeometry, bounds: np.ndarray) -> list[BaseGeometry | Non
     """
     if not len(bounds):
         return []
-    pieces = np.array([shapely.clip_by_rect(geometry, *box_) for box_ in bounds.tolist()])
+    pieces = np.empty(len(bounds), dtype=object)
+    pieces[:] = [None if math.isnan(box_[0]) else shapely.clip_by_rect(geometry, *box_) for box_ in bounds.tolist()]
     kinds = shapely.get_type_id(pieces)
     clips = np.full(len(pieces), None, dtype=object)
     single = np.flatnonzero(kinds == _POLYGON)

@@ -6,11 +6,13 @@ HMGET of one key:
 
     field  = <cell: 8 bytes big-endian><kind: b"i" interior | b"b" boundary>
     value  = records sorted by area id, fixed size:
-             interior  <area: u32 big-endian><payload version: u32>                                  8 bytes
-             boundary  <area: u32 big-endian><payload version: u32><inside: u64><crossing: u64>      24 bytes
+             interior  <area: u32 big-endian><version: u32>                                  8 bytes
+             boundary  <area: u32 big-endian><version: u32><inside: u64><crossing: u64>      24 bytes
 
 Area ids are big-endian so that Lua can binary-search them with `struct.unpack('>I4', ...)`; the masks (see
-hexindex.cells) are little-endian, as numpy reads them.
+hexindex.cells) are little-endian, as numpy reads them. An area's *version* is its geometry version plus its
+payload version: both only grow, so the sum changes whenever either does, and whatever a web process caches for
+(area, version) (its serialised result, its shape near a cell) never goes stale.
 """
 
 from __future__ import annotations
@@ -25,8 +27,8 @@ import numpy as np
 from hexindex.cells import MAX_RES
 
 ANCHOR_RES = 3  # ~60 km cells: a point's records are one hash of a few thousand fields at most
-INTERIOR = np.dtype([("area", ">u4"), ("payload", "<u4")])
-BOUNDARY = np.dtype([("area", ">u4"), ("payload", "<u4"), ("inside", "<u8"), ("crossing", "<u8")])
+INTERIOR = np.dtype([("area", ">u4"), ("version", "<u4")])
+BOUNDARY = np.dtype([("area", ">u4"), ("version", "<u4"), ("inside", "<u8"), ("crossing", "<u8")])
 KIND_INTERIOR, KIND_BOUNDARY = b"i", b"b"
 MAX_AREA_ID = 2**32 - 1
 
@@ -95,13 +97,17 @@ def placements(interior: list[int], boundary: list[int]) -> Iterator[Placement]:
                 yield Placement(anchor_name(anchor), name)
 
 
-def interior_record(area_id: int, payload_version: int) -> bytes:
-    return np.array([(area_id, payload_version)], INTERIOR).tobytes()
+def area_version(geometry_version: int, payload_version: int) -> int:
+    return geometry_version + payload_version
 
 
-def boundary_records(area_id: int, payload_version: int, inside: np.ndarray, crossing: np.ndarray) -> list[bytes]:
+def interior_record(area_id: int, version: int) -> bytes:
+    return np.array([(area_id, version)], INTERIOR).tobytes()
+
+
+def boundary_records(area_id: int, version: int, inside: np.ndarray, crossing: np.ndarray) -> list[bytes]:
     records = np.zeros(len(inside), BOUNDARY)
-    records["area"], records["payload"] = area_id, payload_version
+    records["area"], records["version"] = area_id, version
     records["inside"], records["crossing"] = inside, crossing
     raw = records.tobytes()
     return [raw[i : i + BOUNDARY.itemsize] for i in range(0, len(raw), BOUNDARY.itemsize)]
@@ -140,17 +146,18 @@ def decode_versions(raw: bytes) -> tuple[int, int]:
     return int(geometry_version), int(payload_version)
 
 
-# --- payloads ------------------------------------------------------------------------------------------------
+# --- results ---------------------------------------------------------------------------------------------------
 
-_PAYLOAD_VERSION = struct.Struct("<I")
-
-
-def encode_payload(payload_version: int, blob: bytes) -> bytes:
-    return _PAYLOAD_VERSION.pack(payload_version) + blob
+_RESULT_HEADER = struct.Struct("<Iq")  # area version, price in cents (the sort key)
 
 
-def decode_payload(raw: bytes) -> tuple[int, bytes]:
-    return _PAYLOAD_VERSION.unpack_from(raw)[0], raw[_PAYLOAD_VERSION.size :]
+def encode_result(version: int, price_cents: int, body: bytes) -> bytes:
+    return _RESULT_HEADER.pack(version, price_cents) + body
+
+
+def decode_result(raw: bytes) -> tuple[int, int, bytes]:
+    version, price_cents = _RESULT_HEADER.unpack_from(raw)
+    return version, price_cents, raw[_RESULT_HEADER.size :]
 
 
 # --- pending registrations -------------------------------------------------------------------------------------

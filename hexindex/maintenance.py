@@ -101,13 +101,13 @@ def rebuild_redis(*, progress: Callable[[str], None] | None = None) -> RebuildRe
 def _write_generation(generation: int, rows: list[tuple], table: celltable.AllCells) -> tuple[int, int]:
     """Records, states, versions and results of the indexed areas, from the snapshot. Returns (records, fields)."""
     area_ids = np.array([row[2] for row in rows], dtype=np.int64)
-    payload_versions = np.array([row[1] for row in rows], dtype=np.uint32)
+    versions_of = np.array([codec.area_version(row[0], row[1]) for row in rows], dtype=np.uint32)
     # Only rows of areas indexed in the snapshot: others are pending, and their rows may be of an older geometry.
     position = np.minimum(np.searchsorted(area_ids, table.area), max(len(area_ids) - 1, 0))
     keep = (area_ids[position] == table.area) if len(area_ids) else np.zeros(len(table.area), bool)
     cell, area = table.cell[keep], table.area[keep]
     boundary, inside, crossing = table.boundary[keep], table.inside[keep], table.crossing[keep]
-    payload = payload_versions[position[keep]]
+    version = versions_of[position[keep]]
 
     fields = 0
     for kind, dtype, selected in (
@@ -115,7 +115,7 @@ def _write_generation(generation: int, rows: list[tuple], table: celltable.AllCe
         (codec.KIND_BOUNDARY, codec.BOUNDARY, boundary),
     ):
         records = np.zeros(int(selected.sum()), dtype)
-        records["area"], records["payload"] = area[selected], payload[selected]
+        records["area"], records["version"] = area[selected], version[selected]
         if kind == codec.KIND_BOUNDARY:
             records["inside"], records["crossing"] = inside[selected], crossing[selected]
         fields += _write_fields(generation, cell[selected], records, kind)
@@ -137,7 +137,10 @@ def _write_generation(generation: int, rows: list[tuple], table: celltable.AllCe
         interior, edge = by_area.get(area_id, ([], []))
         states[area_id] = codec.encode_state(codec.AreaState(geometry_version, payload_version, interior, edge))
         versions[area_id] = codec.encode_versions(geometry_version, payload_version)
-        payloads[area_id] = codec.encode_payload(payload_version, AreaPayload(*columns).sortable())
+        payload = AreaPayload(*columns)
+        payloads[area_id] = codec.encode_result(
+            codec.area_version(geometry_version, payload_version), payload.price_cents, payload.json()
+        )
         if len(states) >= 20_000:
             redis_index.write_areas(generation, states, versions, payloads)
             states, versions, payloads = {}, {}, {}

@@ -10,7 +10,6 @@ import orjson
 
 # Every query that feeds AreaPayload selects these columns, in this order (areas_servicearea a, providers_provider p).
 PAYLOAD_COLUMNS = "a.id, a.price, a.name, p.id, p.name, p.currency"
-SORT_KEY_LENGTH = 28  # the (price, id) prefix of a cached result, "|" included
 
 
 class AreaPayload(NamedTuple):
@@ -33,17 +32,11 @@ class AreaPayload(NamedTuple):
     def json(self) -> bytes:
         return orjson.dumps(self.as_dict())
 
-    def sortable(self) -> bytes:
-        """The JSON behind a prefix that sorts like (price, id): results are ordered by sorting bytes."""
-        return b"%015d%012d|%s" % (int(self.price * 100), self.area_id, self.json())
+    @property
+    def price_cents(self) -> int:
+        return int(self.price * 100)
 
 
 def render(results: list[bytes]) -> bytes:
     """The lookup's body from serialised results, in order."""
     return b'{"count":%d,"results":[%s]}' % (len(results), b",".join(results))
-
-
-def render_sortable(blobs: list[bytes]) -> bytes:
-    """The lookup's body from sortable results, in any order."""
-    blobs.sort()
-    return render([blob[SORT_KEY_LENGTH:] for blob in blobs])

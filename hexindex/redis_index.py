@@ -7,7 +7,7 @@ Keys (logical database HEXINDEX_REDIS_URL):
     hx:G:c:<anchor hex>     hash: field <cell><kind> -> the records of the areas holding that cell (hexindex.codec)
     hx:G:a                  hash: area id -> its state (versions and the cells holding its records)
     hx:G:v                  hash: area id -> "<geometry version>:<payload version>" (for the sweep's reconcile)
-    hx:G:pay                hash: area id -> <payload version><its lookup result, sortable>
+    hx:G:pay                hash: area id -> <version><price in cents><its lookup result, serialised>
     hx:building             generation being rebuilt, while a rebuild runs (also its lock)
     hx:dirty:G              areas made live in the live generation while G was being built
     hx:pending              hash: area id -> change token, for areas whose records are not to be trusted
@@ -25,8 +25,9 @@ a build that read the database before a later change can never hide that change.
 
 from __future__ import annotations
 
+import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -75,6 +76,54 @@ def _run(name: str, args: list, redis_client: redis.Redis | None = None):
     return _script(redis_client, name)(args=args, client=redis_client)
 
 
+# The lookup's reads go over one plain connection per thread: a pool's bookkeeping (locks, readiness polls, metrics)
+# costs more than the read itself. They are MULTI/EXEC transactions of plain commands, not scripts: Redis answers
+# them in C (a script would copy every record into Lua and back), and atomically, so the generation they name is
+# the live one.
+_lookup_local = threading.local()
+
+
+def _lookup_connection() -> redis.connection.AbstractConnection:
+    url = settings.HEXINDEX_REDIS_URL
+    connection = getattr(_lookup_local, "connection", None)
+    if connection is None or _lookup_local.url != url:
+        timeout = settings.REDIS_SOCKET_TIMEOUT
+        pool = redis.ConnectionPool.from_url(url, socket_connect_timeout=timeout, socket_timeout=timeout)
+        connection = pool.connection_class(**pool.connection_kwargs)
+        _lookup_local.connection, _lookup_local.url = connection, url
+        _lookup_local.generation = None
+    return connection
+
+
+def _transaction(commands: list[tuple]) -> list:
+    """MULTI, the commands, EXEC in one round trip; the EXEC reply (one reply per command)."""
+    connection = _lookup_connection()
+    try:
+        connection.send_packed_command(connection.pack_commands([("MULTI",), *commands, ("EXEC",)]), check_health=False)
+        for _ in range(len(commands) + 1):
+            connection.read_response()  # OK, then QUEUED per command
+        return connection.read_response()
+    except BaseException:
+        connection.disconnect()  # whatever state it is in, the next lookup starts afresh
+        raise
+
+
+def _read_live(command: Callable[[int], list[tuple]]) -> tuple[int, list] | None:
+    """Run `command(generation)` in a transaction with a read of the live generation, retrying once when the
+    generation this thread last saw has been replaced. None when no generation is live."""
+    _lookup_connection()
+    for _ in range(3):
+        known = _lookup_local.generation
+        reply = _transaction([("GET", GEN_KEY), *command(known if known is not None else 0)])
+        live = int(reply[0]) if reply[0] is not None else None
+        if live is None:
+            return None
+        if live == known:
+            return live, reply[1:]
+        _lookup_local.generation = live
+    raise redis.exceptions.RedisError("the live generation keeps changing")
+
+
 # --- reads -------------------------------------------------------------------------------------------------------
 
 
@@ -90,22 +139,36 @@ class PointRecords:
 
 
 def read_point(anchor: str, cells: list[bytes], max_pending: int) -> PointRecords | None:
-    """One Redis round trip. None when Redis holds no live index. Raises redis.RedisError when unreachable."""
-    reply = _run("lookup", [anchor, max_pending, *cells])
-    if not reply:
+    """One Redis round trip: the records of the point's chain cells (fields <cell>i and <cell>b of its anchor's
+    hash), the areas registered as pending everywhere (at most max_pending + 1 of them) and at its cells. None when
+    Redis holds no live index. Raises redis.RedisError when unreachable."""
+    fields = [cell + kind for cell in cells for kind in (codec.KIND_INTERIOR, codec.KIND_BOUNDARY)]
+    pending_keys = [b"hx:p:" + cell for cell in cells]
+
+    def commands(generation: int) -> list[tuple]:
+        return [
+            ("HMGET", records_key(generation, anchor), *fields),
+            ("SRANDMEMBER", PENDING_EVERYWHERE_KEY, max_pending + 1),
+            ("SUNION", *pending_keys),
+        ]
+
+    found = _read_live(commands)
+    if found is None:
         return None
-    generation, records, pending = reply
+    generation, (records, everywhere, here) = found
+    pending = set(everywhere) | set(here)
     return PointRecords(
-        int(generation), records[0::2], records[1::2], None if pending is None else [int(i) for i in pending]
+        generation, records[0::2], records[1::2], None if len(pending) > max_pending else [int(i) for i in pending]
     )
 
 
 def read_payloads(area_ids: list[int]) -> tuple[int, list[bytes | None]] | None:
     """The live generation and the cached results of the areas (None where absent); None without an index."""
-    reply = _run("payloads", area_ids)
-    if not reply:
+    found = _read_live(lambda generation: [("HMGET", _key(generation, "pay"), *area_ids)])
+    if found is None:
         return None
-    return int(reply[0]), reply[1]
+    generation, (values,) = found
+    return generation, values
 
 
 def live_generation() -> int | None:

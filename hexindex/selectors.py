@@ -4,61 +4,69 @@ areas, in the same order, much faster.
     point -> its cell chain (13 cells) -> ONE Redis read: the hash of the point's anchor cell, one field per chain
              cell and kind, plus the areas pending at the point
           -> interior records: covered. Boundary records: their masks, read at the point's own digits two levels
-             down, settle most of them (inside or outside); the rest are *exact checks*
-          -> only if there are exact checks or pending areas: ONE PostgreSQL query confirming the checks against
-             the area clipped to the cell, and checking pending areas directly
-          -> results from this process's cache of serialised results (keyed by area and payload version; misses
-             are read from Redis), sorted by their (price, id) prefix and spliced into the response
+             down, settle most of them (inside or outside); the rest need an *exact check*
+          -> exact checks against the area's shape near the cell (its clip, or the whole area when small), kept by
+             this process once seen; a point within EXACT_CHECK_MARGIN of that shape's outline, shapes not seen
+             yet, and areas pending at the point go to ONE PostgreSQL query
+          -> results from this process's cache (serialised, with their price; keyed by area and version; misses
+             are read from Redis), ordered by (price, id) and spliced into the response
 
 When Redis is unreachable, holds no index, or too many areas are pending at the point, the answer comes from the
 exact query instead (and a missing index is rebuilt).
+
+Both caches hold immutable facts (what an area looked like at a version, which only grows) so they are never
+stale; they are dropped when the index generation changes (a rebuild may follow a database reset).
 """
 
 from __future__ import annotations
 
 import logging
 import time
+from collections import OrderedDict
 from dataclasses import dataclass
 
 import h3.api.basic_int as h3
 import numpy as np
+import shapely
 from django.conf import settings
 from django.db import connection
 from redis.exceptions import RedisError
 
 from hexindex import codec, redis_index
 from hexindex.cells import EXACT_CHECK_MARGIN, MAX_RES, mask_bits
-from hexindex.payload import PAYLOAD_COLUMNS, AreaPayload, render, render_sortable
+from hexindex.payload import PAYLOAD_COLUMNS, AreaPayload, render
 
 log = logging.getLogger(__name__)
 
 # Above this many pending areas at a point (a bulk import nearby), one exact query is as cheap as checking them.
 MAX_PENDING_CHECKS = 256
 
-# $1 lat, $2 lng, $3/$4 exact checks (area, the point's cell at the area's boundary resolution), $5 pending areas.
-# A check is confirmed against the area clipped to the cell (one primary-key probe), or against the whole area
-# when the point is within EXACT_CHECK_MARGIN of the clip's outline (or the area has few vertices and was not
-# clipped). Pending areas are fetched by primary key behind a fence (OFFSET 0), and not at all when there are none:
-# the generic plan would otherwise also scan the GiST index for the point on every lookup.
+# $1 lat, $2 lng; $3, $4, $5: exact checks (area, the point's cell at the area's boundary resolution, whether to
+# return the shape); $6 pending areas. Rows: 'c' (a check: covered?, clipped?, and the shape when asked: the area
+# clipped to the cell, or the whole area when it has no clip) or 'p' (a pending area covering the point, with its
+# result).
+# A check uses the whole area when the point is within EXACT_CHECK_MARGIN of the clip's outline. Pending areas are
+# fetched by primary key behind a fence (OFFSET 0), and not at all when there are none: the generic plan would
+# otherwise also scan the GiST index for the point.
 CONFIRM_SQL = f"""
 WITH point AS (SELECT ST_SetSRID(ST_MakePoint($2, $1), 4326) AS geom)
-SELECT c.area_id, NULL::numeric, NULL::varchar, NULL::bigint, NULL::varchar, NULL::varchar
-FROM unnest($3::bigint[], $4::bigint[]) AS c(area_id, cell), point
-WHERE EXISTS (
-    SELECT 1 FROM hexindex_areacell ac
-    WHERE ac.cell = c.cell AND ac.area_id = c.area_id AND ac.boundary
-      AND CASE WHEN ac.clip IS NULL OR ST_DWithin(ST_Boundary(ac.clip), point.geom, {EXACT_CHECK_MARGIN!r})
-               THEN ST_Covers((SELECT whole.geometry FROM areas_servicearea whole WHERE whole.id = ac.area_id),
-                              point.geom)
-               ELSE ST_Covers(ac.clip, point.geom) END)
+SELECT 'c', c.area_id, c.cell,
+       CASE WHEN ac.clip IS NULL OR ST_DWithin(ST_Boundary(ac.clip), point.geom, {EXACT_CHECK_MARGIN!r})
+            THEN ST_Covers(w.geometry, point.geom) ELSE ST_Covers(ac.clip, point.geom) END,
+       ac.clip IS NOT NULL,
+       CASE WHEN c.shape THEN ST_AsBinary(COALESCE(ac.clip, w.geometry)) END,
+       NULL::numeric, NULL::varchar, NULL::bigint, NULL::varchar, NULL::varchar
+FROM unnest($3::bigint[], $4::bigint[], $5::bool[]) AS c(area_id, cell, shape)
+JOIN hexindex_areacell ac ON ac.cell = c.cell AND ac.area_id = c.area_id AND ac.boundary
+JOIN areas_servicearea w ON w.id = c.area_id, point
 UNION ALL
-SELECT {PAYLOAD_COLUMNS}
-FROM (SELECT * FROM areas_servicearea WHERE id = ANY($5::bigint[]) OFFSET 0) a
+SELECT 'p', a.id, NULL, NULL, NULL, NULL, a.price, a.name, p.id, p.name, p.currency
+FROM (SELECT * FROM areas_servicearea WHERE id = ANY($6::bigint[]) OFFSET 0) a
 JOIN providers_provider p ON p.id = a.provider_id, point
-WHERE cardinality($5::bigint[]) > 0 AND ST_Covers(a.geometry, point.geom)
+WHERE cardinality($6::bigint[]) > 0 AND ST_Covers(a.geometry, point.geom)
 """
 CONFIRM_STATEMENT = "hexindex_confirm"
-CONFIRM_TYPES = "(float8, float8, bigint[], bigint[], bigint[])"
+CONFIRM_TYPES = "(float8, float8, bigint[], bigint[], bool[], bigint[])"
 
 EXACT_SQL = f"""
 SELECT {PAYLOAD_COLUMNS}
@@ -79,37 +87,111 @@ class LookupResult:
     source: str  # "index", or "postgis" when answered by the exact query
     candidates: int = 0  # records found for the point (interior and boundary, pending excluded)
     boundary_candidates: int = 0
-    exact_checks: int = 0  # boundary candidates the masks could not settle: confirmed in PostgreSQL
+    exact_checks: int = 0  # boundary candidates the masks could not settle
+    checks_in_process: int = 0  # of those, settled here from a shape seen before
     pending: int = 0  # areas pending at the point, checked in PostgreSQL
     postgres_queries: int = 0
     redis_seconds: float = 0.0
     postgres_seconds: float = 0.0
 
 
-class _PayloadCache:
-    """Serialised results by (area id, payload version). A result never changes for a given payload version, so
-    entries are never stale; they are only dropped when the generation changes (a rebuild may follow a reset
-    database) or to stay within `capacity`."""
+class _Results:
+    """Serialised results with their price, by area id, for one version of each area: numpy arrays indexed by area
+    id, so a lookup finds and orders ~200 results in a few array operations."""
 
     def __init__(self):
         self.generation: int | None = None
-        self.entries: dict[int, bytes] = {}
+        self._allocate(0)
+
+    def _allocate(self, size: int) -> None:
+        self.version = np.zeros(size, np.uint32)  # 0: nothing cached (versions start at 2)
+        self.price = np.zeros(size, np.int64)
+        self.body = np.empty(size, object)
 
     def use_generation(self, generation: int) -> None:
         if generation != self.generation:
-            self.entries = {}
+            self._allocate(0)
             self.generation = generation
 
-    def put(self, key: int, blob: bytes) -> None:
-        capacity = settings.HEXINDEX_PAYLOAD_CACHE_ENTRIES
-        if len(self.entries) >= capacity:
-            # Forget the oldest half: cheap, and close enough to least-recently-used here.
-            for old in list(self.entries)[: capacity // 2]:
-                del self.entries[old]
-        self.entries[key] = blob
+    def missing(self, areas: np.ndarray, versions: np.ndarray) -> np.ndarray:
+        inside = areas < len(self.version)
+        found = np.zeros(len(areas), bool)
+        found[inside] = self.version[areas[inside]] == versions[inside]
+        return ~found
+
+    def store(self, area: int, version: int, price_cents: int, body: bytes) -> None:
+        if area >= len(self.version):
+            grown = max(area + 1, 2 * len(self.version), 1024)
+            old = self.version, self.price, self.body
+            self._allocate(grown)
+            self.version[: len(old[0])], self.price[: len(old[1])], self.body[: len(old[2])] = old
+        self.version[area], self.price[area], self.body[area] = version, price_cents, body
 
 
-_cache = _PayloadCache()
+class _Shapes:
+    """Outline segments (x0, y0, x1, y1) of areas near cells: what an exact check needs. Keyed by (area, cell)
+    for clips and (area, WHOLE) for areas checked whole, within a budget of segments; the oldest go first."""
+
+    WHOLE = -1
+
+    def __init__(self):
+        self.generation: int | None = None
+        self.entries: OrderedDict[tuple[int, int], tuple[int, np.ndarray]] = OrderedDict()
+        self.segments = 0
+
+    def use_generation(self, generation: int) -> None:
+        if generation != self.generation:
+            self.entries.clear()
+            self.segments = 0
+            self.generation = generation
+
+    def get(self, area: int, cell: int, version: int) -> np.ndarray | None:
+        entry = self.entries.get((area, cell)) or self.entries.get((area, self.WHOLE))
+        return entry[1] if entry is not None and entry[0] == version else None
+
+    def store(self, area: int, cell: int, version: int, wkb: bytes) -> None:
+        segments = outline_segments(shapely.from_wkb(wkb))
+        previous = self.entries.pop((area, cell), None)
+        if previous is not None:
+            self.segments -= len(previous[1])
+        self.entries[(area, cell)] = (version, segments)
+        self.segments += len(segments)
+        budget = settings.HEXINDEX_SHAPE_CACHE_SEGMENTS
+        while self.segments > budget and self.entries:
+            _, (_, dropped) = self.entries.popitem(last=False)
+            self.segments -= len(dropped)
+
+
+def outline_segments(shape) -> np.ndarray:
+    """Every ring's edges as rows (x0, y0, x1, y1)."""
+    rings = shapely.get_rings(shapely.get_parts(shape))
+    coords, ring = shapely.get_coordinates(rings, return_index=True)
+    same = ring[1:] == ring[:-1]
+    return np.ascontiguousarray(np.hstack([coords[:-1][same], coords[1:][same]]))
+
+
+def covered_or_unsure(lng: float, lat: float, shapes: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """For each shape (its outline segments): does it cover the point, and is the point within
+    EXACT_CHECK_MARGIN of its outline (then only PostGIS may decide)? Crossing-number point in polygon, vectorised
+    over all shapes at once; it agrees with PostGIS for every point farther than the margin from an edge."""
+    counts = np.fromiter(map(len, shapes), np.int64, len(shapes))
+    segments = np.concatenate(shapes)
+    owner = np.repeat(np.arange(len(shapes)), counts)
+    x0, y0, x1, y1 = segments[:, 0], segments[:, 1], segments[:, 2], segments[:, 3]
+    straddles = (y0 > lat) != (y1 > lat)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        x_at = x0 + (lat - y0) * (x1 - x0) / (y1 - y0)
+    crossings = np.bincount(owner[straddles & (lng < x_at)], minlength=len(shapes))
+    dx, dy = x1 - x0, y1 - y0
+    length2 = dx * dx + dy * dy
+    t = np.clip(((lng - x0) * dx + (lat - y0) * dy) / np.where(length2 > 0, length2, 1.0), 0.0, 1.0)
+    near = ((x0 + t * dx - lng) ** 2 + (y0 + t * dy - lat) ** 2) <= EXACT_CHECK_MARGIN**2
+    unsure = np.bincount(owner[near], minlength=len(shapes)) > 0
+    return (crossings % 2 == 1), unsure
+
+
+_results = _Results()
+_shapes = _Shapes()
 
 
 class _Inconsistent(Exception):
@@ -149,15 +231,16 @@ def lookup_exact(*, lat: float, lng: float) -> LookupResult:
 def _lookup_indexed(lat: float, lng: float) -> LookupResult | None:
     cell = h3.latlng_to_cell(lat, lng, MAX_RES)
     chain = codec.chain(cell)
-    started = time.perf_counter()
     anchor = codec.anchor_name(chain[codec.ANCHOR_RES])
+    started = time.perf_counter()
     point = redis_index.read_point(anchor, codec.chain_fields(chain), MAX_PENDING_CHECKS)
     redis_seconds = time.perf_counter() - started
     if point is None:
         return None
     if point.pending is None:  # many areas pending here (a bulk import): one exact query is as cheap
         return lookup_exact(lat=lat, lng=lng)
-    _cache.use_generation(point.generation)
+    _results.use_generation(point.generation)
+    _shapes.use_generation(point.generation)
 
     interior = _records(point.interior, codec.INTERIOR)
     boundary, boundary_res = _boundary_records(point.boundary)
@@ -170,26 +253,18 @@ def _lookup_indexed(lat: float, lng: float) -> LookupResult | None:
     result.redis_seconds = redis_seconds
 
     inside, check = _settle(boundary, boundary_res, cell)
-    checks = boundary[check]
     found = [interior, boundary[inside]]
-    blobs: list[bytes] = []
+    pending_rows: list[AreaPayload] = []
+    checks = boundary[check]
     result.exact_checks = len(checks)
     if len(checks) or point.pending:
-        chain_array = np.array(chain, dtype=np.uint64).view(np.int64)
-        check_cells = chain_array[boundary_res[check]]
-        started = time.perf_counter()
-        confirmed, rows = _confirm(lat, lng, checks["area"].astype(np.int64), check_cells, point.pending)
-        result.postgres_seconds = time.perf_counter() - started
-        result.postgres_queries = 1
-        if confirmed:
-            found.append(checks[np.isin(checks["area"], np.array(confirmed, dtype=np.int64))])
-        blobs = [AreaPayload(*row).sortable() for row in rows]
+        check_cells = np.array(chain, dtype=np.uint64).view(np.int64)[boundary_res[check]]
+        covered, pending_rows = _check(result, lat, lng, checks, check_cells, point.pending)
+        found.append(checks[covered])
 
     areas = np.concatenate([part["area"].astype(np.int64) for part in found])
-    versions = np.concatenate([part["payload"].astype(np.int64) for part in found])
-    blobs += _payloads(areas, versions, point.generation)
-    result.body = render_sortable(blobs)
-    result.count = len(blobs)
+    versions = np.concatenate([part["version"] for part in found])
+    result.body, result.count = _render(areas, versions, pending_rows, point.generation)
     return result
 
 
@@ -216,8 +291,7 @@ def _settle(records: np.ndarray, resolutions: np.ndarray, cell: int) -> tuple[np
         empty = np.zeros(0, bool)
         return empty, empty
     first, second = mask_bits(cell)
-    first_bit = np.array(first, dtype=np.uint64)[resolutions]
-    second_bit = np.array(second, dtype=np.uint64)[resolutions]
+    first_bit, second_bit = first[resolutions], second[resolutions]
     inside, crossing = records["inside"], records["crossing"]
     inside1 = (inside >> first_bit) & _ONE
     crossing1 = (crossing >> first_bit) & _ONE
@@ -228,38 +302,75 @@ def _settle(records: np.ndarray, resolutions: np.ndarray, cell: int) -> tuple[np
     return settled_inside, check
 
 
-def _payloads(areas: np.ndarray, versions: np.ndarray, generation: int) -> list[bytes]:
-    """Serialised results of live areas, from this process's cache or else from Redis."""
-    keys = ((areas.astype(np.uint64) << np.uint64(32)) | versions.astype(np.uint64)).tolist()
-    get = _cache.entries.get
-    blobs = [get(key) for key in keys]
-    missing = [i for i, blob in enumerate(blobs) if blob is None]
-    if missing:
-        reply = redis_index.read_payloads([int(areas[i]) for i in missing])
+def _check(result: LookupResult, lat, lng, checks: np.ndarray, cells: np.ndarray, pending: list[int]):
+    """Exact checks (covered, per check) and the rows of pending areas covering the point."""
+    areas = checks["area"].astype(np.int64).tolist()
+    versions = checks["version"].tolist()
+    cells_list = cells.tolist()
+    covered = np.zeros(len(areas), bool)
+    known = [_shapes.get(area, cell, version) for area, cell, version in zip(areas, cells_list, versions, strict=True)]
+    seen = [i for i, shape in enumerate(known) if shape is not None]
+    unsure = [(i, True) for i, shape in enumerate(known) if shape is None]  # (check, fetch its shape)
+    if seen:
+        inside, near = covered_or_unsure(lng, lat, [known[i] for i in seen])
+        for i, is_inside, is_near in zip(seen, inside.tolist(), near.tolist(), strict=True):
+            if is_near:
+                unsure.append((i, False))  # too close to the outline to decide here: PostGIS decides
+            else:
+                covered[i] = is_inside
+                result.checks_in_process += 1
+    pending_rows: list[AreaPayload] = []
+    if unsure or pending:
+        started = time.perf_counter()
+        rows = _confirm(
+            lat, lng, [areas[i] for i, _ in unsure], [cells_list[i] for i, _ in unsure], [f for _, f in unsure], pending
+        )
+        result.postgres_seconds = time.perf_counter() - started
+        result.postgres_queries = 1
+        index_of = {(areas[i], cells_list[i]): i for i, _ in unsure}
+        for kind, area, cell, is_covered, clipped, shape, *payload in rows:
+            if kind == "c":
+                i = index_of[(area, cell)]
+                covered[i] = is_covered
+                if shape is not None:
+                    _shapes.store(area, cell if clipped else _Shapes.WHOLE, versions[i], bytes(shape))
+            else:
+                pending_rows.append(AreaPayload(area, *payload))
+    return covered, pending_rows
+
+
+def _render(areas: np.ndarray, versions: np.ndarray, pending_rows: list[AreaPayload], generation: int):
+    """The body: cached results of live areas (misses read from Redis) and pending areas' results, ordered."""
+    missing = _results.missing(areas, versions)
+    if missing.any():
+        ids = areas[missing].tolist()
+        reply = redis_index.read_payloads(ids)
         if reply is None or reply[0] != generation:
             raise _Inconsistent()
-        for i, raw in zip(missing, reply[1], strict=True):
+        for area, expected, raw in zip(ids, versions[missing].tolist(), reply[1], strict=True):
             if raw is None:
                 raise _Inconsistent()  # forgotten since the first read
-            version, blob = codec.decode_payload(raw)
-            if version != versions[i]:
+            version, price_cents, body = codec.decode_result(raw)
+            if version != expected:
                 raise _Inconsistent()  # made live again since the first read
-            _cache.put(keys[i], blob)
-            blobs[i] = blob
-    return blobs
+            _results.store(area, version, price_cents, body)
+    prices = _results.price[areas]
+    bodies = _results.body[areas]
+    if pending_rows:
+        areas = np.concatenate([areas, np.array([row.area_id for row in pending_rows], dtype=np.int64)])
+        prices = np.concatenate([prices, np.array([row.price_cents for row in pending_rows], dtype=np.int64)])
+        extra = np.empty(len(pending_rows), object)
+        extra[:] = [row.json() for row in pending_rows]
+        bodies = np.concatenate([bodies, extra])
+    order = np.lexsort((areas, prices))
+    return render(bodies[order].tolist()), len(areas)
 
 
-def _confirm(lat, lng, areas: np.ndarray, cells: np.ndarray, pending: list[int]) -> tuple[list[int], list[tuple]]:
-    """(confirmed exact checks, payload rows of pending areas covering the point): one prepared statement."""
+def _confirm(lat, lng, areas: list[int], cells: list[int], shapes: list[bool], pending: list[int]) -> list[tuple]:
+    """One prepared statement: exact checks, shapes for next time, and pending areas covering the point."""
     with connection.cursor() as cursor:
-        _execute_prepared(cursor, [lat, lng, areas.tolist(), cells.tolist(), pending])
-        confirmed, rows = [], []
-        for row in cursor.fetchall():
-            if row[1] is None:
-                confirmed.append(row[0])
-            else:
-                rows.append(row)
-    return confirmed, rows
+        _execute_prepared(cursor, [lat, lng, areas, cells, shapes, pending])
+        return cursor.fetchall()
 
 
 def _execute_prepared(cursor, params: list) -> None:
@@ -272,4 +383,4 @@ def _execute_prepared(cursor, params: list) -> None:
         cursor.execute("SET plan_cache_mode = force_generic_plan")
         cursor.execute(f"PREPARE {CONFIRM_STATEMENT} {CONFIRM_TYPES} AS {CONFIRM_SQL}")
         connection._hexindex_prepared_in = session
-    cursor.execute(f"EXECUTE {CONFIRM_STATEMENT} (%s, %s, %s, %s, %s)", params)
+    cursor.execute(f"EXECUTE {CONFIRM_STATEMENT} (%s, %s, %s, %s, %s, %s)", params)

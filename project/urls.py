@@ -13,8 +13,8 @@ router.register("providers", ProviderViewSet, basename="provider")
 router.register("service-areas", ServiceAreaViewSet, basename="service-area")
 
 api_v1 = [
+    path("lookup/", LookupView.as_view(), name="lookup"),  # first: the hot path resolves with one pattern tried
     path("", include(router.urls)),
-    path("lookup/", LookupView.as_view(), name="lookup"),
     path("auth/register/", RegisterView.as_view(), name="auth-register"),
     path("auth/token/", TokenView.as_view(), name="auth-token"),
 ]

@@ -63,7 +63,7 @@ def verdict(geometry_cover, lat, lng) -> int:
         if cell in geometry_cover.boundary:
             i = geometry_cover.boundary.index(cell)
             inside, crossing = int(geometry_cover.inside[i]), int(geometry_cover.crossing[i])
-            return settle(inside, crossing, first[res], second[res])
+            return settle(inside, crossing, int(first[res]), int(second[res]))
     return 0
 
 
@@ -284,7 +284,7 @@ def test_mask_bits_follow_the_points_own_digits():
     first, second = mask_bits(chain[-1])
     for res in range(MAX_RES - 1):
         d1, d2 = cells.digit(chain[res + 1], res + 1), cells.digit(chain[res + 2], res + 2)
-        assert (first[res], second[res]) == (d1, 7 + 7 * d1 + d2)
+        assert (int(first[res]), int(second[res])) == (d1, 7 + 7 * d1 + d2)
     assert first[MAX_RES] == second[MAX_RES] == second[MAX_RES - 1] == cells.UNREFINED_BIT
 
 

@@ -103,8 +103,9 @@ CACHE_REDIS_URL = env.str("CACHE_REDIS_URL", default=f"{REDIS_URL}/1")
 HEXINDEX_REDIS_URL = env.str("HEXINDEX_REDIS_URL", default=f"{REDIS_URL}/2")
 # A request must never hang on a sick Redis: fail fast and fall back.
 REDIS_SOCKET_TIMEOUT = env.float("REDIS_SOCKET_TIMEOUT", default=1.0)
-# Serialised lookup results kept by each web process (~250 bytes each): never stale (keyed by payload version).
-HEXINDEX_PAYLOAD_CACHE_ENTRIES = env.int("HEXINDEX_PAYLOAD_CACHE_ENTRIES", default=200_000)
+# Outline segments of areas near cells kept by each web process for exact checks (32 bytes each): never stale
+# (keyed by area version). Lookups near outlines need no PostgreSQL query once their shapes are here.
+HEXINDEX_SHAPE_CACHE_SEGMENTS = env.int("HEXINDEX_SHAPE_CACHE_SEGMENTS", default=2_000_000)
 
 CACHES = {
     "default": {

@@ -51,9 +51,9 @@ from rest_framework.renderers import JSONRenderer
 
 from bench import data
 from bench.views import plain_lookup
-from hexindex import store
-from hexindex.bulk import build_index
-from hexindex.selectors import lookup
+from hexindex import celltable, redis_index
+from hexindex.api import build_index, lookup, lookup_exact
+from hexindex.maintenance import rebuild_redis
 from providers.models import Provider
 
 DEFAULT_SCALES = "1000,10000,50000,200000"
@@ -156,6 +156,7 @@ class Command(BaseCommand):
             result |= self._in_process(points, options)
             if not options["no_http"]:
                 result |= self._http(points_file, options)
+            result |= self._recovery()
             results.append(result)
             self.stdout.write(json.dumps(result, indent=2))
         if options["check"]:
@@ -231,19 +232,17 @@ class Command(BaseCommand):
         with connection.cursor() as cursor:
             cursor.execute("SELECT id FROM areas_servicearea ORDER BY id")
             area_ids = [row[0] for row in cursor.fetchall()]
-        redis_before = store.memory_bytes()
-        store.client().set(store.GEN_KEY, 1)
+        redis_before = redis_index.memory_bytes()
         started = time.perf_counter()
         report = build_index(area_ids, workers=options["build_workers"])
         seconds = time.perf_counter() - started
         with connection.cursor() as cursor:
             cursor.execute("VACUUM ANALYZE hexindex_areacell")
+            cursor.execute("VACUUM ANALYZE hexindex_areaindex")
             cursor.execute("VACUUM ANALYZE areas_servicearea")
-            cursor.execute(
-                "SELECT count(*), pg_total_relation_size('hexindex_areacell'), "
-                "pg_total_relation_size('areas_servicearea') FROM hexindex_areacell"
-            )
-            rows, cell_bytes, area_bytes = cursor.fetchone()
+            cursor.execute("SELECT pg_total_relation_size('areas_servicearea')")
+            (area_bytes,) = cursor.fetchone()
+        rows, cell_bytes = celltable.size()
         if report.failed:
             raise CommandError(f"{len(report.failed)} areas failed to index: {list(report.failed.items())[:3]}")
         cells_total = report.interior_cells + report.boundary_cells
@@ -255,8 +254,8 @@ class Command(BaseCommand):
             "cell_rows": rows,
             "cell_table_mb": round(cell_bytes / 2**20, 1),
             "area_table_mb": round(area_bytes / 2**20, 1),
-            "redis_mb": round((store.memory_bytes() - redis_before) / 2**20, 1),
-            "redis_keys": store.client().dbsize(),
+            "redis_mb": round((redis_index.memory_bytes() - redis_before) / 2**20, 1),
+            "redis_keys": redis_index.client().dbsize(),
         }
         self.stdout.write(
             f"index built in {seconds:.0f} s: {rows:,} cell rows, {result['cell_table_mb']} MiB in PostgreSQL, "
@@ -264,46 +263,88 @@ class Command(BaseCommand):
         )
         return result
 
+    def _recovery(self) -> dict:
+        """Redis restarts empty: how long until the index is live again (lookups are exact meanwhile)."""
+        index_redis = redis_index.client()
+        index_redis.flushdb(asynchronous=True)
+        _wait_for_lazy_free(index_redis)
+        started = time.perf_counter()
+        report = rebuild_redis()
+        seconds = time.perf_counter() - started
+        if report.generation is None:
+            raise CommandError("could not rebuild Redis: another rebuild holds the lock")
+        self.stdout.write(f"Redis rebuilt from PostgreSQL in {seconds:.1f} s ({report.records:,} records)")
+        return {"redis_rebuild_seconds": round(seconds, 1)}
+
     def _in_process(self, points, options) -> dict:
+        """Every point from the lookup, the raw query and the plain GeoDjango path (all must agree), then all
+        three timed, interleaved so they see the same machine. The first pass also warms this process's caches,
+        as a web process's would be warm."""
         renderer = JSONRenderer()
-
-        def indexed(lat, lng):
-            return orjson.loads(lookup(lat=lat, lng=lng))
-
-        def plain(lat, lng):
-            return orjson.loads(renderer.render(plain_lookup(lat=lat, lng=lng)))
-
-        mismatches = []
-        matches = []
-        for lat, lng in points:  # warm-up, and the correctness check on every point
-            a, b = indexed(lat, lng), plain(lat, lng)
-            matches.append(a["count"])
-            if a != b:
-                mismatches.append({"lat": lat, "lng": lng, "indexed": a["count"], "plain": b["count"]})
+        mismatches, first = [], []
+        for lat, lng in points:
+            indexed, exact = lookup(lat=lat, lng=lng), lookup_exact(lat=lat, lng=lng)
+            first.append(indexed)
+            plain = orjson.loads(renderer.render(plain_lookup(lat=lat, lng=lng)))
+            if indexed.body != exact.body or orjson.loads(indexed.body) != plain:
+                mismatches.append({"lat": lat, "lng": lng, "indexed": indexed.count, "exact": exact.count})
         if mismatches:
-            raise CommandError(f"indexed and plain lookups disagree on {len(mismatches)} points: {mismatches[:5]}")
-        index_times, plain_times = [], []
-        for lat, lng in points:  # interleaved, so both paths see the same machine
+            raise CommandError(f"the lookup and PostGIS disagree on {len(mismatches)} points: {mismatches[:5]}")
+
+        index_redis = redis_index.client()
+        calls_before = _redis_reads(index_redis)
+        timed, index_times, raw_times, plain_times = [], [], [], []
+        for lat, lng in points:
             started = time.perf_counter()
-            lookup(lat=lat, lng=lng)
+            timed.append(lookup(lat=lat, lng=lng))
             index_times.append(time.perf_counter() - started)
+            started = time.perf_counter()
+            lookup_exact(lat=lat, lng=lng)
+            raw_times.append(time.perf_counter() - started)
             started = time.perf_counter()
             renderer.render(plain_lookup(lat=lat, lng=lng))
             plain_times.append(time.perf_counter() - started)
+        calls_after = _redis_reads(index_redis)
+        redis_calls = max(calls_after[0] - calls_before[0], 1)
+
+        def mean(values) -> float:
+            return round(statistics.mean(values), 3)
+
+        def ms(values, q) -> float:
+            return round(percentile(values, q) * 1000, 3)
+
         result = {
             "points": len(points),
             "agree": True,
-            "matches_mean": round(statistics.mean(matches), 1),
-            "matches_max": max(matches),
-            "inproc_index_p50_ms": round(percentile(index_times, 0.5) * 1000, 3),
-            "inproc_index_p99_ms": round(percentile(index_times, 0.99) * 1000, 3),
-            "inproc_plain_p50_ms": round(percentile(plain_times, 0.5) * 1000, 3),
-            "inproc_plain_p99_ms": round(percentile(plain_times, 0.99) * 1000, 3),
+            "matches_mean": mean(r.count for r in timed),
+            "matches_max": max(r.count for r in timed),
+            "body_bytes_mean": round(statistics.mean(len(r.body) for r in timed)),
+            "candidates_mean": mean(r.candidates for r in timed),
+            "boundary_candidates_mean": mean(r.boundary_candidates for r in timed),
+            "exact_checks_mean": mean(r.exact_checks for r in timed),
+            "checks_in_process_mean": mean(r.checks_in_process for r in timed),
+            "postgres_queries_mean": mean(r.postgres_queries for r in timed),
+            "no_postgres_share": mean(r.postgres_queries == 0 for r in timed),
+            "no_postgres_share_cold": mean(r.postgres_queries == 0 for r in first),
+            "index_source_share": mean(r.source == "index" for r in timed),
+            "redis_ms_mean": round(statistics.mean(r.redis_seconds for r in timed) * 1000, 3),
+            "redis_server_us_per_call": round((calls_after[1] - calls_before[1]) / redis_calls, 1),
+            "redis_calls_per_lookup": round(redis_calls / len(points), 3),
+            "postgres_ms_mean": round(statistics.mean(r.postgres_seconds for r in timed) * 1000, 3),
+            "inproc_index_p50_ms": ms(index_times, 0.5),
+            "inproc_index_p99_ms": ms(index_times, 0.99),
+            "inproc_raw_p50_ms": ms(raw_times, 0.5),
+            "inproc_raw_p99_ms": ms(raw_times, 0.99),
+            "inproc_plain_p50_ms": ms(plain_times, 0.5),
+            "inproc_plain_p99_ms": ms(plain_times, 0.99),
         }
         self.stdout.write(
             f"in-process, {len(points):,} points, all identical: index p50 {result['inproc_index_p50_ms']} ms "
-            f"p99 {result['inproc_index_p99_ms']} ms; plain p50 {result['inproc_plain_p50_ms']} ms "
-            f"p99 {result['inproc_plain_p99_ms']} ms"
+            f"p99 {result['inproc_index_p99_ms']} ms; raw SQL p50 {result['inproc_raw_p50_ms']} ms "
+            f"p99 {result['inproc_raw_p99_ms']} ms; plain p50 {result['inproc_plain_p50_ms']} ms "
+            f"p99 {result['inproc_plain_p99_ms']} ms; per lookup {result['candidates_mean']} candidates, "
+            f"{result['boundary_candidates_mean']} boundary, {result['exact_checks_mean']} exact checks, "
+            f"{result['no_postgres_share']:.0%} without PostgreSQL"
         )
         return result
 
@@ -512,6 +553,13 @@ def _create_providers(owner, provider_ids: set[int], seed: int) -> None:
             cursor.execute(statement)
 
 
+def _redis_reads(client: redis.Redis) -> tuple[int, int]:
+    """(round trips, microseconds inside Redis) of the lookup's reads so far: each is a MULTI/EXEC transaction,
+    whose EXEC runs the queued commands."""
+    stats = client.info("commandstats").get("cmdstat_exec", {})
+    return int(stats.get("calls", 0)), int(stats.get("usec", 0))
+
+
 def _wait_for_lazy_free(client: redis.Redis, timeout: float = 600) -> None:
     deadline = time.monotonic() + timeout
     while int(client.info("memory").get("lazyfree_pending_objects", 0)) and time.monotonic() < deadline:
@@ -612,7 +660,7 @@ def _http_column(header: str, align: str, cell: Callable[[dict], str]) -> Column
     return Column(header, align, lambda r: cell(r) if "http_index_rps" in r else "-")
 
 
-# Index statistics (from _build). New index statistics columns go here.
+# Index statistics (from _build and _recovery).
 INDEX_COLUMNS = [
     Column("Cells/area", "---:", lambda r: f"{r['cells_per_area']}"),
     Column(
@@ -620,15 +668,36 @@ INDEX_COLUMNS = [
     ),
     Column("Cell table", "---:", lambda r: f"{r['cell_table_mb']:,.0f} MiB"),
     Column("Redis", "---:", lambda r: f"{r['redis_mb']:,.0f} MiB"),
+    Column("Redis rebuild", "---:", lambda r: f"{r['redis_rebuild_seconds']:.0f} s"),
 ]
-# In-process latency (from _in_process).
+# Per lookup and in-process latency (from _in_process).
 INPROC_COLUMNS = [
     Column(
-        "In-process p50 / p99: index vs plain (ms)",
+        "Per lookup: results / candidates / boundary / exact checks",
         "---",
         lambda r: (
-            f"{r['inproc_index_p50_ms']} / {r['inproc_index_p99_ms']} vs {r['inproc_plain_p50_ms']} / "
-            f"{r['inproc_plain_p99_ms']}"
+            f"{r['matches_mean']:.0f} / {r['candidates_mean']:.0f} / {r['boundary_candidates_mean']:.0f} / "
+            f"{r['exact_checks_mean']:.1f}"
+        ),
+    ),
+    Column(
+        "No PostgreSQL (warm / cold)",
+        "---:",
+        lambda r: f"{r['no_postgres_share']:.0%} / {r['no_postgres_share_cold']:.0%}",
+    ),
+    Column(
+        "In Redis / PostgreSQL per lookup",
+        "---:",
+        lambda r: (
+            f"{r['redis_server_us_per_call'] * r['redis_calls_per_lookup'] / 1000:.2f} / {r['postgres_ms_mean']:.2f} ms"
+        ),
+    ),
+    Column(
+        "In-process p50 / p99 (ms): index; raw SQL; plain",
+        "---",
+        lambda r: (
+            f"{r['inproc_index_p50_ms']} / {r['inproc_index_p99_ms']}; {r['inproc_raw_p50_ms']} / "
+            f"{r['inproc_raw_p99_ms']}; {r['inproc_plain_p50_ms']} / {r['inproc_plain_p99_ms']}"
         ),
     ),
 ]
@@ -673,6 +742,8 @@ def plot(results: list[dict], path: Path) -> None:
     figure, (latency, throughput) = plt.subplots(1, 2, figsize=(11, 4.2))
     latency.plot(areas, [r["inproc_index_p50_ms"] for r in results], "o-", label="index p50")
     latency.plot(areas, [r["inproc_index_p99_ms"] for r in results], "o--", label="index p99")
+    latency.plot(areas, [r["inproc_raw_p50_ms"] for r in results], "D-", label="raw PostGIS query p50")
+    latency.plot(areas, [r["inproc_raw_p99_ms"] for r in results], "D--", label="raw PostGIS query p99")
     latency.plot(areas, [r["inproc_plain_p50_ms"] for r in results], "s-", label="plain GeoDjango p50")
     latency.plot(areas, [r["inproc_plain_p99_ms"] for r in results], "s--", label="plain GeoDjango p99")
     latency.set(xscale="log", yscale="log", xlabel="service areas", ylabel="ms", title="In-process lookup latency")
