@@ -3,6 +3,7 @@ pool of processes while the previous batch is written."""
 
 from __future__ import annotations
 
+import os
 import statistics
 from collections.abc import Callable
 from multiprocessing import get_context
@@ -30,7 +31,10 @@ def build_index(
     rebuild = len(area_ids) > REBUILD_ABOVE or redis_index.live_generation() is None
     tokens: dict[int, str] = {}
     # Worker processes start from a clean forkserver (not forked from this process, which holds database
-    # connections) and only import the Django-free cell math.
+    # connections) and only import the Django-free cell math. Their numpy works on tiny arrays: BLAS threads
+    # would only spin against the other workers.
+    for variable in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ.setdefault(variable, "1")
     context = get_context("forkserver")
     context.set_forkserver_preload(["hexindex.cells"])
     with context.Pool(workers) as pool:

@@ -361,13 +361,43 @@ def _seeds(geometry: BaseGeometry, res: int) -> set[int]:
     return seeds
 
 
+class _PolygonCache:
+    """Cover polygons of recently used cells. Areas crowd around cities, so the same coarse cells come up again
+    and again when many areas are covered by one process; computing a polygon costs far more than keeping it."""
+
+    def __init__(self, capacity: int):
+        self.capacity = capacity
+        self.polygons: dict[int, object] = {}
+
+    def get(self, cells: list[int]) -> np.ndarray:
+        polygons = np.empty(len(cells), dtype=object)
+        missing = []
+        for i, cell in enumerate(cells):
+            polygon = self.polygons.get(cell)
+            if polygon is None:
+                missing.append(i)
+            else:
+                polygons[i] = polygon
+        if missing:
+            computed = cover_polygons([cells[i] for i in missing])
+            polygons[missing] = computed
+            if len(self.polygons) + len(missing) > self.capacity:
+                for cell in list(self.polygons)[: len(self.polygons) // 2]:  # the oldest half
+                    del self.polygons[cell]
+            self.polygons.update(zip((cells[i] for i in missing), computed, strict=True))
+        return polygons
+
+
+_polygon_cache = _PolygonCache(capacity=100_000)
+
+
 def _classify_exact(geometry: BaseGeometry, cells: list[int]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Split same-resolution cells into interior and crossing ones by their cover polygons; cells that miss the
     area are dropped. Returns (interior cells, crossing cells, crossing cells' polygon bounds)."""
     cell_array = np.asarray(cells, dtype=np.uint64)
     if not cells:
         return cell_array, cell_array, np.zeros((0, 4))
-    polygons = cover_polygons(cells)
+    polygons = _polygon_cache.get(cells)
     touches = shapely.intersects(geometry, polygons)
     inside = touches & shapely.contains(geometry, polygons)
     edge = touches & ~inside
@@ -468,8 +498,8 @@ class _Probe:
 
 def _spacing(a: np.ndarray, scale_x: np.ndarray) -> np.ndarray:
     """Largest distance, in the isotropic frame, from a cell's centre to one of its neighbours' at that level."""
-    offsets = a @ UNIT[1:].T  # (n, 2, 6)
-    return np.sqrt((offsets[:, 0] * scale_x[:, None]) ** 2 + offsets[:, 1] ** 2).max(axis=1)
+    offsets = _offsets(a)[:, 1:]  # (n, 6, 2)
+    return np.sqrt((offsets[..., 0] * scale_x[:, None]) ** 2 + offsets[..., 1] ** 2).max(axis=1)
 
 
 def _probe(cells: np.ndarray, res: int) -> _Probe:
@@ -481,8 +511,8 @@ def _probe(cells: np.ndarray, res: int) -> _Probe:
     centre = lnglat[:, 0]
     offsets = lnglat[:, 1:] - centre[:, None, :]
     offsets[..., 0] = (offsets[..., 0] + 180.0) % 360.0 - 180.0
-    a1 = np.stack([offsets[:, 0], offsets[:, 1]], axis=2) @ _PROBE_BASIS_INV
-    a2 = np.stack([offsets[:, 2], offsets[:, 3]], axis=2) @ _PROBE_BASIS_INV
+    a1 = np.einsum("nij,jk->nik", np.stack([offsets[:, 0], offsets[:, 1]], axis=2), _PROBE_BASIS_INV)
+    a2 = np.einsum("nij,jk->nik", np.stack([offsets[:, 2], offsets[:, 3]], axis=2), _PROBE_BASIS_INV)
     scale_x = np.cos(np.radians(centre[:, 1]))
     return _Probe(cells, centre, scale_x, a1, a2, _spacing(a1, scale_x), _spacing(a2, scale_x))
 
@@ -521,18 +551,6 @@ def _pairs(boxes: np.ndarray, segments: np.ndarray) -> tuple[np.ndarray, np.ndar
     return np.nonzero(meets)
 
 
-def _within(points: np.ndarray, scale_x: np.ndarray, segments: np.ndarray, radius: np.ndarray) -> np.ndarray:
-    """Per (point, segment) row: is the segment within `radius` of the point, in the isotropic frame?"""
-    ax = (segments[:, 0] - points[:, 0]) * scale_x
-    ay = segments[:, 1] - points[:, 1]
-    dx = (segments[:, 2] - segments[:, 0]) * scale_x
-    dy = segments[:, 3] - segments[:, 1]
-    length2 = dx * dx + dy * dy
-    t = np.clip(-(ax * dx + ay * dy) / np.maximum(length2, 1e-300), 0.0, 1.0)
-    cx, cy = ax + t * dx, ay + t * dy
-    return cx * cx + cy * cy <= radius * radius
-
-
 @dataclass
 class _Discs:
     """Children (n, 7) and grandchildren (n, 7, 7) of probed cells: classified, with their centres and radii."""
@@ -558,20 +576,51 @@ class _Discs:
         )
 
 
+def _offsets(a: np.ndarray) -> np.ndarray:
+    """Each cell's 2x2 map applied to the 7 lattice vectors: (n, 7, 2) offsets in lon/lat (no BLAS: tiny)."""
+    return np.stack([a[:, None, 0, 0] * UNIT[:, 0] + a[:, None, 0, 1] * UNIT[:, 1],
+                     a[:, None, 1, 0] * UNIT[:, 0] + a[:, None, 1, 1] * UNIT[:, 1]], axis=-1)  # fmt: skip
+
+
+def _segment_frame(segments: np.ndarray, parent: np.ndarray, segment: np.ndarray, probe: _Probe):
+    """Per (parent, segment) pair: the segment's start and direction in the parent's isotropic frame (centred on
+    the parent), as columns ready to broadcast against the parent's children."""
+    chosen, k = segments[segment], probe.scale_x[parent]
+    ax = (chosen[:, 0] - probe.centre[parent, 0]) * k
+    ay = chosen[:, 1] - probe.centre[parent, 1]
+    dx = (chosen[:, 2] - chosen[:, 0]) * k
+    dy = chosen[:, 3] - chosen[:, 1]
+    inverse = 1.0 / np.maximum(dx * dx + dy * dy, 1e-300)
+    return ax[:, None], ay[:, None], dx[:, None], dy[:, None], inverse[:, None]
+
+
+def _distance2(px, py, ax, ay, dx, dy, inverse) -> np.ndarray:
+    """Squared distances from points (a row of them per segment) to that row's segment."""
+    vx, vy = px - ax, py - ay
+    t = np.clip((vx * dx + vy * dy) * inverse, 0.0, 1.0)
+    ex, ey = vx - t * dx, vy - t * dy
+    return ex * ex + ey * ey
+
+
 def _disc_classify(geometry: BaseGeometry, outline: _Outline, probe: _Probe, levels: int) -> _Discs:
-    """Classify the children of probed cells and, with levels=2, the grandchildren of their crossing children."""
+    """Classify the children of probed cells and, with levels=2, the grandchildren of their crossing children.
+    Distances are taken in each parent's isotropic frame, segments against all 7 children at once."""
     n, k = len(probe.cells), probe.scale_x
     boxes = probe.boxes()
     radius1 = DISC_REACH * probe.spacing1
-    centres1 = probe.centre[:, None, :] + (probe.a1 @ UNIT.T).transpose(0, 2, 1)
+    offsets1 = _offsets(probe.a1)
+    centres1 = probe.centre[:, None, :] + offsets1
+    children_x, children_y = offsets1[..., 0] * k[:, None], offsets1[..., 1]  # in each parent's frame
     segments, tolerance = outline.segments(SIMPLIFY_SHARE * float(radius1.min()))
     parent, segment = _pairs(boxes, segments)
-    rows_parent, rows_digit = np.repeat(parent, 7), np.tile(np.arange(7), len(parent))
-    rows_segment = np.repeat(segment, 7)
-    row_points = centres1[rows_parent, rows_digit]
-    hit = _within(row_points, k[rows_parent], segments[rows_segment], (radius1 + tolerance)[rows_parent])
+    frame = _segment_frame(segments, parent, segment, probe)
+    distance2 = _distance2(children_x[parent], children_y[parent], *frame)  # (pairs, 7)
     crossing1 = np.zeros((n, 7), bool)
-    crossing1[rows_parent[hit], rows_digit[hit]] = True
+    if len(parent):
+        # Pairs come grouped by parent: a child crosses if any of its parent's segments is near it.
+        starts = np.flatnonzero(np.r_[True, parent[1:] != parent[:-1]])
+        hit = distance2 <= ((radius1 + tolerance) ** 2)[parent][:, None]
+        crossing1[parent[starts]] = np.logical_or.reduceat(hit, starts, axis=0)
     inside1 = np.zeros((n, 7), bool)
     settled = ~crossing1
     inside1[settled] = shapely.contains_xy(geometry, centres1[settled][:, 0], centres1[settled][:, 1])
@@ -581,25 +630,24 @@ def _disc_classify(geometry: BaseGeometry, outline: _Outline, probe: _Probe, lev
     crossing2 = np.zeros((n, 7, 7), bool)
     centres2 = None
     if levels >= 2 and crossing1.any():
-        centres2 = centres1[:, :, None, :] + (probe.a2 @ UNIT.T).transpose(0, 2, 1)[:, None, :, :]
+        offsets2 = _offsets(probe.a2)
+        centres2 = centres1[:, :, None, :] + offsets2[:, None, :, :]
         segments2, tolerance2 = outline.segments(SIMPLIFY_SHARE * float(radius2.min()))
         if segments2 is not segments:
             parent, segment = _pairs(boxes, segments2)
-            rows_parent, rows_digit = np.repeat(parent, 7), np.tile(np.arange(7), len(parent))
-            rows_segment = np.repeat(segment, 7)
-            row_points = centres1[rows_parent, rows_digit]
+            frame = _segment_frame(segments2, parent, segment, probe)
+            distance2 = _distance2(children_x[parent], children_y[parent], *frame)
         reach2 = radius2 + tolerance2
         # A grandchild's centre is within one spacing of its parent's: only segments that near matter.
-        near = crossing1[rows_parent, rows_digit]
-        near[near] = _within(
-            row_points[near], k[rows_parent[near]], segments2[rows_segment[near]],
-            (probe.spacing2 + reach2)[rows_parent[near]],
-        )  # fmt: skip
-        p2, d2, s2 = rows_parent[near], rows_digit[near], rows_segment[near]
-        q_parent, q_digit = np.repeat(p2, 7), np.repeat(d2, 7)
-        q_grand, q_segment = np.tile(np.arange(7), len(p2)), np.repeat(s2, 7)
-        hit2 = _within(centres2[q_parent, q_digit, q_grand], k[q_parent], segments2[q_segment], reach2[q_parent])
-        crossing2[q_parent[hit2], q_digit[hit2], q_grand[hit2]] = True
+        near = (distance2 <= ((probe.spacing2 + reach2) ** 2)[parent][:, None]) & crossing1[parent]
+        row, digit = np.nonzero(near)
+        owner = parent[row]
+        grand_x = children_x[owner, digit][:, None] + offsets2[owner, :, 0] * k[owner][:, None]  # (m, 7)
+        grand_y = children_y[owner, digit][:, None] + offsets2[owner, :, 1]
+        ax, ay, dx, dy, inverse = (column[row] for column in frame)
+        hit2 = _distance2(grand_x, grand_y, ax, ay, dx, dy, inverse) <= (reach2**2)[owner][:, None]
+        rows, grand = np.nonzero(hit2)
+        crossing2[owner[rows], digit[rows], grand] = True
         settled2 = crossing1[:, :, None] & ~crossing2
         points2 = centres2[settled2]
         inside2[settled2] = shapely.contains_xy(geometry, points2[:, 0], points2[:, 1])
@@ -731,8 +779,9 @@ def _clip(geometry: BaseGeometry, bounds: np.ndarray) -> list[BaseGeometry | Non
     """
     if not len(bounds):
         return []
-    pieces = np.empty(len(bounds), dtype=object)
-    pieces[:] = [None if math.isnan(box_[0]) else shapely.clip_by_rect(geometry, *box_) for box_ in bounds.tolist()]
+    pieces = np.full(len(bounds), None, dtype=object)
+    wanted = np.flatnonzero(~np.isnan(bounds[:, 0]))
+    pieces[wanted] = [shapely.clip_by_rect(geometry, *box_) for box_ in bounds[wanted].tolist()]
     kinds = shapely.get_type_id(pieces)
     clips = np.full(len(pieces), None, dtype=object)
     single = np.flatnonzero(kinds == _POLYGON)

@@ -211,3 +211,34 @@ def test_many_pending_areas_at_a_point_are_answered_by_the_exact_query(make_prov
         areas_changed(list(ServiceArea.objects.values_list("id", flat=True)), enqueue_builds=False)
     result = lookup(lat=50.0, lng=10.0)
     assert (result.source, result.count) == ("postgis", MAX_PENDING_CHECKS + 1)
+
+
+@settings(max_examples=60, deadline=None)
+@given(seed=st.integers(0, 10**6), data=st.data())
+def test_in_process_exact_checks_agree_with_geos_away_from_the_outline(seed, data):
+    """The crossing-number check on cached outline segments, with holes and several parts."""
+    from hexindex.selectors import covered_or_unsure, outline_segments
+
+    rng = random.Random(seed)
+    shapes = [MultiPolygon([star(rng, 10.0, 50.0, 0.2, 24, True), star(rng, 10.6, 50.0, 0.1, 8, False)])]
+    shapes.append(MultiPolygon([box(-0.5, -0.5, 0.5, 0.5)]))
+    segments = [outline_segments(shape) for shape in shapes]
+    for _ in range(30):
+        lng, lat = data.draw(st.floats(-1, 11)), data.draw(st.floats(-1, 51))
+        inside, unsure = covered_or_unsure(lng, lat, segments)
+        for shape, is_inside, is_unsure in zip(shapes, inside, unsure, strict=True):
+            from shapely.geometry import Point
+
+            point = Point(lng, lat)
+            assert is_unsure == (shape.boundary.distance(point) <= 1e-9)
+            if not is_unsure:
+                assert is_inside == shape.covers(point)
+
+
+def test_points_on_an_edge_or_a_vertex_are_left_to_postgis():
+    from hexindex.selectors import covered_or_unsure, outline_segments
+
+    square_segments = [outline_segments(MultiPolygon([box(0, 0, 1, 1)]))]
+    for lng, lat in ((1.0, 0.5), (0.0, 0.0), (0.5, 1.0 + 1e-10)):
+        assert covered_or_unsure(lng, lat, square_segments)[1].tolist() == [True]
+    assert covered_or_unsure(0.5, 0.5, square_segments)[0].tolist() == [True]
