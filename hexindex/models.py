@@ -13,8 +13,8 @@ class AreaCell(models.Model):
 
     Interior cells (any resolution) are entirely inside the area. Boundary cells (all at the area's resolution)
     carry two masks classifying their children and grandchildren (see hexindex.cells), and for areas with many
-    vertices `clip`, the area cut to the cell's reach, so that the exact check costs about the same for a
-    10-vertex and a 10,000-vertex area.
+    vertices `clip`, the area cut to where the masks leave exact checks, so that a check costs about the same for
+    a 10-vertex and a 10,000-vertex area.
     """
 
     pk = models.CompositePrimaryKey("cell", "area")

@@ -253,3 +253,30 @@ def test_records_are_sorted_by_area_in_every_field(make_area, index_redis):
             dtype = codec.BOUNDARY if field.endswith(b"b") else codec.INTERIOR
             ids = np.frombuffer(blob, dtype)["area"].tolist()
             assert ids == sorted(set(ids))
+
+
+def test_an_edit_that_rolls_back_leaves_the_area_found_where_it_still_is(make_area, index_all):
+    area = make_area(WEST)
+    index_all()
+    with transaction.atomic():
+        area_update(area=ServiceArea.objects.get(pk=area.pk), data={"geometry": geometry(EAST)})
+        transaction.set_rollback(True)
+    # Registered as pending around both its old and its new place: checked in PostGIS, where it is still WEST.
+    from hexindex.selectors import lookup
+
+    at_west, at_east = lookup(lat=50.0, lng=10.0), lookup(lat=50.0, lng=12.0)
+    assert (at_west.count, at_west.pending, at_east.count) == (1, 1, 0)
+
+
+def test_a_moved_area_leaves_no_record_behind(make_area, index_all, index_redis):
+    area = make_area(WEST)
+    index_all()
+    before = records_of(index_redis, area.id)
+    area_update(area=area, data={"geometry": geometry(EAST)})
+    index_all()
+    after = records_of(index_redis, area.id)
+    assert before and after and not (before & after)
+    state = redis_index.area_states(1, [area.id])[area.id]
+    from hexindex import codec
+
+    assert codec.decode_state(state).geometry_version == 2
