@@ -55,7 +55,11 @@ def _position(value, where: str) -> tuple[float, float]:
         # bool is an int in Python, but `true` is not a coordinate.
         if isinstance(number, bool) or not isinstance(number, Real):
             raise GeometryError(NOT_A_NUMBER.format(where=where))
-        if not math.isfinite(number):
+        try:
+            finite = math.isfinite(number)
+        except OverflowError:  # an integer too large for a float (JSON allows any number of digits)
+            finite = False
+        if not finite:
             raise GeometryError(NOT_FINITE.format(where=where))
     lng, lat = float(value[0]), float(value[1])
     if not -180.0 <= lng <= 180.0:

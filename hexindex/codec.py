@@ -51,9 +51,13 @@ def parents(cells: np.ndarray, res: int) -> np.ndarray:
     return (cells & ~np.uint64(_RES_BITS) & ~unused) | np.uint64(res << _RES_SHIFT) | unused
 
 
+_KEEP = [~_RES_BITS & ~_UNUSED_DIGITS[res] for res in range(16)]
+_SET = [(res << _RES_SHIFT) | _UNUSED_DIGITS[res] for res in range(16)]
+
+
 def chain(cell: int) -> list[int]:
     """The cell chain of a MAX_RES cell, coarsest first (same as hexindex.cells.point_cells)."""
-    return [parent(cell, res) for res in range(MAX_RES)] + [cell]
+    return [(cell & _KEEP[res]) | _SET[res] for res in range(MAX_RES)] + [cell]
 
 
 def chain_fields(cells: list[int]) -> list[bytes]:

@@ -8,6 +8,8 @@ Keys (logical database HEXINDEX_REDIS_URL):
     hx:G:a                  hash: area id -> its state (versions and the cells holding its records)
     hx:G:v                  hash: area id -> "<geometry version>:<payload version>" (for the sweep's reconcile)
     hx:G:pay                hash: area id -> <version><price in cents><its lookup result, serialised>
+    hx:G:s                  hash: <area><cell> -> <version><outline segments near the cell>, shared between web
+                            processes once one fetched them from PostgreSQL (capped: HEXINDEX_SHARED_SHAPES)
     hx:building             generation being rebuilt, while a rebuild runs (also its lock)
     hx:dirty:G              areas made live in the live generation while G was being built
     hx:pending              hash: area id -> change token, for areas whose records are not to be trusted
@@ -162,13 +164,32 @@ def read_point(anchor: str, cells: list[bytes], max_pending: int) -> PointRecord
     )
 
 
-def read_payloads(area_ids: list[int]) -> tuple[int, list[bytes | None]] | None:
-    """The live generation and the cached results of the areas (None where absent); None without an index."""
-    found = _read_live(lambda generation: [("HMGET", _key(generation, "pay"), *area_ids)])
+def read_results_and_shapes(
+    area_ids: list[int], shape_fields: list[bytes]
+) -> tuple[int, list[bytes | None], list[bytes | None]] | None:
+    """One round trip: the live generation, the cached results of the areas, and the shared outlines (None where
+    absent). None without an index."""
+
+    def commands(generation: int) -> list[tuple]:
+        return [
+            ("HMGET", _key(generation, "pay"), *area_ids) if area_ids else ("ECHO", b""),
+            ("HMGET", _key(generation, "s"), *shape_fields) if shape_fields else ("ECHO", b""),
+        ]
+
+    found = _read_live(commands)
     if found is None:
         return None
-    generation, (values,) = found
-    return generation, values
+    generation, (results, shapes) = found
+    return generation, (results if area_ids else []), (shapes if shape_fields else [])
+
+
+def share_shapes(generation: int, shapes: dict[bytes, bytes]) -> None:
+    """Outlines fetched from PostgreSQL, for the other web processes (best effort)."""
+    if shapes:
+        args = [_key(generation, "s"), settings.HEXINDEX_SHARED_SHAPES]
+        for name, value in shapes.items():
+            args += (name, value)
+        _run("put_shapes", args)
 
 
 def live_generation() -> int | None:

@@ -5,17 +5,18 @@ areas, in the same order, much faster.
              cell and kind, plus the areas pending at the point
           -> interior records: covered. Boundary records: their masks, read at the point's own digits two levels
              down, settle most of them (inside or outside); the rest need an *exact check*
-          -> exact checks against the area's shape near the cell (its clip, or the whole area when small), kept by
-             this process once seen; a point within EXACT_CHECK_MARGIN of that shape's outline, shapes not seen
-             yet, and areas pending at the point go to ONE PostgreSQL query
-          -> results from this process's cache (serialised, with their price; keyed by area and version; misses
-             are read from Redis), ordered by (price, id) and spliced into the response
+          -> results and outlines this process has not seen yet: ONE more Redis read (results of live areas,
+             serialised with their price; outlines shared by the other web processes)
+          -> exact checks against the area's outline near the cell (its clip, or the whole area when small); a
+             point within EXACT_CHECK_MARGIN of that outline, outlines nobody fetched yet, and areas pending at
+             the point go to ONE PostgreSQL query (which also returns the outlines, shared through Redis)
+          -> results ordered by (price, id) and spliced into the response
 
 When Redis is unreachable, holds no index, or too many areas are pending at the point, the answer comes from the
 exact query instead (and a missing index is rebuilt).
 
-Both caches hold immutable facts (what an area looked like at a version, which only grows) so they are never
-stale; they are dropped when the index generation changes (a rebuild may follow a database reset).
+The caches hold immutable facts (what an area looked like at a version, which only grows) so they are never
+stale; they are dropped with the index generation (a rebuild may follow a database reset).
 """
 
 from __future__ import annotations
@@ -149,8 +150,7 @@ class _Shapes:
         entry = self.entries.get((area, cell)) or self.entries.get((area, self.WHOLE))
         return entry[1] if entry is not None and entry[0] == version else None
 
-    def store(self, area: int, cell: int, version: int, wkb: bytes) -> None:
-        segments = outline_segments(shapely.from_wkb(wkb))
+    def store(self, area: int, cell: int, version: int, segments: np.ndarray) -> None:
         previous = self.entries.pop((area, cell), None)
         if previous is not None:
             self.segments -= len(previous[1])
@@ -160,6 +160,19 @@ class _Shapes:
         while self.segments > budget and self.entries:
             _, (_, dropped) = self.entries.popitem(last=False)
             self.segments -= len(dropped)
+
+
+def shape_field(area: int, cell: int) -> bytes:
+    """The shared outline's name in Redis: area and cell (all ones for an area checked whole)."""
+    return area.to_bytes(4, "big") + (cell & 0xFFFFFFFFFFFFFFFF).to_bytes(8, "big")
+
+
+def encode_shape(version: int, segments: np.ndarray) -> bytes:
+    return version.to_bytes(4, "little") + segments.astype("<f8").tobytes()
+
+
+def decode_shape(raw: bytes) -> tuple[int, np.ndarray]:
+    return int.from_bytes(raw[:4], "little"), np.frombuffer(raw, "<f8", offset=4).reshape(-1, 4)
 
 
 def outline_segments(shape) -> np.ndarray:
@@ -254,17 +267,21 @@ def _lookup_indexed(lat: float, lng: float) -> LookupResult | None:
 
     inside, check = _settle(boundary, boundary_res, cell)
     found = [interior, boundary[inside]]
-    pending_rows: list[AreaPayload] = []
     checks = boundary[check]
     result.exact_checks = len(checks)
+    check_cells = np.array(chain, dtype=np.uint64).view(np.int64)[boundary_res[check]].tolist()
+    shapes = _known_shapes(checks, check_cells)
+    # One more Redis read, only for what this process has not seen yet: results, and shared outlines.
+    candidates = np.concatenate([part["area"].astype(np.int64) for part in (*found, checks)])
+    versions = np.concatenate([part["version"] for part in (*found, checks)])
+    _fetch(point.generation, candidates, versions, checks, check_cells, shapes)
+    pending_rows: list[AreaPayload] = []
     if len(checks) or point.pending:
-        check_cells = np.array(chain, dtype=np.uint64).view(np.int64)[boundary_res[check]]
-        covered, pending_rows = _check(result, lat, lng, checks, check_cells, point.pending)
+        covered, pending_rows = _check(result, lat, lng, checks, check_cells, shapes, point.pending)
         found.append(checks[covered])
 
     areas = np.concatenate([part["area"].astype(np.int64) for part in found])
-    versions = np.concatenate([part["version"] for part in found])
-    result.body, result.count = _render(areas, versions, pending_rows, point.generation)
+    result.body, result.count = _render(areas, pending_rows)
     return result
 
 
@@ -302,17 +319,59 @@ def _settle(records: np.ndarray, resolutions: np.ndarray, cell: int) -> tuple[np
     return settled_inside, check
 
 
-def _check(result: LookupResult, lat, lng, checks: np.ndarray, cells: np.ndarray, pending: list[int]):
+def _known_shapes(checks: np.ndarray, cells: list[int]) -> list[np.ndarray | None]:
+    """The outline each exact check needs, where this process has it."""
+    return [
+        _shapes.get(area, cell, version)
+        for area, cell, version in zip(checks["area"].tolist(), cells, checks["version"].tolist(), strict=True)
+    ]
+
+
+def _fetch(generation, areas, versions, checks, cells, shapes) -> None:
+    """Results and outlines missing from this process, from Redis in one round trip (when any are missing)."""
+    missing = _results.missing(areas, versions)
+    wanted = [i for i, shape in enumerate(shapes) if shape is None]
+    if not missing.any() and not wanted:
+        return
+    ids = sorted(set(areas[missing].tolist()))
+    check_areas = checks["area"].tolist()
+    fields = [
+        name
+        for i in wanted
+        for name in (shape_field(check_areas[i], cells[i]), shape_field(check_areas[i], _Shapes.WHOLE))
+    ]
+    reply = redis_index.read_results_and_shapes(ids, fields)
+    if reply is None or reply[0] != generation:
+        raise _Inconsistent()
+    _, results, shared = reply
+    expected = dict(zip(areas.tolist(), versions.tolist(), strict=False))
+    for area, raw in zip(ids, results, strict=True):
+        if raw is None:
+            raise _Inconsistent()  # forgotten since the first read
+        version, price_cents, body = codec.decode_result(raw)
+        if version != expected[area]:
+            raise _Inconsistent()  # made live again since the first read
+        _results.store(area, version, price_cents, body)
+    check_versions = checks["version"].tolist()
+    for n, i in enumerate(wanted):
+        for raw, cell in ((shared[2 * n], cells[i]), (shared[2 * n + 1], _Shapes.WHOLE)):
+            if raw is not None:
+                version, segments = decode_shape(raw)
+                if version == check_versions[i]:
+                    _shapes.store(check_areas[i], cell, version, segments)
+                    shapes[i] = segments
+                    break
+
+
+def _check(result: LookupResult, lat, lng, checks: np.ndarray, cells: list[int], shapes, pending: list[int]):
     """Exact checks (covered, per check) and the rows of pending areas covering the point."""
     areas = checks["area"].astype(np.int64).tolist()
     versions = checks["version"].tolist()
-    cells_list = cells.tolist()
     covered = np.zeros(len(areas), bool)
-    known = [_shapes.get(area, cell, version) for area, cell, version in zip(areas, cells_list, versions, strict=True)]
-    seen = [i for i, shape in enumerate(known) if shape is not None]
-    unsure = [(i, True) for i, shape in enumerate(known) if shape is None]  # (check, fetch its shape)
+    seen = [i for i, shape in enumerate(shapes) if shape is not None]
+    unsure = [(i, True) for i, shape in enumerate(shapes) if shape is None]  # (check, fetch its shape)
     if seen:
-        inside, near = covered_or_unsure(lng, lat, [known[i] for i in seen])
+        inside, near = covered_or_unsure(lng, lat, [shapes[i] for i in seen])
         for i, is_inside, is_near in zip(seen, inside.tolist(), near.tolist(), strict=True):
             if is_near:
                 unsure.append((i, False))  # too close to the outline to decide here: PostGIS decides
@@ -323,37 +382,33 @@ def _check(result: LookupResult, lat, lng, checks: np.ndarray, cells: np.ndarray
     if unsure or pending:
         started = time.perf_counter()
         rows = _confirm(
-            lat, lng, [areas[i] for i, _ in unsure], [cells_list[i] for i, _ in unsure], [f for _, f in unsure], pending
+            lat, lng, [areas[i] for i, _ in unsure], [cells[i] for i, _ in unsure], [f for _, f in unsure], pending
         )
         result.postgres_seconds = time.perf_counter() - started
         result.postgres_queries = 1
-        index_of = {(areas[i], cells_list[i]): i for i, _ in unsure}
+        index_of = {(areas[i], cells[i]): i for i, _ in unsure}
+        shared = {}
         for kind, area, cell, is_covered, clipped, shape, *payload in rows:
             if kind == "c":
                 i = index_of[(area, cell)]
                 covered[i] = is_covered
                 if shape is not None:
-                    _shapes.store(area, cell if clipped else _Shapes.WHOLE, versions[i], bytes(shape))
+                    key_cell = cell if clipped else _Shapes.WHOLE
+                    segments = outline_segments(shapely.from_wkb(bytes(shape)))
+                    _shapes.store(area, key_cell, versions[i], segments)
+                    shared[shape_field(area, key_cell)] = encode_shape(versions[i], segments)
             else:
                 pending_rows.append(AreaPayload(area, *payload))
+        if shared:
+            try:
+                redis_index.share_shapes(_shapes.generation, shared)
+            except RedisError:
+                log.warning("could not share outlines in Redis", exc_info=True)
     return covered, pending_rows
 
 
-def _render(areas: np.ndarray, versions: np.ndarray, pending_rows: list[AreaPayload], generation: int):
-    """The body: cached results of live areas (misses read from Redis) and pending areas' results, ordered."""
-    missing = _results.missing(areas, versions)
-    if missing.any():
-        ids = areas[missing].tolist()
-        reply = redis_index.read_payloads(ids)
-        if reply is None or reply[0] != generation:
-            raise _Inconsistent()
-        for area, expected, raw in zip(ids, versions[missing].tolist(), reply[1], strict=True):
-            if raw is None:
-                raise _Inconsistent()  # forgotten since the first read
-            version, price_cents, body = codec.decode_result(raw)
-            if version != expected:
-                raise _Inconsistent()  # made live again since the first read
-            _results.store(area, version, price_cents, body)
+def _render(areas: np.ndarray, pending_rows: list[AreaPayload]):
+    """The body: cached results of live areas and pending areas' results, ordered by (price, id)."""
     prices = _results.price[areas]
     bodies = _results.body[areas]
     if pending_rows:

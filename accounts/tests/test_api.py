@@ -65,3 +65,10 @@ def test_username_and_email_are_taken_once(api, db):
     assert same_email.status_code == 400
     assert same_email.json()["email"] == [EMAIL_TAKEN]
     assert User.objects.count() == 1
+
+
+def test_a_body_nested_too_deeply_is_a_400(api, db):
+    body = "[" * 100_000 + "]" * 100_000
+    response = api.generic("POST", "/api/v1/auth/token/", body, content_type="application/json")
+    assert response.status_code == 400
+    assert "nested too deeply" in response.json()["detail"]

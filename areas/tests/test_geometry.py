@@ -139,3 +139,10 @@ def test_too_many_parts_is_refused():
     with pytest.raises(GeometryError) as error:
         parse_area_geometry({"type": "MultiPolygon", "coordinates": [SQUARE] * (g.MAX_PARTS + 1)})
     assert str(error.value) == g.TOO_MANY_PARTS
+
+
+def test_a_coordinate_with_hundreds_of_digits_is_refused_not_a_server_error():
+    huge = int("9" * 400)
+    square = {"type": "Polygon", "coordinates": [[[huge, 0], [1, 0], [1, 1], [0, 1], [huge, 0]]]}
+    with pytest.raises(GeometryError, match="finite"):
+        parse_area_geometry(square)

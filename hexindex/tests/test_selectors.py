@@ -167,6 +167,26 @@ def test_a_point_near_the_outline_costs_at_most_one_query(make_area, index_all, 
         assert result.body == lookup_exact(lat=50.123, lng=lng).body
 
 
+def test_outlines_one_process_fetched_are_shared_with_the_others_through_redis(
+    make_area, index_all, monkeypatch, django_assert_num_queries
+):
+    from hexindex import selectors
+
+    area = make_area(square(10.0, 50.0, 0.5))
+    index_all()
+    first = lookup(lat=50.3, lng=10.49999)  # near the east edge: an exact check, outline fetched from PostgreSQL
+    assert (first.exact_checks, first.postgres_queries, ids(first)) == (1, 1, [area.id])
+    # Another web process: empty caches of its own, but the outline is in Redis now.
+    monkeypatch.setattr(selectors, "_results", selectors._Results())
+    monkeypatch.setattr(selectors, "_shapes", selectors._Shapes())
+    with django_assert_num_queries(0):
+        second = lookup(lat=50.3, lng=10.499995)
+    assert (second.exact_checks, second.postgres_queries, ids(second)) == (1, 0, [area.id])
+    with django_assert_num_queries(0):
+        outside = lookup(lat=50.3, lng=10.500005)
+    assert ids(outside) == []
+
+
 def test_swapped_coordinates_find_nothing(make_area, index_all):
     area = make_area(square(10.0, 50.0, 0.5))
     index_all()

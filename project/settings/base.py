@@ -106,6 +106,9 @@ REDIS_SOCKET_TIMEOUT = env.float("REDIS_SOCKET_TIMEOUT", default=1.0)
 # Outline segments of areas near cells kept by each web process for exact checks (32 bytes each): never stale
 # (keyed by area version). Lookups near outlines need no PostgreSQL query once their shapes are here.
 HEXINDEX_SHAPE_CACHE_SEGMENTS = env.int("HEXINDEX_SHAPE_CACHE_SEGMENTS", default=2_000_000)
+# Outlines one web process fetched from PostgreSQL are shared with the others through Redis, up to this many
+# (~1.5 KB each; when full, a random one makes room).
+HEXINDEX_SHARED_SHAPES = env.int("HEXINDEX_SHARED_SHAPES", default=150_000)
 
 CACHES = {
     "default": {
@@ -156,6 +159,11 @@ REST_FRAMEWORK = {
     "EXCEPTION_HANDLER": "project.exceptions.exception_handler",
     "DEFAULT_THROTTLE_RATES": {"auth": env.str("AUTH_THROTTLE_RATE", default="30/minute")},
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_PARSER_CLASSES": [
+        "project.parsers.JSONParser",
+        "rest_framework.parsers.FormParser",
+        "rest_framework.parsers.MultiPartParser",
+    ],
     "TEST_REQUEST_DEFAULT_FORMAT": "json",
 }
 
