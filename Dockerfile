@@ -7,7 +7,8 @@ FROM python:3.11-slim-bookworm AS build
 ENV PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_CACHE_DIR=1
 RUN python -m venv /venv
 COPY requirements.txt /tmp/requirements.txt
-RUN /venv/bin/pip install -r /tmp/requirements.txt
+# Exactly the locked files: every requirement carries the hashes of its files (`make lock`).
+RUN /venv/bin/pip install --require-hashes -r /tmp/requirements.txt
 
 FROM python:3.11-slim-bookworm
 RUN apt-get update \
@@ -15,12 +16,16 @@ RUN apt-get update \
     && rm -rf /var/lib/apt/lists/* \
     && useradd --create-home --uid 10001 --shell /usr/sbin/nologin app
 COPY --from=build /venv /venv
+# The CA bundle that signed RDS's certificates, where project/settings/production.py looks for it (RDS_CA_BUNDLE):
+# connections to PostgreSQL verify the server's certificate and name against it (sslmode=verify-full).
+ADD --chmod=644 https://truststore.pki.rds.amazonaws.com/global/global-bundle.pem /etc/ssl/rds/global-bundle.pem
 ENV PATH=/venv/bin:$PATH \
     PYTHONUNBUFFERED=1 \
     PYTHONDONTWRITEBYTECODE=1 \
     DJANGO_SETTINGS_MODULE=project.settings.production
 WORKDIR /app
-COPY --chown=app:app . .
+# Owned by root: the application cannot rewrite its own code.
+COPY . .
 # Static files (admin, Swagger UI, ReDoc) are collected at build time and served by WhiteNoise. The settings
 # demand real secrets, so the build passes throwaway ones that never reach a running container.
 RUN DJANGO_SECRET_KEY=build-only-collectstatic-secret-key-not-used-at-runtime-0123456789 \

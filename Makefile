@@ -1,5 +1,5 @@
 # Two commands do everything: `make run` and `make test`. Both install what is missing first.
-.PHONY: run test bench lint format services-start services-stop services-status clean
+.PHONY: run test bench lint format services-start services-stop services-status clean lock audit
 
 run:
 	@ops/run.sh
@@ -28,3 +28,18 @@ services-status:
 clean:
 	@ops/services.sh stop || true
 	rm -rf .run .venv staticfiles
+
+# requirements*.in are the versions chosen by hand; `make lock` resolves them into requirements*.txt, every
+# dependency pinned with the hashes of its files (ARGS="--upgrade-package NAME" moves one). This machine's package
+# index settings stay out of the lock files.
+PIP_COMPILE = CUSTOM_COMPILE_COMMAND="make lock" .venv/bin/pip-compile --quiet --generate-hashes --allow-unsafe \
+	--strip-extras --no-emit-index-url --no-emit-find-links --no-emit-trusted-host
+
+lock:
+	@ops/bootstrap.sh
+	$(PIP_COMPILE) $(ARGS) --output-file requirements.txt requirements.in
+	$(PIP_COMPILE) $(ARGS) --output-file requirements-dev.txt requirements-dev.in
+
+# Known vulnerabilities in the locked requirements (also part of `make test`).
+audit:
+	@ops/bootstrap.sh && bash -c 'source ops/lib.sh && audit_requirements'

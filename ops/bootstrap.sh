@@ -62,7 +62,8 @@ install_venv() {
   want="$(cat "$ROOT/requirements.txt" "$ROOT/requirements-dev.txt" | sha256sum | cut -c1-64)"
   if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
     log "installing Python requirements"
-    "$VENV/bin/pip" install -q --disable-pip-version-check -r "$ROOT/requirements-dev.txt"
+    # The lock file (make lock) pins every package with the hashes of its files: pip installs exactly those.
+    "$VENV/bin/pip" install -q --disable-pip-version-check --require-hashes -r "$ROOT/requirements-dev.txt"
     echo "$want" >"$stamp"
   fi
 }

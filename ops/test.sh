@@ -15,6 +15,9 @@ log "ruff (lint and format, 120 columns)"
 "$VENV/bin/ruff" check .
 "$VENV/bin/ruff" format --check .
 
+log "known vulnerabilities in the locked requirements (pip-audit)"
+audit_requirements
+
 log "django system checks"
 "$PY" manage.py check --fail-level WARNING
 

@@ -1,3 +1,5 @@
+import logging
+
 from django.db import connection
 from django.http import JsonResponse
 from drf_spectacular.utils import OpenApiExample, extend_schema, inline_serializer
@@ -6,31 +8,42 @@ from rest_framework.decorators import api_view, authentication_classes, permissi
 
 from hexindex import api as index
 
+logger = logging.getLogger(__name__)
 
-def _error(exc: Exception) -> str:
-    return f"error: {exc.__class__.__name__}: {exc}".strip()
+# The public state of a dependency that failed. What failed, and why, goes to the log only: error texts name
+# hosts, ports and versions.
+UNAVAILABLE = "unavailable"
 
 
 def _check_postgres() -> tuple[str, int | None]:
-    """'ok' and the number of areas not live in the index yet, or the error."""
+    """'ok' and the number of areas not live in the index yet, or 'unavailable'."""
     try:
         with connection.cursor() as cursor:
             return "ok", index.unindexed_count(cursor)
     except Exception as exc:  # any failure is reported, never raised
-        return _error(exc), None
+        logger.warning("Health check: PostgreSQL unavailable: %s: %s", exc.__class__.__name__, exc)
+        return UNAVAILABLE, None
 
 
 def _check_redis() -> tuple[str, str]:
-    """'ok' and the state of the Redis index: live, rebuilding or missing (or the error, and unavailable)."""
-    return index.health()
+    """'ok' or 'unavailable', and the state of the Redis index: live, rebuilding, missing or unavailable."""
+    state, index_state = index.health()
+    if state != "ok":
+        logger.warning("Health check: Redis unavailable: %s", state)
+        return UNAVAILABLE, index_state
+    return state, index_state
 
+
+# Plain strings rather than enums: drf-spectacular names an enum after its field, and these names collide with the
+# index's `redis` and the overall `status`.
+DEPENDENCY_STATE_HELP = "`ok`, or `unavailable` (the reason is in the service's log)"
 
 HEALTH_RESPONSE = inline_serializer(
     "Health",
     fields={
         "status": serializers.ChoiceField(choices=["ok", "degraded", "unavailable"]),
-        "postgres": serializers.CharField(),
-        "redis": serializers.CharField(),
+        "postgres": serializers.CharField(help_text=DEPENDENCY_STATE_HELP),
+        "redis": serializers.CharField(help_text=DEPENDENCY_STATE_HELP),
         "index": inline_serializer(
             "HealthIndex",
             fields={
@@ -46,11 +59,11 @@ HEALTH_RESPONSE = inline_serializer(
 @extend_schema(
     summary="Health of the service and its backing stores",
     description=(
-        "503 when PostgreSQL or Redis does not answer, naming which. 200 `degraded` when Redis answers but holds "
-        "no index (after a restart, while it is rebuilt): lookups are still exact, served by PostGIS, slower. "
-        "`unindexed_areas` are areas created or changed and not yet indexed by the worker (lookups find them "
-        "anyway). Load balancers should probe `/health/live/` instead, which only fails when this process "
-        "cannot serve lookups at all."
+        "503 when PostgreSQL or Redis does not answer, naming which (the reason is in the service's log). "
+        "200 `degraded` when Redis answers but holds no index (after a restart, while it is rebuilt): lookups are "
+        "still exact, served by PostGIS, slower. `unindexed_areas` are areas created or changed and not yet "
+        "indexed by the worker (lookups find them anyway). Load balancers should probe `/health/live/` instead, "
+        "which only fails when this process cannot serve lookups at all."
     ),
     auth=[],
     responses={200: HEALTH_RESPONSE, 503: HEALTH_RESPONSE},
@@ -70,8 +83,18 @@ HEALTH_RESPONSE = inline_serializer(
             value={
                 "status": "unavailable",
                 "postgres": "ok",
-                "redis": "error: ConnectionError: Error 111 connecting to 127.0.0.1:6379. Connection refused.",
+                "redis": "unavailable",
                 "index": {"redis": "unavailable", "lookups": "postgis", "unindexed_areas": 3},
+            },
+            status_codes=["503"],
+        ),
+        OpenApiExample(
+            "PostgreSQL down",
+            value={
+                "status": "unavailable",
+                "postgres": "unavailable",
+                "redis": "ok",
+                "index": {"redis": "live", "lookups": "indexed", "unindexed_areas": None},
             },
             status_codes=["503"],
         ),
@@ -98,11 +121,21 @@ def health(request):
     return JsonResponse(body, status=code)
 
 
+LIVE_RESPONSE = inline_serializer("Live", fields={"status": serializers.CharField(help_text=DEPENDENCY_STATE_HELP)})
+
+
 @extend_schema(
     summary="Liveness for load balancers",
-    description="200 while this process can answer lookups (PostgreSQL answers), even with Redis down.",
+    description=(
+        "200 while this process can answer lookups (PostgreSQL answers), even with Redis down; 503 otherwise. "
+        "Answered whatever the `Host` header: load balancers probe each task by its IP address."
+    ),
     auth=[],
-    responses={200: inline_serializer("Live", fields={"status": serializers.CharField()}), 503: None},
+    responses={200: LIVE_RESPONSE, 503: LIVE_RESPONSE},
+    examples=[
+        OpenApiExample("Live", value={"status": "ok"}, status_codes=["200"]),
+        OpenApiExample("PostgreSQL down", value={"status": UNAVAILABLE}, status_codes=["503"]),
+    ],
 )
 @api_view(["GET"])
 @authentication_classes([])
@@ -112,5 +145,6 @@ def live(request):
         with connection.cursor() as cursor:
             cursor.execute("SELECT 1")
     except Exception as exc:
-        return JsonResponse({"status": _error(exc)}, status=503)
+        logger.warning("Liveness check: PostgreSQL unavailable: %s: %s", exc.__class__.__name__, exc)
+        return JsonResponse({"status": UNAVAILABLE}, status=503)
     return JsonResponse({"status": "ok"})

@@ -1,8 +1,12 @@
 from django.conf import settings
+from django.core.exceptions import DisallowedHost
 from django.http import JsonResponse
+
+from project.health import live
 
 BODY_TOO_LARGE = "Request body too large: the limit is {limit} bytes."
 LENGTH_REQUIRED = "Send request bodies with a Content-Length header."
+LIVENESS_PATH = "/health/live/"  # as routed in project/urls.py
 
 
 class RequestTooLargeMiddleware:
@@ -25,3 +29,28 @@ class RequestTooLargeMiddleware:
             if not length and "chunked" in request.META.get("HTTP_TRANSFER_ENCODING", "").lower():
                 return JsonResponse({"detail": LENGTH_REQUIRED}, status=411)
         return self.get_response(request)
+
+
+class LivenessProbeMiddleware:
+    """Answer the liveness probe whatever its Host header. Goes first: the middleware after it refuses such hosts.
+
+    The load balancer probes each task at its private IP address, a Host no configuration can list in advance,
+    and CommonMiddleware (or the HTTPS redirect) would answer it with 400: the task would never become healthy.
+    The liveness view builds nothing from the Host header. Probes naming an allowed host take the usual path.
+    """
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        if request.path_info == LIVENESS_PATH and not _host_allowed(request):
+            return live(request)
+        return self.get_response(request)
+
+
+def _host_allowed(request) -> bool:
+    try:
+        request.get_host()
+    except DisallowedHost:
+        return False
+    return True

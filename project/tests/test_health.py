@@ -1,6 +1,13 @@
-"""Health endpoint against the real stores, and with Redis unreachable."""
+"""Health endpoint against the real stores, and with PostgreSQL or Redis unreachable."""
 
+import logging
 import socket
+
+import pytest
+from django.db import OperationalError, connection
+
+# What a failing PostgreSQL connection says: host names and addresses the public must not see.
+POSTGRES_ERROR = 'could not connect to server: Connection refused\n\tIs the server running on host "db.internal"?'
 
 
 def _closed_port() -> int:
@@ -23,17 +30,55 @@ def test_health_is_ok_when_postgres_and_redis_answer(api, db, make_area, index_a
     assert api.get("/health/").json()["index"]["unindexed_areas"] == 0
 
 
-def test_health_is_503_naming_redis_when_it_is_down(api, db, settings):
-    settings.HEXINDEX_REDIS_URL = f"redis://127.0.0.1:{_closed_port()}/0"
-    response = api.get("/health/")
+def _refuse_queries(execute, sql, params, many, context):
+    raise OperationalError(POSTGRES_ERROR)
+
+
+def test_health_is_503_naming_redis_when_it_is_down_and_logs_why(api, db, settings, caplog):
+    port = _closed_port()
+    settings.HEXINDEX_REDIS_URL = f"redis://127.0.0.1:{port}/0"
+    with caplog.at_level(logging.WARNING, logger="project.health"):
+        response = api.get("/health/")
     assert response.status_code == 503
-    body = response.json()
-    assert body["status"] == "unavailable"
-    assert body["postgres"] == "ok"
-    assert body["redis"].startswith("error: ConnectionError")
-    assert body["index"]["lookups"] == "postgis"
+    assert response.json() == {
+        "status": "unavailable",
+        "postgres": "ok",
+        "redis": "unavailable",
+        "index": {"redis": "unavailable", "lookups": "postgis", "unindexed_areas": 0},
+    }
+    assert "ConnectionError" in caplog.text
+    assert str(port) in caplog.text
     # Lookups still work, so the load balancer's probe stays green.
     assert api.get("/health/live/").json() == {"status": "ok"}
+
+
+def test_health_is_503_naming_postgres_when_it_is_down_without_its_error(api, db, caplog):
+    with caplog.at_level(logging.WARNING, logger="project.health"), connection.execute_wrapper(_refuse_queries):
+        response = api.get("/health/")
+    assert response.status_code == 503
+    body = response.json()
+    assert (body["status"], body["postgres"], body["redis"]) == ("unavailable", "unavailable", "ok")
+    assert body["index"]["unindexed_areas"] is None
+    assert "db.internal" not in response.content.decode()
+    assert "OperationalError" in caplog.text
+    assert "db.internal" in caplog.text
+
+
+def test_liveness_is_503_without_postgres_error_text(api, db, caplog):
+    with caplog.at_level(logging.WARNING, logger="project.health"), connection.execute_wrapper(_refuse_queries):
+        response = api.get("/health/live/")
+    assert response.status_code == 503
+    assert response.json() == {"status": "unavailable"}
+    assert "db.internal" in caplog.text
+
+
+@pytest.mark.parametrize("path", ["/health/", "/health/live/"])
+def test_health_schema_examples_show_no_error_text(api, db, path):
+    schema = api.get("/api/schema/", HTTP_ACCEPT="application/json").json()
+    examples = schema["paths"][path]["get"]["responses"]["503"]["content"]["application/json"]["examples"]
+    assert examples
+    for example in examples.values():
+        assert "error" not in str(example["value"]).lower()
 
 
 def test_health_is_degraded_when_redis_lost_the_index(api, db, index_redis):
