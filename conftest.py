@@ -5,9 +5,10 @@ import itertools
 
 import pytest
 from django.contrib.auth import get_user_model
-from rest_framework.authtoken.models import Token
+from django.core.cache import cache
 from rest_framework.test import APIClient
 
+from accounts.models import ApiToken
 from areas.models import ServiceArea
 from areas.services import area_create
 from hexindex import redis_index
@@ -66,6 +67,7 @@ def make_provider(db, make_user):
             "phone_number": "+12125550123",
             "language": "en",
             "currency": "USD",
+            "approved": True,  # most tests are about lookups, which show approved providers only
         }
         values.update(fields)
         return Provider.objects.create(owner=owner or make_user(), **values)
@@ -102,11 +104,19 @@ def client_for():
 
     def make(user) -> APIClient:
         client = APIClient()
-        token, _ = Token.objects.get_or_create(user=user)
-        client.credentials(HTTP_AUTHORIZATION=f"Token {token.key}")
+        _, secret = ApiToken.objects.create(user=user, expiry=None)
+        client.credentials(HTTP_AUTHORIZATION=f"Token {secret}")
         return client
 
     return make
+
+
+@pytest.fixture(autouse=True)
+def clean_cache():
+    """Throttle and failed-login counters live in the cache: every test starts without any."""
+    cache.clear()
+    yield
+    cache.clear()
 
 
 @pytest.fixture(autouse=True)

@@ -1,10 +1,21 @@
-from django.contrib.auth import get_user_model, password_validation
-from django.contrib.auth.models import User
+from django.conf import settings
+from django.contrib.auth import authenticate, get_user_model, password_validation
 from django.core.exceptions import ValidationError as DjangoValidationError
 from rest_framework import serializers
-from rest_framework.authtoken.serializers import AuthTokenSerializer
 
-EMAIL_TAKEN = "An account with this email already exists."
+from accounts.models import ApiToken
+
+INVALID_CREDENTIALS = "Unable to log in with the username and password given."
+
+
+def _expires_in_days_field():
+    return serializers.IntegerField(
+        required=False,
+        min_value=1,
+        max_value=settings.API_TOKEN_MAX_TTL_DAYS,
+        help_text=f"Days until the token expires (default {settings.API_TOKEN_TTL_DAYS}, "
+        f"at most {settings.API_TOKEN_MAX_TTL_DAYS}).",
+    )
 
 
 class RegisterSerializer(serializers.ModelSerializer):
@@ -16,14 +27,12 @@ class RegisterSerializer(serializers.ModelSerializer):
         fields = ["username", "email", "password"]
 
     def validate_email(self, value):
+        # Not required to be unique: a registration must not tell whether someone else uses an address.
         local, _, domain = value.strip().rpartition("@")
-        value = f"{local}@{domain.lower()}"
-        if User.objects.filter(email__iexact=value).exists():
-            raise serializers.ValidationError(EMAIL_TAKEN)
-        return value
+        return f"{local}@{domain.lower()}"
 
     def validate(self, attrs):
-        candidate = User(username=attrs["username"], email=attrs["email"])
+        candidate = get_user_model()(username=attrs["username"], email=attrs["email"])
         try:
             password_validation.validate_password(attrs["password"], user=candidate)
         except DjangoValidationError as exc:
@@ -31,14 +40,40 @@ class RegisterSerializer(serializers.ModelSerializer):
         return attrs
 
 
-class TokenResponseSerializer(serializers.Serializer):
-    token = serializers.CharField(help_text="Send as `Authorization: Token <token>`.")
+class LoginSerializer(serializers.Serializer):
+    username = serializers.CharField()
+    password = serializers.CharField(style={"input_type": "password"}, trim_whitespace=False, write_only=True)
+    name = serializers.CharField(required=False, max_length=100, default="", help_text="What the token is for.")
+    expires_in_days = _expires_in_days_field()
+
+    def validate(self, attrs):
+        user = authenticate(request=self.context.get("request"), username=attrs["username"], password=attrs["password"])
+        if user is None:
+            raise serializers.ValidationError(INVALID_CREDENTIALS, code="authorization")
+        attrs["user"] = user
+        return attrs
 
 
-class RegisterResponseSerializer(TokenResponseSerializer):
+class ApiTokenSerializer(serializers.ModelSerializer):
+    id = serializers.CharField(source="token_key", read_only=True, help_text="The token's first characters.")
+
+    class Meta:
+        model = ApiToken
+        fields = ["id", "name", "created", "expiry"]
+        read_only_fields = fields
+
+
+class NewTokenSerializer(ApiTokenSerializer):
+    token = serializers.CharField(help_text="Send as `Authorization: Token <token>`. Shown this once only.")
+
+    class Meta(ApiTokenSerializer.Meta):
+        fields = ["id", "name", "created", "expiry", "token"]
+        read_only_fields = fields
+
+
+class RegisterResponseSerializer(serializers.Serializer):
     id = serializers.IntegerField()
     username = serializers.CharField()
     email = serializers.EmailField()
-
-
-__all__ = ["AuthTokenSerializer", "RegisterResponseSerializer", "RegisterSerializer", "TokenResponseSerializer"]
+    token = serializers.CharField(help_text="Send as `Authorization: Token <token>`. Shown this once only.")
+    expiry = serializers.DateTimeField()

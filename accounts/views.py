@@ -1,17 +1,30 @@
-from drf_spectacular.utils import OpenApiExample, extend_schema
-from rest_framework import permissions, status
-from rest_framework.authtoken.models import Token
+from datetime import timedelta
+
+from django.conf import settings
+from drf_spectacular.utils import OpenApiExample, extend_schema, extend_schema_view
+from rest_framework import mixins, permissions, status, viewsets
+from rest_framework.exceptions import Throttled
 from rest_framework.response import Response
 from rest_framework.throttling import ScopedRateThrottle
 from rest_framework.views import APIView
 
+from accounts.models import ApiToken
+from accounts.security import client_address, login_blocked
 from accounts.serializers import (
-    AuthTokenSerializer,
+    ApiTokenSerializer,
+    LoginSerializer,
+    NewTokenSerializer,
     RegisterResponseSerializer,
     RegisterSerializer,
-    TokenResponseSerializer,
 )
-from accounts.services import user_register
+from accounts.services import token_create, token_revoke, user_register
+
+TOO_MANY_FAILURES = "Too many failed logins for this username or from this address; try again later."
+EXAMPLE_TOKEN = "5f0e8a6b1c2d3e4f5a6b7c8d9e0f1a2b3c4d5e6f7a8b9c0d1e2f3a4b5c6d7e8f"
+
+
+def _expires_in(validated: dict) -> timedelta:
+    return timedelta(days=validated.get("expires_in_days") or settings.API_TOKEN_TTL_DAYS)
 
 
 class RegisterView(APIView):
@@ -22,6 +35,7 @@ class RegisterView(APIView):
 
     @extend_schema(
         summary="Create an account",
+        description="Returns the account's first API token (it expires; get more at `/auth/token/`).",
         request=RegisterSerializer,
         responses={201: RegisterResponseSerializer},
         auth=[],
@@ -33,7 +47,13 @@ class RegisterView(APIView):
             ),
             OpenApiExample(
                 "Registered",
-                value={"id": 1, "username": "acme", "email": "ops@acme.example", "token": "9944b09199c62bcf9418ad8"},
+                value={
+                    "id": 1,
+                    "username": "acme",
+                    "email": "ops@acme.example",
+                    "token": EXAMPLE_TOKEN,
+                    "expiry": "2027-02-26T09:00:00Z",
+                },
                 response_only=True,
                 status_codes=["201"],
             ),
@@ -42,9 +62,11 @@ class RegisterView(APIView):
     def post(self, request):
         serializer = RegisterSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        user, token = user_register(**serializer.validated_data)
-        body = {"id": user.id, "username": user.username, "email": user.email, "token": token.key}
-        return Response(body, status=status.HTTP_201_CREATED)
+        user, token, secret = user_register(
+            **serializer.validated_data, expires_in=timedelta(days=settings.API_TOKEN_TTL_DAYS)
+        )
+        body = {"id": user.id, "username": user.username, "email": user.email, "token": secret, "expiry": token.expiry}
+        return Response(RegisterResponseSerializer(body).data, status=status.HTTP_201_CREATED)
 
 
 class TokenView(APIView):
@@ -54,19 +76,56 @@ class TokenView(APIView):
     throttle_scope = "auth"
 
     @extend_schema(
-        summary="Get the API token for a username and password",
-        request=AuthTokenSerializer,
-        responses={200: TokenResponseSerializer},
+        summary="Get a new API token for a username and password",
+        description="Each call creates another token (e.g. one per integration); list and revoke them at "
+        "`/auth/tokens/`. Failed logins are limited per username and per address (429 with `Retry-After`).",
+        request=LoginSerializer,
+        responses={201: NewTokenSerializer},
         auth=[],
         examples=[
             OpenApiExample(
-                "Credentials", value={"username": "acme", "password": "a long passphrase"}, request_only=True
+                "Credentials",
+                value={"username": "acme", "password": "a long passphrase", "name": "booking-site"},
+                request_only=True,
             ),
-            OpenApiExample("Token", value={"token": "9944b09199c62bcf9418ad8"}, response_only=True),
+            OpenApiExample(
+                "Token",
+                value={
+                    "id": EXAMPLE_TOKEN[:15],
+                    "name": "booking-site",
+                    "created": "2026-11-28T09:00:00Z",
+                    "expiry": "2027-02-26T09:00:00Z",
+                    "token": EXAMPLE_TOKEN,
+                },
+                response_only=True,
+                status_codes=["201"],
+            ),
         ],
     )
     def post(self, request):
-        serializer = AuthTokenSerializer(data=request.data, context={"request": request})
+        username = request.data.get("username") if isinstance(request.data, dict) else None
+        if isinstance(username, str) and login_blocked(username, client_address(request)):
+            raise Throttled(wait=settings.LOGIN_FAILURE_WINDOW, detail=TOO_MANY_FAILURES)
+        serializer = LoginSerializer(data=request.data, context={"request": request})
         serializer.is_valid(raise_exception=True)
-        token, _ = Token.objects.get_or_create(user=serializer.validated_data["user"])
-        return Response({"token": token.key})
+        data = serializer.validated_data
+        token, secret = token_create(user=data["user"], name=data["name"], expires_in=_expires_in(data))
+        token.token = secret
+        return Response(NewTokenSerializer(token).data, status=status.HTTP_201_CREATED)
+
+
+@extend_schema_view(
+    list=extend_schema(summary="Your API tokens", description="Without their secrets: `id` is the first characters."),
+    destroy=extend_schema(summary="Revoke one of your API tokens", description="It stops working at once."),
+)
+class ApiTokenViewSet(mixins.ListModelMixin, mixins.DestroyModelMixin, viewsets.GenericViewSet):
+    serializer_class = ApiTokenSerializer
+    lookup_field = "token_key"
+    lookup_url_kwarg = "id"
+    pagination_class = None
+
+    def get_queryset(self):
+        return ApiToken.objects.filter(user=self.request.user)
+
+    def perform_destroy(self, instance):
+        token_revoke(token=instance)

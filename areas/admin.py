@@ -1,4 +1,5 @@
 from django.contrib import admin, messages
+from rest_framework.exceptions import APIException
 
 from areas.models import ServiceArea
 from areas.services import area_delete, area_update
@@ -37,3 +38,5 @@ def _guarded(request, action, **kwargs) -> None:
         action(**kwargs)
     except IndexUnavailable as exc:
         messages.error(request, str(exc))
+    except APIException as exc:  # a quota of the provider's owner
+        messages.error(request, str(exc.detail))

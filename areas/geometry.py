@@ -9,6 +9,7 @@ cover a different area than the one the provider drew.
 import math
 from numbers import Real
 
+import numpy as np
 import shapely
 from shapely.geometry import MultiPolygon, Polygon
 
@@ -125,3 +126,22 @@ def geometry_to_geojson(coords) -> dict:
     """A MultiPolygon's nested coordinate tuples -> GeoJSON. Floats keep full precision (Python's repr round
     trips), so a client that sends back what it read changes nothing."""
     return {"type": "MultiPolygon", "coordinates": coords}
+
+
+EARTH_RADIUS_KM = 6371.0088
+_SPAN_SAMPLE = 2_000
+
+
+def span_km(geometry) -> float:
+    """The greatest great-circle distance between two points of the geometry, in km (its diameter on the sphere).
+
+    Measured between vertices of each part's convex hull, as unit vectors, so an area across the antimeridian or
+    around a pole measures what it covers, not its longitude range."""
+    hulls = [shapely.convex_hull(part) for part in getattr(geometry, "geoms", [geometry])]
+    points = np.concatenate([shapely.get_coordinates(hull) for hull in hulls])
+    if len(points) > _SPAN_SAMPLE:  # a fine outline's hull: a sample of it measures the same to a few km
+        points = points[np.linspace(0, len(points) - 1, _SPAN_SAMPLE).astype(int)]
+    lng, lat = np.radians(points[:, 0]), np.radians(points[:, 1])
+    unit = np.column_stack([np.cos(lat) * np.cos(lng), np.cos(lat) * np.sin(lng), np.sin(lat)])
+    closest = float(np.clip((unit @ unit.T).min(), -1.0, 1.0))
+    return math.acos(closest) * EARTH_RADIUS_KM

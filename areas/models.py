@@ -2,6 +2,7 @@ from decimal import Decimal
 
 from django.contrib.gis.db import models
 from django.core.validators import MinValueValidator
+from django.db.models import Func
 
 PRICE_MAX_DIGITS = 12  # up to 9,999,999,999.99 in the provider's currency
 PRICE_DECIMAL_PLACES = 2
@@ -23,6 +24,13 @@ class ServiceArea(models.Model):
     # currency). The hexagon index keys its work on them.
     geometry_version = models.PositiveIntegerField(default=1, editable=False)
     payload_version = models.PositiveIntegerField(default=1, editable=False)
+    # Positions of the geometry, computed by the database whoever writes it: vertex quotas and the geometry budget of
+    # list pages add these up without reading any geometry.
+    vertex_count = models.GeneratedField(
+        expression=Func("geometry", function="ST_NPoints", output_field=models.IntegerField()),
+        output_field=models.IntegerField(),
+        db_persist=True,
+    )
 
     class Meta:
         ordering = ["id"]
@@ -37,11 +45,10 @@ class ServiceArea(models.Model):
             kwargs["update_fields"] = [
                 field.name
                 for field in self._meta.concrete_fields
-                if not field.primary_key and field.name not in VERSION_FIELDS
+                if not field.primary_key and not field.generated and field.name not in VERSION_FIELDS
             ]
         super().save(*args, **kwargs)
-        if kwargs.get("update_fields") is not None:
-            self.refresh_from_db(fields=VERSION_FIELDS)
+        self.refresh_from_db(fields=[*VERSION_FIELDS, "vertex_count"])
 
 
 VERSION_FIELDS = ["geometry_version", "payload_version"]

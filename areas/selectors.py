@@ -8,8 +8,12 @@ PAYLOAD_ROW = ("id", "price", "name", "provider_id", "provider__name", "provider
 
 
 def areas_covering(*, lat: float, lng: float) -> list[dict]:
-    """Every service area whose geometry covers the point (boundary included: ST_Covers), cheapest first,
-    then by id. The exact reference answer, through the ORM: the indexed lookup must return the same."""
+    """Every service area of an approved provider whose geometry covers the point (boundary included: ST_Covers),
+    cheapest first, then by id. The exact reference answer, through the ORM: the indexed lookup must return the same."""
     point = Point(lng, lat, srid=4326)
-    rows = ServiceArea.objects.filter(geometry__covers=point).order_by("price", "id").values_list(*PAYLOAD_ROW)
+    rows = (
+        ServiceArea.objects.filter(geometry__covers=point, provider__approved=True)
+        .order_by("price", "id")
+        .values_list(*PAYLOAD_ROW)
+    )
     return [AreaPayload(*row).as_dict() for row in rows]

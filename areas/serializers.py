@@ -31,6 +31,12 @@ class AreaGeometryField(GeometryField):
             raise serializers.ValidationError(str(exc)) from exc
         return GEOSGeometry(memoryview(to_wkb(geometry)), srid=4326)
 
+    def get_attribute(self, instance):
+        # Reads annotate what they may show (areas.listing); writes answer with the geometry just stored.
+        if "listed_geometry" in instance.__dict__:
+            return instance.listed_geometry
+        return super().get_attribute(instance)
+
     def to_representation(self, value):
         return None if value is None else geometry_to_geojson(value.coords)
 
@@ -95,7 +101,8 @@ class ProviderRefSerializer(serializers.Serializer):
 class ServiceAreaSerializer(GeoFeatureModelSerializer):
     geometry = AreaGeometryField(
         help_text="GeoJSON Polygon or MultiPolygon, positions as [longitude, latitude]; holes allowed. "
-        "Stored and returned as a MultiPolygon."
+        "Stored and returned as a MultiPolygon. Read as `null` for other users' areas, and as you choose with "
+        "`?geometry=full|simplified|none`."
     )
     provider = serializers.PrimaryKeyRelatedField(queryset=Provider.objects.all())
     price = serializers.DecimalField(

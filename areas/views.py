@@ -6,21 +6,25 @@ from django_filters.rest_framework import DjangoFilterBackend
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiExample, OpenApiParameter, extend_schema, extend_schema_view, inline_serializer
 from rest_framework import permissions, serializers, viewsets
-from rest_framework.exceptions import PermissionDenied, ValidationError
+from rest_framework.exceptions import AuthenticationFailed, PermissionDenied, ValidationError
+from rest_framework.request import Request
+from rest_framework.settings import api_settings
 from rest_framework.views import APIView
 
 from areas.filters import ServiceAreaFilter, StrictInBBoxFilter
+from areas.listing import GeometryBudgetPagination, parse_geometry_mode, visible_areas, with_listed_geometry
 from areas.models import ServiceArea
 from areas.serializers import ProviderRefSerializer, ServiceAreaSerializer
 from areas.services import area_create, area_delete, area_update
-from hexindex.api import lookup
-from project.pagination import FeatureCollectionPagination
+from hexindex.api import lookup, lookup_exact
 from providers.permissions import can_manage_provider
 
 NOT_YOUR_PROVIDER = "Only the provider's owner or staff may manage its service areas."
 COORDINATE_MISSING = "This query parameter is required."
 COORDINATE_NOT_A_NUMBER = "Must be a decimal number, e.g. {example}."
 COORDINATE_OUT_OF_RANGE = "Must be between {low} and {high}."
+FLAG_INVALID = "Must be true or false."
+INCLUDE_MINE_NEEDS_TOKEN = "include_mine=true shows your own areas too: send your API token (Authorization: Token ...)."
 
 # Plain ASCII decimal notation only: Python's float() would also take "nan", "inf", "1_000", " 1 " and digits of
 # other scripts ("٤٠").
@@ -51,13 +55,29 @@ def _check_can_manage(user, provider):
         raise PermissionDenied(NOT_YOUR_PROVIDER)
 
 
+GEOMETRY_PARAMETER = OpenApiParameter(
+    "geometry",
+    OpenApiTypes.STR,
+    enum=["full", "simplified", "none"],
+    description="What geometry to return: `full` (default), `simplified` (to a thousandth of each area's size, for "
+    "overview maps) or `none`. Other users' geometries are never shown (`null`).",
+)
+
+
 @extend_schema_view(
     list=extend_schema(
         summary="List service areas",
-        description="A paginated GeoJSON FeatureCollection. Filter by `provider` and by `in_bbox`.",
+        description="A paginated GeoJSON FeatureCollection: your areas, and other users' areas of approved providers "
+        "(without geometry); staff see all. Filter by `provider` and by `in_bbox`. A page carries at most "
+        "LIST_MAX_POSITIONS_PER_PAGE positions of geometry (250,000 by default); a heavier one is a 400 that says so.",
+        parameters=[GEOMETRY_PARAMETER],
     ),
-    create=extend_schema(summary="Create a service area", description="Only for a provider you own (or as staff)."),
-    retrieve=extend_schema(summary="Get a service area"),
+    create=extend_schema(
+        summary="Create a service area",
+        description="Only for a provider you own (or as staff). Limits per owner (staff are exempt): number of "
+        "areas, positions over all areas (403 naming the quota), and one area's span (400 on `geometry`).",
+    ),
+    retrieve=extend_schema(summary="Get a service area", parameters=[GEOMETRY_PARAMETER]),
     update=extend_schema(summary="Replace a service area", description="Owner of its provider or staff only."),
     partial_update=extend_schema(
         summary="Update some members of a service area",
@@ -69,12 +89,21 @@ def _check_can_manage(user, provider):
 class ServiceAreaViewSet(viewsets.ModelViewSet):
     queryset = ServiceArea.objects.select_related("provider", "index_state")
     serializer_class = ServiceAreaSerializer
-    pagination_class = FeatureCollectionPagination
+    pagination_class = GeometryBudgetPagination
     filter_backends = [DjangoFilterBackend, StrictInBBoxFilter]
     filterset_class = ServiceAreaFilter
     bbox_filter_field = "geometry"
     bbox_filter_include_overlapping = True
     permission_classes = [permissions.IsAuthenticated]
+
+    def get_queryset(self):
+        queryset = visible_areas(self.request.user, super().get_queryset())
+        if self.request.method in permissions.SAFE_METHODS:
+            # Reads carry the geometry asked for (and only the viewer's own, or all for staff); nothing else of it
+            # is loaded.
+            mode = parse_geometry_mode(self.request.query_params)
+            queryset = with_listed_geometry(queryset, user=self.request.user, mode=mode)
+        return queryset
 
     def check_object_permissions(self, request, obj):
         super().check_object_permissions(request, obj)
@@ -106,12 +135,18 @@ class LookupResultSerializer(serializers.Serializer):
     summary="Which providers serve this point, and at what price?",
     description=(
         "Every service area whose geometry covers the point (a point on an area's boundary counts as inside), "
-        "cheapest first, then by id. Public: no token needed."
+        "cheapest first, then by id. Only providers approved by staff are shown. Public: no token needed."
     ),
     auth=[],
     parameters=[
         OpenApiParameter("lat", OpenApiTypes.DOUBLE, required=True, description="Latitude, -90 to 90."),
         OpenApiParameter("lng", OpenApiTypes.DOUBLE, required=True, description="Longitude, -180 to 180."),
+        OpenApiParameter(
+            "include_mine",
+            OpenApiTypes.BOOL,
+            description="With your token: also your own areas whose provider is not approved yet (public lookups "
+            "show approved providers only).",
+        ),
     ],
     responses={
         200: inline_serializer(
@@ -174,7 +209,27 @@ class LookupView(APIView):
 def lookup_response(request) -> HttpResponse:
     try:
         lat, lng = parse_point(request.GET)
+        include_mine = parse_flag(request.GET, "include_mine")
     except ValidationError as exc:
         return JsonResponse(exc.detail, status=400)
+    if include_mine:
+        try:
+            authenticators = [authenticator() for authenticator in api_settings.DEFAULT_AUTHENTICATION_CLASSES]
+            user = Request(request, authenticators=authenticators).user
+        except AuthenticationFailed as exc:
+            return JsonResponse({"detail": str(exc.detail)}, status=401, headers={"WWW-Authenticate": "Token"})
+        if not user.is_authenticated:
+            return JsonResponse({"detail": INCLUDE_MINE_NEEDS_TOKEN}, status=401, headers={"WWW-Authenticate": "Token"})
+        # An owner testing areas the public does not see yet: rare, so answered by the exact query.
+        return HttpResponse(lookup_exact(lat=lat, lng=lng, owner_id=user.id).body, content_type="application/json")
     # The body arrives serialised: results are cached as JSON and spliced together, not re-encoded.
     return HttpResponse(lookup(lat=lat, lng=lng).body, content_type="application/json")
+
+
+def parse_flag(query_params, name: str) -> bool:
+    raw = query_params.get(name)
+    if raw is None or raw in ("false", "0"):
+        return False
+    if raw in ("true", "1"):
+        return True
+    raise ValidationError({name: [FLAG_INVALID]})

@@ -84,7 +84,7 @@ RAW_LOOKUP_STATEMENT = "bench_raw_lookup"
 RAW_LOOKUP_SQL = """
 SELECT a.id, a.name, a.price, p.currency, p.id, p.name
 FROM areas_servicearea a JOIN providers_provider p ON p.id = a.provider_id
-WHERE ST_Covers(a.geometry, ST_SetSRID(ST_MakePoint($1, $2), 4326))
+WHERE ST_Covers(a.geometry, ST_SetSRID(ST_MakePoint($1, $2), 4326)) AND p.approved
 ORDER BY a.price, a.id
 """
 

@@ -24,7 +24,7 @@ from django.utils import timezone
 
 from hexindex import cells, celltable, codec, redis_index
 from hexindex.models import INDEXED_SQL, AreaIndex
-from hexindex.payload import PAYLOAD_COLUMNS, AreaPayload
+from hexindex.payload import PAYLOAD_COLUMNS, PUBLIC_SQL, AreaPayload
 
 log = logging.getLogger(__name__)
 
@@ -32,7 +32,7 @@ MAX_APPLY_ATTEMPTS = 5
 
 # Areas whose current geometry is indexed, with what a lookup shows for them.
 LIVE_ROWS_SQL = f"""
-SELECT a.geometry_version, a.payload_version, {PAYLOAD_COLUMNS}
+SELECT {PUBLIC_SQL}, a.geometry_version, a.payload_version, {PAYLOAD_COLUMNS}
 FROM areas_servicearea a JOIN providers_provider p ON p.id = a.provider_id
 WHERE a.id = ANY(%s) AND {INDEXED_SQL}
 """
@@ -239,10 +239,14 @@ def live_update(
     )
 
 
-def forget_update(area_id: int, old_state: bytes | None, *, clear_pending: bool = True) -> redis_index.AreaUpdate:
+def forget_update(
+    area_id: int, old_state: bytes | None, *, clear_pending: bool = True, token: str = "*"
+) -> redis_index.AreaUpdate:
+    """The change that takes an area out of the generation: unconditionally ("*"), or only while its pending token
+    is `token` ("": only while it is not pending)."""
     return redis_index.AreaUpdate(
         area_id=area_id,
-        token="*",
+        token=token,
         expected_state=old_state or b"",
         state=b"",
         versions=b"",
@@ -274,7 +278,10 @@ def make_areas_live(area_ids: list[int], tokens: dict[int, str], fresh: dict[int
         return set()  # no index in Redis at all: the rebuild reads everything from PostgreSQL
     with connection.cursor() as cursor:
         cursor.execute(LIVE_ROWS_SQL, [area_ids])
-        rows = {row[2]: (row[0], row[1], AreaPayload(*row[2:])) for row in cursor.fetchall()}
+        found = cursor.fetchall()
+    rows = {row[3]: (row[1], row[2], AreaPayload(*row[3:])) for row in found if row[0]}
+    # Areas of providers not (or no longer) approved are indexed but not public: out of the live index.
+    hide([row[3] for row in found if not row[0]], live_generation, tokens)
     stored = celltable.covers([area_id for area_id in rows if area_id not in fresh])
     covers = {**stored, **{area_id: cover for area_id, cover in fresh.items() if area_id in rows}}
     todo = [area_id for area_id in rows if area_id in covers]
@@ -304,6 +311,27 @@ def make_areas_live(area_ids: list[int], tokens: dict[int, str], fresh: dict[int
     if todo:
         log.warning("areas %s kept changing while being made live; the sweep will retry", todo)
     return made_live
+
+
+def hide(area_ids: list[int], live_generation: int | None = None, tokens: dict[int, str] | None = None) -> None:
+    """Take areas out of the live index and clear their pending registration, unless they changed again since
+    their token was read (`tokens`; without them, unless they are pending): the newer change's build decides."""
+    if not area_ids:
+        return
+    if live_generation is None:
+        live_generation, _ = redis_index.generations()
+        if live_generation is None:
+            return
+    tokens = tokens or {}
+    todo = list(area_ids)
+    for _ in range(MAX_APPLY_ATTEMPTS):
+        if not todo:
+            return
+        states = redis_index.area_states(live_generation, todo)
+        updates = [forget_update(area_id, states[area_id], token=tokens.get(area_id, "")) for area_id in todo]
+        results = redis_index.apply(live_generation, updates)
+        todo = [area_id for area_id, result in zip(todo, results, strict=True) if result == redis_index.STATE_MOVED]
+    log.warning("areas %s kept changing while being hidden; the sweep will retry", todo)
 
 
 def forget(area_ids: list[int]) -> None:

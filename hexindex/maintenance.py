@@ -24,7 +24,7 @@ from redis.exceptions import RedisError
 
 from hexindex import build, celltable, codec, invalidation, redis_index
 from hexindex.models import INDEXED_SQL, AreaIndex
-from hexindex.payload import PAYLOAD_COLUMNS, AreaPayload
+from hexindex.payload import PAYLOAD_COLUMNS, PUBLIC_SQL, AreaPayload
 
 log = logging.getLogger(__name__)
 
@@ -36,7 +36,7 @@ MAX_FINISH_ROUNDS = 20
 _INDEXED_ROWS_SQL = f"""
 SELECT a.geometry_version, a.payload_version, {PAYLOAD_COLUMNS}
 FROM areas_servicearea a JOIN providers_provider p ON p.id = a.provider_id
-WHERE {INDEXED_SQL}
+WHERE {INDEXED_SQL} AND {PUBLIC_SQL}
 ORDER BY a.id
 """
 _UNINDEXED_IDS_SQL = f"SELECT a.id FROM areas_servicearea a WHERE NOT {INDEXED_SQL} ORDER BY a.id"
@@ -212,7 +212,8 @@ def _copy_into(generation: int, area_ids: list[int]) -> None:
     """Bring areas in a generation being built up to date with the database (their current index, or nothing)."""
     with connection.cursor() as cursor:
         cursor.execute(build.LIVE_ROWS_SQL, [area_ids])
-        rows = {row[2]: (row[0], row[1], AreaPayload(*row[2:])) for row in cursor.fetchall()}
+        # Areas of providers not approved are copied as nothing: they are not public.
+        rows = {row[3]: (row[1], row[2], AreaPayload(*row[3:])) for row in cursor.fetchall() if row[0]}
     covers = celltable.covers(list(rows))
     todo = list(area_ids)
     for _ in range(build.MAX_APPLY_ATTEMPTS):
@@ -260,15 +261,16 @@ def request_redis_rebuild() -> bool:
 
 # --- the sweep -------------------------------------------------------------------------------------------------
 
-_SWEEP_SQL = """
-SELECT a.id, a.geometry_version, a.payload_version, s.indexed_version, s.enqueued_at, s.failed_version
-FROM areas_servicearea a LEFT JOIN hexindex_areaindex s ON s.area_id = a.id
+_SWEEP_SQL = f"""
+SELECT a.id, a.geometry_version, a.payload_version, s.indexed_version, s.enqueued_at, s.failed_version, {PUBLIC_SQL}
+FROM areas_servicearea a JOIN providers_provider p ON p.id = a.provider_id
+LEFT JOIN hexindex_areaindex s ON s.area_id = a.id
 """
 
 
 def sweep(*, limit: int = 1000) -> dict:
     """The backstop, run every minute (see the module docstring). Returns what it did."""
-    done = {"rebuild_requested": False, "forgotten": 0, "reenqueued": 0, "refreshed": 0}
+    done = {"rebuild_requested": False, "forgotten": 0, "hidden": 0, "reenqueued": 0, "refreshed": 0}
     try:
         generation = redis_index.live_generation()
         if generation is None:
@@ -290,11 +292,11 @@ def sweep(*, limit: int = 1000) -> dict:
     done["forgotten"] = len(gone)
 
     now = timezone.now()
-    unregistered, due, refresh = [], [], set()
-    for area_id, (geometry_version, payload_version, indexed_version, enqueued_at, failed_version) in areas.items():
+    unregistered, due, refresh, hidden = [], [], set(), []
+    for area_id, (geometry_version, payload_version, indexed, enqueued_at, failed_version, public) in areas.items():
         if area_id in pending:
             continue
-        if indexed_version != geometry_version:
+        if indexed != geometry_version:
             # Unindexed and not pending: its registration was lost, or it was created behind the services' back.
             # Lookups would miss it: register it now; queue its build unless one was queued recently (failed
             # ones wait longer).
@@ -302,11 +304,17 @@ def sweep(*, limit: int = 1000) -> dict:
             wait = FAILED_RETRY_AFTER if failed_version is not None else REENQUEUE_AFTER
             if enqueued_at is None or enqueued_at < now - wait or area_id in live:
                 due.append((area_id, geometry_version))
+        elif not public:
+            if area_id in live:
+                hidden.append(area_id)  # live although its provider is not approved (approval revoked behind our back)
         elif live.get(area_id) != (geometry_version, payload_version):
             refresh.add(area_id)  # live with other versions, or not live at all
     cutoff = time.time() - REENQUEUE_AFTER.total_seconds()
     refresh |= {area_id for area_id, since in pending.items() if since < cutoff and area_id in areas}
 
+    hidden = hidden[:limit]
+    _best_effort(build.hide, hidden)
+    done["hidden"] = len(hidden)
     due, refreshed = due[:limit], sorted(refresh)[:limit]
     stale = unregistered + [area_id for area_id in refreshed if area_id not in pending]
     if stale:

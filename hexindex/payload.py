@@ -10,6 +10,8 @@ import orjson
 
 # Every query that feeds AreaPayload selects these columns, in this order (areas_servicearea a, providers_provider p).
 PAYLOAD_COLUMNS = "a.id, a.price, a.name, p.id, p.name, p.currency"
+# Public lookups show the areas of approved providers only (the same condition, on providers_provider p).
+PUBLIC_SQL = "p.approved"
 
 
 class AreaPayload(NamedTuple):

@@ -35,7 +35,7 @@ from redis.exceptions import RedisError
 
 from hexindex import codec, redis_index
 from hexindex.cells import EXACT_CHECK_MARGIN, MAX_RES, mask_bits
-from hexindex.payload import PAYLOAD_COLUMNS, AreaPayload, render
+from hexindex.payload import PAYLOAD_COLUMNS, PUBLIC_SQL, AreaPayload, render
 
 log = logging.getLogger(__name__)
 
@@ -64,7 +64,7 @@ UNION ALL
 SELECT 'p', a.id, NULL, NULL, NULL, NULL, a.price, a.name, p.id, p.name, p.currency
 FROM (SELECT * FROM areas_servicearea WHERE id = ANY($6::bigint[]) OFFSET 0) a
 JOIN providers_provider p ON p.id = a.provider_id, point
-WHERE cardinality($6::bigint[]) > 0 AND ST_Covers(a.geometry, point.geom)
+WHERE cardinality($6::bigint[]) > 0 AND {PUBLIC_SQL} AND ST_Covers(a.geometry, point.geom)
 """
 CONFIRM_STATEMENT = "hexindex_confirm"
 CONFIRM_TYPES = "(float8, float8, bigint[], bigint[], bool[], bigint[])"
@@ -72,7 +72,7 @@ CONFIRM_TYPES = "(float8, float8, bigint[], bigint[], bool[], bigint[])"
 EXACT_SQL = f"""
 SELECT {PAYLOAD_COLUMNS}
 FROM areas_servicearea a JOIN providers_provider p ON p.id = a.provider_id
-WHERE ST_Covers(a.geometry, ST_SetSRID(ST_MakePoint(%s, %s), 4326))
+WHERE ST_Covers(a.geometry, ST_SetSRID(ST_MakePoint(%s, %s), 4326)) AND ({PUBLIC_SQL} OR p.owner_id = %s)
 ORDER BY a.price, a.id
 """
 
@@ -230,11 +230,12 @@ def lookup(*, lat: float, lng: float) -> LookupResult:
     return lookup_exact(lat=lat, lng=lng)
 
 
-def lookup_exact(*, lat: float, lng: float) -> LookupResult:
-    """The exact PostGIS answer: one query over the GiST index of all areas."""
+def lookup_exact(*, lat: float, lng: float, owner_id: int | None = None) -> LookupResult:
+    """The exact PostGIS answer: one query over the GiST index of all areas. With `owner_id`, that user's areas
+    whose provider is not approved yet are included too (an owner testing them)."""
     started = time.perf_counter()
     with connection.cursor() as cursor:
-        cursor.execute(EXACT_SQL, [lng, lat])
+        cursor.execute(EXACT_SQL, [lng, lat, owner_id])
         results = [AreaPayload(*row).json() for row in cursor.fetchall()]
     return LookupResult(
         render(results), len(results), "postgis", postgres_queries=1, postgres_seconds=time.perf_counter() - started

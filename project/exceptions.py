@@ -3,6 +3,7 @@ from rest_framework import status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
+from areas.quotas import QuotaExceeded
 from hexindex.api import IndexUnavailable
 
 
@@ -16,4 +17,6 @@ def exception_handler(exc, context):
             {"detail": str(exc), "code": "index_unavailable", "service": "redis"},
             status=status.HTTP_503_SERVICE_UNAVAILABLE,
         )
+    if isinstance(exc, QuotaExceeded):
+        return Response(exc.body, status=exc.status_code)
     return drf_exception_handler(exc, context)

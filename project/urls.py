@@ -1,9 +1,10 @@
+from django.conf import settings
 from django.contrib import admin
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
 from rest_framework.routers import DefaultRouter
 
-from accounts.views import RegisterView, TokenView
+from accounts.views import ApiTokenViewSet, RegisterView, TokenView
 from areas.views import LookupView, ServiceAreaViewSet
 from project.health import health, live
 from providers.views import ProviderViewSet
@@ -11,6 +12,7 @@ from providers.views import ProviderViewSet
 router = DefaultRouter(trailing_slash=True)
 router.register("providers", ProviderViewSet, basename="provider")
 router.register("service-areas", ServiceAreaViewSet, basename="service-area")
+router.register("auth/tokens", ApiTokenViewSet, basename="api-token")
 
 api_v1 = [
     path("lookup/", LookupView.as_view(), name="lookup"),  # first: the hot path resolves with one pattern tried
@@ -26,5 +28,6 @@ urlpatterns = [
     path("api/redoc/", SpectacularRedocView.as_view(url_name="schema"), name="redoc"),
     path("health/", health, name="health"),
     path("health/live/", live, name="health-live"),
-    path("admin/", admin.site.urls),
 ]
+if settings.ADMIN_ENABLED:
+    urlpatterns.append(path("admin/", admin.site.urls))

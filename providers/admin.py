@@ -2,17 +2,20 @@ from django.contrib import admin, messages
 
 from hexindex.api import IndexUnavailable
 from providers.models import Provider
-from providers.services import provider_delete, provider_update
+from providers.services import provider_delete, provider_set_approval, provider_update
 
 
 @admin.register(Provider)
 class ProviderAdmin(admin.ModelAdmin):
-    """Changes and deletes go through the same services as the API, so the lookup index hears of them."""
+    """Changes and deletes go through the same services as the API, so the lookup index hears of them; approval
+    only through the actions (it changes what every lookup shows)."""
 
-    list_display = ["id", "name", "email", "phone_number", "language", "currency", "owner"]
+    list_display = ["id", "name", "email", "phone_number", "language", "currency", "owner", "approved"]
     search_fields = ["name", "email"]
-    list_filter = ["language", "currency"]
+    list_filter = ["approved", "language", "currency"]
     raw_id_fields = ["owner"]
+    readonly_fields = ["approved", "approved_at"]
+    actions = ["approve", "revoke"]
 
     def save_model(self, request, obj, form, change):
         if not change:
@@ -27,6 +30,16 @@ class ProviderAdmin(admin.ModelAdmin):
     def delete_queryset(self, request, queryset):
         for provider in queryset:
             _guarded(request, provider_delete, provider=provider)
+
+    @admin.action(description="Approve selected providers (their areas join public lookups)")
+    def approve(self, request, queryset):
+        for provider in queryset:
+            _guarded(request, provider_set_approval, provider=provider, approved=True)
+
+    @admin.action(description="Revoke approval of selected providers (their areas leave public lookups)")
+    def revoke(self, request, queryset):
+        for provider in queryset:
+            _guarded(request, provider_set_approval, provider=provider, approved=False)
 
 
 def _guarded(request, action, **kwargs) -> None:

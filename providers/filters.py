@@ -9,7 +9,8 @@ class ProviderFilter(django_filters.FilterSet):
     language = django_filters.ChoiceFilter(choices=LANGUAGE_CHOICES)
     currency = django_filters.ChoiceFilter(choices=CURRENCY_CHOICES)
     owner = django_filters.NumberFilter(field_name="owner_id")
+    approved = django_filters.BooleanFilter(help_text="Only approved (true) or unapproved (false) providers.")
 
     class Meta:
         model = Provider
-        fields = ["name", "language", "currency", "owner"]
+        fields = ["name", "language", "currency", "owner", "approved"]

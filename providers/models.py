@@ -13,18 +13,24 @@ class Provider(models.Model):
     phone_number = PhoneNumberField()
     language = models.CharField(max_length=2, help_text="ISO 639-1 code, e.g. `en`.")
     currency = models.CharField(max_length=3, help_text="ISO 4217 code, e.g. `USD`.")
+    # Public lookups show only approved providers' areas: anyone may register, so staff vouch for a provider
+    # before travellers see its prices. Owners still see, edit and test their own areas meanwhile.
+    approved = models.BooleanField(default=False)
+    approved_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
         ordering = ["id"]
         constraints = [
-            models.UniqueConstraint(Lower("email"), name="provider_email_unique_ci"),
+            # Per owner: a global check would tell anyone whether some other provider uses an address.
+            models.UniqueConstraint("owner", Lower("email"), name="provider_owner_email_unique_ci"),
         ]
         indexes = [
             models.Index(fields=["owner"]),
             models.Index(fields=["language"]),
             models.Index(fields=["currency"]),
+            models.Index(fields=["approved"]),
         ]
 
     def __str__(self):

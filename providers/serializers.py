@@ -4,8 +4,11 @@ from rest_framework import serializers
 from providers.codes import CURRENCY_CHOICES, LANGUAGE_CHOICES
 from providers.fields import CodeChoiceField, InternationalPhoneNumberField
 from providers.models import Provider
+from providers.permissions import can_see_private
 
-EMAIL_TAKEN = "A provider with this email already exists."
+PRIVATE_FIELDS = ("email", "phone_number")
+
+EMAIL_TAKEN = "You have a provider with this email already."
 
 
 @extend_schema_serializer(
@@ -31,6 +34,8 @@ EMAIL_TAKEN = "A provider with this email already exists."
                 "phone_number": "+12125550123",
                 "language": "en",
                 "currency": "USD",
+                "approved": True,
+                "approved_at": "2026-11-28T10:00:00Z",
                 "created_at": "2026-11-28T09:00:00Z",
                 "updated_at": "2026-11-28T09:00:00Z",
             },
@@ -54,10 +59,25 @@ class ProviderSerializer(serializers.ModelSerializer):
             "phone_number",
             "language",
             "currency",
+            "approved",
+            "approved_at",
             "created_at",
             "updated_at",
         ]
-        read_only_fields = ["id", "owner", "created_at", "updated_at"]
+        read_only_fields = ["id", "owner", "approved", "approved_at", "created_at", "updated_at"]
+        extra_kwargs = {
+            "approved": {"help_text": "Public lookups show only approved providers' areas; staff approve."},
+            "email": {"help_text": "Shown only to the owner and staff."},
+        }
+
+    def to_representation(self, instance):
+        data = super().to_representation(instance)
+        request = self.context.get("request")
+        if request is not None and not can_see_private(request.user, instance):
+            # Other users see who a provider is, not how to reach it.
+            for private in PRIVATE_FIELDS:
+                data.pop(private, None)
+        return data
 
     def validate_name(self, value):
         value = value.strip()
@@ -68,7 +88,9 @@ class ProviderSerializer(serializers.ModelSerializer):
     def validate_email(self, value):
         local, _, domain = value.strip().rpartition("@")
         value = f"{local}@{domain.lower()}"
-        others = Provider.objects.filter(email__iexact=value)
+        request = self.context.get("request")
+        owner = self.instance.owner if self.instance is not None else getattr(request, "user", None)
+        others = Provider.objects.filter(email__iexact=value, owner=owner)
         if self.instance is not None:
             others = others.exclude(pk=self.instance.pk)
         if others.exists():

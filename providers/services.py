@@ -1,4 +1,5 @@
 from django.db import IntegrityError, transaction
+from django.utils import timezone
 from rest_framework.exceptions import ValidationError
 
 from hexindex import api as index
@@ -12,7 +13,7 @@ def _save(provider: Provider) -> Provider:
         with transaction.atomic():
             provider.save()
     except IntegrityError as exc:
-        if "provider_email_unique_ci" in str(exc):
+        if "provider_owner_email_unique_ci" in str(exc):
             raise ValidationError({"email": [EMAIL_TAKEN]}) from exc
         raise
     return provider
@@ -39,3 +40,18 @@ def provider_delete(*, provider: Provider) -> None:
     # Service areas go with their provider (on_delete=CASCADE), and out of the index.
     index.areas_deleting(list(provider.service_areas.values_list("id", flat=True)))
     provider.delete()
+
+
+@transaction.atomic
+def provider_set_approval(*, provider: Provider, approved: bool) -> Provider:
+    """Approve a provider (its areas join public lookups) or revoke its approval (they leave them at once: the
+    index treats them as changed, so lookups check them in PostGIS, where they are no longer public, until the
+    worker takes them out of the live index)."""
+    provider = Provider.objects.select_for_update().get(pk=provider.pk)
+    if provider.approved == approved:
+        return provider
+    provider.approved = approved
+    provider.approved_at = timezone.now() if approved else None
+    provider.save(update_fields=["approved", "approved_at", "updated_at"])
+    index.areas_changed(list(provider.service_areas.values_list("id", flat=True)))
+    return provider

@@ -1,16 +1,27 @@
 from drf_spectacular.utils import extend_schema, extend_schema_view
 from rest_framework import permissions, viewsets
+from rest_framework.decorators import action
+from rest_framework.response import Response
 
 from providers.filters import ProviderFilter
 from providers.models import Provider
-from providers.permissions import IsProviderManagerOrReadOnly
+from providers.permissions import IsProviderManagerOrReadOnly, IsStaff, visible_providers
 from providers.serializers import ProviderSerializer
-from providers.services import provider_create, provider_delete, provider_update
+from providers.services import provider_create, provider_delete, provider_set_approval, provider_update
 
 
 @extend_schema_view(
-    list=extend_schema(summary="List providers", description="Paginated; filter by `name`, `language`, `currency`."),
-    create=extend_schema(summary="Create a provider", description="The authenticated user becomes its owner."),
+    list=extend_schema(
+        summary="List providers",
+        description="Your own providers in full, and other users' approved providers without their contact data "
+        "(staff: everything). Paginated; filter by `name`, `language`, `currency`, `approved`.",
+    ),
+    create=extend_schema(
+        summary="Create a provider",
+        description="The authenticated user becomes its owner. A new provider is not approved: its areas are "
+        "stored and indexed, and visible to you (`/lookup/?include_mine=true`), but public lookups show them only "
+        "once staff approve the provider.",
+    ),
     retrieve=extend_schema(summary="Get a provider"),
     update=extend_schema(summary="Replace a provider", description="Owner or staff only."),
     partial_update=extend_schema(summary="Update some fields of a provider", description="Owner or staff only."),
@@ -22,6 +33,9 @@ class ProviderViewSet(viewsets.ModelViewSet):
     filterset_class = ProviderFilter
     permission_classes = [permissions.IsAuthenticated, IsProviderManagerOrReadOnly]
 
+    def get_queryset(self):
+        return visible_providers(self.request.user, super().get_queryset())
+
     def perform_create(self, serializer):
         serializer.instance = provider_create(owner=self.request.user, data=serializer.validated_data)
 
@@ -30,3 +44,28 @@ class ProviderViewSet(viewsets.ModelViewSet):
 
     def perform_destroy(self, instance):
         provider_delete(provider=instance)
+
+    @extend_schema(
+        summary="Approve a provider (staff)",
+        description="Its service areas join public lookups (within seconds, as the index makes them live; exact "
+        "meanwhile).",
+        request=None,
+        responses={200: ProviderSerializer},
+    )
+    @action(detail=True, methods=["post"], permission_classes=[permissions.IsAuthenticated, IsStaff])
+    def approve(self, request, pk=None):
+        return self._set_approval(approved=True)
+
+    @extend_schema(
+        summary="Revoke a provider's approval (staff)",
+        description="Its service areas leave public lookups at once. The owner keeps them.",
+        request=None,
+        responses={200: ProviderSerializer},
+    )
+    @action(detail=True, methods=["post"], permission_classes=[permissions.IsAuthenticated, IsStaff])
+    def revoke(self, request, pk=None):
+        return self._set_approval(approved=False)
+
+    def _set_approval(self, *, approved: bool) -> Response:
+        provider = provider_set_approval(provider=self.get_object(), approved=approved)
+        return Response(self.get_serializer(provider).data)

@@ -1,13 +1,19 @@
-"""Registration and token exchange."""
+"""Registration, API tokens (several, hashed, expiring, revocable) and limits on failed logins."""
+
+from datetime import timedelta
 
 import pytest
 from django.contrib.auth import get_user_model
+from django.utils import timezone
+from rest_framework.throttling import ScopedRateThrottle
 
-from accounts.serializers import EMAIL_TAKEN
+from accounts.models import ApiToken
 
 REGISTER = "/api/v1/auth/register/"
 TOKEN = "/api/v1/auth/token/"
+TOKENS = "/api/v1/auth/tokens/"
 CREDENTIALS = {"username": "acme", "email": "ops@acme.example", "password": "a long passphrase 42"}
+LOGIN = {"username": "acme", "password": CREDENTIALS["password"]}
 
 User = get_user_model()
 
@@ -23,11 +29,54 @@ def test_register_returns_a_working_token(api, db):
     assert api.get("/api/v1/providers/").status_code == 200
 
 
-def test_token_endpoint_returns_the_same_token(api, db):
+def test_each_login_creates_another_working_token_stored_only_as_a_digest(api, db):
     registered = api.post(REGISTER, CREDENTIALS, format="json").json()["token"]
-    response = api.post(TOKEN, {"username": "acme", "password": CREDENTIALS["password"]}, format="json")
-    assert response.status_code == 200
-    assert response.json() == {"token": registered}
+    response = api.post(TOKEN, {**LOGIN, "name": "booking-site"}, format="json")
+    assert response.status_code == 201
+    body = response.json()
+    assert body["token"] != registered and body["name"] == "booking-site" and body["expiry"]
+    assert body["token"].startswith(body["id"])
+    assert not ApiToken.objects.filter(digest__contains=body["token"]).exists()
+    assert not ApiToken.objects.filter(token_key=body["token"]).exists()  # only its first characters are kept
+    for secret in (registered, body["token"]):
+        api.credentials(HTTP_AUTHORIZATION=f"Token {secret}")
+        assert api.get("/api/v1/providers/").status_code == 200
+    assert [t["name"] for t in api.get(TOKENS).json()] == ["registration", "booking-site"]
+    assert all("token" not in t for t in api.get(TOKENS).json())
+
+
+def test_a_revoked_token_gets_401_and_the_others_keep_working(api, db):
+    first = api.post(REGISTER, CREDENTIALS, format="json").json()["token"]
+    second = api.post(TOKEN, LOGIN, format="json").json()
+    api.credentials(HTTP_AUTHORIZATION=f"Token {first}")
+    assert api.delete(f"{TOKENS}{second['id']}/").status_code == 204
+    api.credentials(HTTP_AUTHORIZATION=f"Token {second['token']}")
+    assert api.get("/api/v1/providers/").status_code == 401
+    api.credentials(HTTP_AUTHORIZATION=f"Token {first}")
+    assert api.get("/api/v1/providers/").status_code == 200
+
+
+def test_an_expired_token_gets_401(api, db):
+    api.post(REGISTER, CREDENTIALS, format="json")
+    token = api.post(TOKEN, {**LOGIN, "expires_in_days": 1}, format="json").json()
+    ApiToken.objects.filter(token_key=token["id"]).update(expiry=timezone.now() - timedelta(seconds=1))
+    api.credentials(HTTP_AUTHORIZATION=f"Token {token['token']}")
+    assert api.get("/api/v1/providers/").status_code == 401
+
+
+def test_a_token_lifetime_beyond_the_maximum_is_refused(api, db, settings):
+    api.post(REGISTER, CREDENTIALS, format="json")
+    response = api.post(TOKEN, {**LOGIN, "expires_in_days": settings.API_TOKEN_MAX_TTL_DAYS + 1}, format="json")
+    assert response.status_code == 400 and "expires_in_days" in response.json()
+
+
+def test_users_cannot_see_or_revoke_each_others_tokens(api, db, client_for, make_user):
+    api.post(REGISTER, CREDENTIALS, format="json")
+    token = api.post(TOKEN, LOGIN, format="json").json()
+    other = client_for(make_user())
+    assert token["id"] not in [t["id"] for t in other.get(TOKENS).json()]
+    assert other.delete(f"{TOKENS}{token['id']}/").status_code == 404
+    assert ApiToken.objects.filter(token_key=token["id"]).exists()
 
 
 def test_wrong_password_gets_no_token(api, db):
@@ -35,6 +84,50 @@ def test_wrong_password_gets_no_token(api, db):
     response = api.post(TOKEN, {"username": "acme", "password": "wrong"}, format="json")
     assert response.status_code == 400
     assert "token" not in response.json()
+
+
+def test_failed_logins_are_limited_per_username_across_addresses(api, db, settings):
+    settings.LOGIN_FAILURES_PER_USERNAME = 3
+    api.post(REGISTER, CREDENTIALS, format="json")
+    for n in range(3):
+        wrong = api.post(TOKEN, {"username": "acme", "password": "wrong"}, format="json", REMOTE_ADDR=f"10.0.0.{n}")
+        assert wrong.status_code == 400
+    # Now even the right password, from yet another address, waits.
+    blocked = api.post(TOKEN, LOGIN, format="json", REMOTE_ADDR="10.0.0.99")
+    assert blocked.status_code == 429
+    assert int(blocked["Retry-After"]) > 0
+    assert api.post(REGISTER, {**CREDENTIALS, "username": "other"}, format="json").status_code == 201
+    assert api.post(TOKEN, {**LOGIN, "username": "other"}, format="json").status_code == 201
+
+
+def test_failed_logins_are_limited_per_address(api, db, settings):
+    settings.LOGIN_FAILURES_PER_ADDRESS = 3
+    api.post(REGISTER, CREDENTIALS, format="json")
+    for n in range(3):
+        api.post(TOKEN, {"username": f"guess{n}", "password": "wrong"}, format="json", REMOTE_ADDR="10.0.0.1")
+    assert api.post(TOKEN, LOGIN, format="json", REMOTE_ADDR="10.0.0.1").status_code == 429
+    assert api.post(TOKEN, LOGIN, format="json", REMOTE_ADDR="10.0.0.2").status_code == 201
+
+
+def test_a_forged_x_forwarded_for_does_not_dodge_the_throttle(api, db, monkeypatch):
+    monkeypatch.setattr(ScopedRateThrottle, "THROTTLE_RATES", {"auth": "3/minute"})
+    codes = [
+        api.post(
+            TOKEN, {"username": "x", "password": "y"}, format="json", HTTP_X_FORWARDED_FOR=f"203.0.113.{n}"
+        ).status_code
+        for n in range(5)
+    ]
+    assert codes[:3] == [400, 400, 400] and codes[3:] == [429, 429]
+
+
+def test_the_admin_login_is_limited_too(client, db, settings, make_user):
+    settings.LOGIN_FAILURES_PER_USERNAME = 2
+    make_user(staff=True, username="boss")
+    for _ in range(2):
+        client.post("/admin/login/", {"username": "boss", "password": "wrong"})
+    response = client.post("/admin/login/?next=/admin/", {"username": "boss", "password": "a long test passphrase"})
+    assert response.status_code == 200  # the form again, not a redirect into the admin
+    assert "_auth_user_id" not in client.session
 
 
 @pytest.mark.parametrize(
@@ -55,16 +148,18 @@ def test_bad_registration_is_a_400_and_creates_nobody(api, db, change, field):
     assert not User.objects.exists()
 
 
-def test_username_and_email_are_taken_once(api, db):
+def test_a_username_is_taken_once(api, db):
     api.post(REGISTER, CREDENTIALS, format="json")
     again = api.post(REGISTER, CREDENTIALS, format="json")
     assert again.status_code == 400
     assert "username" in again.json()
-
-    same_email = api.post(REGISTER, {**CREDENTIALS, "username": "other", "email": "OPS@ACME.EXAMPLE"}, format="json")
-    assert same_email.status_code == 400
-    assert same_email.json()["email"] == [EMAIL_TAKEN]
     assert User.objects.count() == 1
+
+
+def test_registration_does_not_reveal_whether_an_email_is_in_use(api, db):
+    api.post(REGISTER, CREDENTIALS, format="json")
+    same_email = api.post(REGISTER, {**CREDENTIALS, "username": "other", "email": "OPS@ACME.EXAMPLE"}, format="json")
+    assert same_email.status_code == 201
 
 
 def test_a_body_nested_too_deeply_is_a_400(api, db):

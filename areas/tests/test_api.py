@@ -339,5 +339,6 @@ def test_list_query_count_does_not_grow_with_areas(client, make_area, provider):
         make_area(JFK, provider=provider)
     with CaptureQueriesContext(connection) as many:
         assert client.get(URL).status_code == 200
-    # token lookup, count, page (areas joined with their provider)
-    assert len(few) == len(many) == 3
+    # token (knox: the token, then the user's others to tidy), count, the page's weight in positions, page (areas
+    # joined with their provider)
+    assert len(few) == len(many) == 5

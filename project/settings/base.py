@@ -1,5 +1,6 @@
 """Settings shared by every environment. Values come from the environment (or a local .env file)."""
 
+from datetime import timedelta
 from pathlib import Path
 from urllib.parse import quote
 
@@ -25,7 +26,7 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "django.contrib.gis",
     "rest_framework",
-    "rest_framework.authtoken",
+    "knox",
     "rest_framework_gis",
     "django_filters",
     "drf_spectacular",
@@ -41,6 +42,7 @@ MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "project.middleware.RequestTooLargeMiddleware",
+    "project.admin_access.AdminAccessMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -48,6 +50,10 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
+
+# The Django admin: off entirely, or only from these networks (e.g. the VPN's CIDR) in production.
+ADMIN_ENABLED = env.bool("DJANGO_ADMIN_ENABLED", default=True)
+ADMIN_ALLOWED_NETWORKS = env.list("DJANGO_ADMIN_ALLOWED_NETWORKS", default=[])
 
 ROOT_URLCONF = "project.urls"
 WSGI_APPLICATION = "project.wsgi.application"
@@ -126,6 +132,21 @@ CACHES = {
 }
 DJANGO_REDIS_LOG_IGNORED_EXCEPTIONS = True
 
+# API tokens (django-rest-knox): hashed, expiring, several per user, each revocable.
+KNOX_TOKEN_MODEL = "accounts.ApiToken"
+# knox's own migrations would create the table of its default model even though accounts.ApiToken replaces it.
+MIGRATION_MODULES = {"knox": None}
+API_TOKEN_TTL_DAYS = env.int("API_TOKEN_TTL_DAYS", default=90)
+API_TOKEN_MAX_TTL_DAYS = env.int("API_TOKEN_MAX_TTL_DAYS", default=365)
+API_TOKENS_PER_USER = env.int("API_TOKENS_PER_USER", default=50)
+REST_KNOX = {"TOKEN_TTL": timedelta(days=API_TOKEN_TTL_DAYS), "AUTH_HEADER_PREFIX": "Token", "AUTO_REFRESH": False}
+
+# Failed logins (API and admin) allowed per username and per client address within the window (seconds).
+AUTHENTICATION_BACKENDS = ["accounts.security.LoginLimitBackend"]
+LOGIN_FAILURES_PER_USERNAME = env.int("LOGIN_FAILURES_PER_USERNAME", default=10)
+LOGIN_FAILURES_PER_ADDRESS = env.int("LOGIN_FAILURES_PER_ADDRESS", default=50)
+LOGIN_FAILURE_WINDOW = env.int("LOGIN_FAILURE_WINDOW", default=900)
+
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
@@ -145,19 +166,35 @@ STORAGES = {
     "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
 }
 
+# What one user may store (staff are exempt): anyone can register, and every area costs every lookup near it.
+# A single area may span at most AREA_MAX_SPAN_KM (its diameter); bigger regions are split by their owner.
+QUOTA_AREAS_PER_OWNER = env.int("QUOTA_AREAS_PER_OWNER", default=2_000)
+QUOTA_VERTICES_PER_OWNER = env.int("QUOTA_VERTICES_PER_OWNER", default=2_000_000)
+AREA_MAX_SPAN_KM = env.float("AREA_MAX_SPAN_KM", default=2_000.0)
+# Positions of geometry one list page may carry (about 40 bytes of memory and of JSON each); larger pages are
+# refused with a hint to ask for a smaller page, `geometry=simplified` or `geometry=none`.
+LIST_MAX_POSITIONS_PER_PAGE = env.int("LIST_MAX_POSITIONS_PER_PAGE", default=250_000)
+
 # Request bodies: a service area with the maximum vertex count fits comfortably; anything larger is
 # refused with 413 before it is parsed.
 DATA_UPLOAD_MAX_MEMORY_SIZE = env.int("DATA_UPLOAD_MAX_MEMORY_SIZE", default=5 * 1024 * 1024)
 
 REST_FRAMEWORK = {
-    "DEFAULT_AUTHENTICATION_CLASSES": ["rest_framework.authentication.TokenAuthentication"],
+    "DEFAULT_AUTHENTICATION_CLASSES": ["knox.auth.TokenAuthentication"],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
     "DEFAULT_PAGINATION_CLASS": "project.pagination.PageNumberPagination",
     "PAGE_SIZE": 50,
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "project.exceptions.exception_handler",
-    "DEFAULT_THROTTLE_RATES": {"auth": env.str("AUTH_THROTTLE_RATE", default="30/minute")},
+    "DEFAULT_THROTTLE_CLASSES": ["project.throttling.WriteRateThrottle"],
+    "DEFAULT_THROTTLE_RATES": {
+        "auth": env.str("AUTH_THROTTLE_RATE", default="30/minute"),  # register and log in, per address
+        "writes": env.str("WRITE_THROTTLE_RATE", default="120/minute"),  # creates, updates, deletes, per user
+    },
+    # Proxies in front of the app that append to X-Forwarded-For (behind the AWS load balancer: 1). With 0 the
+    # header is ignored: a client could write anything into it to dodge per-address limits.
+    "NUM_PROXIES": env.int("TRUSTED_PROXY_COUNT", default=0),
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "DEFAULT_PARSER_CLASSES": [
         "project.parsers.JSONParser",

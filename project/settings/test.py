@@ -14,11 +14,13 @@ CACHES["default"]["LOCATION"] = CACHE_REDIS_URL  # noqa: F405
 if env.str("TEST_DATABASE_NAME", default=""):
     DATABASES["default"]["NAME"] = env.str("TEST_DATABASE_NAME")  # noqa: F405
 DATABASES["default"]["CONN_MAX_AGE"] = 0  # noqa: F405
+# Lookup and index tests use areas of any size; the span limit has tests of its own (areas/tests/test_quotas.py).
+AREA_MAX_SPAN_KM = 50_000.0
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 # Most tests run tasks in-process; the end-to-end test starts a real worker instead.
 CELERY_TASK_ALWAYS_EAGER = env.bool("CELERY_TASK_ALWAYS_EAGER", default=True)
 CELERY_TASK_EAGER_PROPAGATES = True
-REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"] = {"auth": "1000/minute"}  # noqa: F405
+REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"] = {"auth": "1000/minute", "writes": "100000/minute"}  # noqa: F405
 
 # Serve static files (Swagger UI, ReDoc) straight from the apps, without collectstatic.
 WHITENOISE_USE_FINDERS = True

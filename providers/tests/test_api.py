@@ -113,13 +113,18 @@ def test_bad_input_is_a_400_naming_the_field_and_stores_nothing(client, field, v
     assert snapshot() == before
 
 
-def test_email_is_unique_ignoring_case(client, make_provider):
-    make_provider(email="dispatch@acme.example")
+def test_email_is_unique_among_your_providers_ignoring_case(client, owner, make_provider):
+    make_provider(owner=owner, email="dispatch@acme.example")
     before = snapshot()
     response = client.post(URL, {**VALID, "email": "DISPATCH@acme.example"}, format="json")
     assert response.status_code == 400
     assert response.json()["email"] == [EMAIL_TAKEN]
     assert snapshot() == before
+
+
+def test_creating_a_provider_does_not_reveal_whether_another_user_uses_the_email(client, make_provider):
+    make_provider(email="dispatch@acme.example")  # someone else's
+    assert client.post(URL, {**VALID, "email": "dispatch@acme.example"}, format="json").status_code == 201
 
 
 def test_keeping_your_own_email_on_update_is_fine(client):
@@ -199,4 +204,4 @@ def test_list_query_count_does_not_grow_with_providers(client, make_provider):
         make_provider()
     with CaptureQueriesContext(connection) as many:
         client.get(URL)
-    assert len(few) == len(many) == 3  # token, count, page
+    assert len(few) == len(many) == 4  # token (knox: the token, then the user's others to tidy), count, page

@@ -21,6 +21,7 @@ from areas.models import ServiceArea
 from areas.serializers import ServiceAreaSerializer
 from hexindex.api import areas_changed, build_index, summarise
 from providers.models import Provider
+from providers.services import provider_set_approval
 
 NOT_YOUR_PROVIDER = "provider {provider} is not owned by {owner}"
 
@@ -84,6 +85,12 @@ class Command(BaseCommand):
         parser.add_argument("--workers", type=int, default=None, help="Processes computing covers.")
         parser.add_argument("--max-errors", type=int, default=50, help="Errors to print (all are counted).")
         parser.add_argument("--no-progress", action="store_true")
+        parser.add_argument(
+            "--approve",
+            action="store_true",
+            help="Approve the providers of the imported areas (staff use): public lookups show them. Without it, "
+            "areas of unapproved providers are imported but shown only to their owners.",
+        )
 
     def handle(self, *args, **options):
         started = time.perf_counter()
@@ -122,6 +129,10 @@ class Command(BaseCommand):
                     if rejected <= options["max_errors"]:
                         self.stderr.write(f"{where}: {'; '.join(problems)}")
                     continue
+                provider = serializer.validated_data["provider"]
+                if options["approve"] and not provider.approved:
+                    provider_set_approval(provider=provider, approved=True)
+                    provider.approved = True
                 batch.append(ServiceArea(**serializer.validated_data))
                 if len(batch) >= options["batch_size"]:
                     imported += self._save(batch, queue=options["no_index"])

@@ -2,12 +2,14 @@
 with a hole, multi-part areas and one that crosses the antimeridian. Safe to run again: it updates in place."""
 
 import math
+from datetime import timedelta
 
+from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand
 from django.db import transaction
-from rest_framework.authtoken.models import Token
 
+from accounts.services import token_create
 from areas.models import ServiceArea
 from areas.serializers import AreaGeometryField
 from areas.services import area_create, area_update
@@ -146,11 +148,15 @@ class Command(BaseCommand):
     @transaction.atomic
     def handle(self, *args, **options):
         user, _ = get_user_model().objects.get_or_create(username="demo", defaults={"email": "demo@example.com"})
-        token, _ = Token.objects.get_or_create(user=user)
+        # Tokens are stored hashed, so the demo's is new on every run (the previous one is revoked).
+        user.auth_token_set.filter(name="demo").delete()
+        _, secret = token_create(user=user, name="demo", expires_in=timedelta(days=settings.API_TOKEN_TTL_DAYS))
         geometry_field = AreaGeometryField()
         for entry in DEMO:
             fields = entry["provider"]
-            provider, _ = Provider.objects.update_or_create(email=fields["email"], defaults={**fields, "owner": user})
+            provider, _ = Provider.objects.update_or_create(
+                owner=user, email=fields["email"], defaults={**fields, "approved": True}
+            )
             for name, price, geometry in entry["areas"]:
                 data = {
                     "provider": provider,
@@ -165,4 +171,4 @@ class Command(BaseCommand):
                     area_update(area=existing, data=data)
         areas = ServiceArea.objects.filter(provider__owner=user).count()
         self.stdout.write(f"Demo data: {len(DEMO)} providers, {areas} service areas, owned by user 'demo'.")
-        self.stdout.write(f"Demo API token: {token.key}")
+        self.stdout.write(f"Demo API token: {secret}")

@@ -205,7 +205,8 @@ class Command(BaseCommand):
             _create_providers(owner, provider_ids, options["seed"])
         else:
             Provider.objects.bulk_create(
-                Provider(owner=owner, **fields) for fields in data.providers(options["providers"], options["seed"])
+                Provider(owner=owner, approved=True, **fields)
+                for fields in data.providers(options["providers"], options["seed"])
             )
         started = time.perf_counter()
         rejected = io.StringIO()
@@ -556,7 +557,7 @@ def _create_providers(owner, provider_ids: set[int], seed: int) -> None:
     """The providers an --areas file refers to that do not exist yet, with those ids and generated fields."""
     missing = sorted(provider_ids - set(Provider.objects.filter(id__in=provider_ids).values_list("id", flat=True)))
     Provider.objects.bulk_create(
-        Provider(id=provider_id, owner=owner, **fields)
+        Provider(id=provider_id, owner=owner, approved=True, **fields)
         for provider_id, fields in zip(missing, data.providers(len(missing), seed), strict=True)
     )
     with connection.cursor() as cursor:  # new providers (the API, later scales) get ids after these
