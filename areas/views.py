@@ -17,6 +17,7 @@ from areas.models import ServiceArea
 from areas.serializers import ProviderRefSerializer, ServiceAreaSerializer
 from areas.services import area_create, area_delete, area_update
 from hexindex.api import lookup, lookup_exact
+from project.errors import dependency_error_response
 from providers.permissions import can_manage_provider
 
 NOT_YOUR_PROVIDER = "Only the provider's owner or staff may manage its service areas."
@@ -212,6 +213,15 @@ def lookup_response(request) -> HttpResponse:
         include_mine = parse_flag(request.GET, "include_mine")
     except ValidationError as exc:
         return JsonResponse(exc.detail, status=400)
+    try:
+        return _lookup_response(request, lat, lng, include_mine)
+    except Exception as exc:  # the lean path has no middleware: a database outage is answered here
+        if (unavailable := dependency_error_response(exc)) is not None:
+            return unavailable
+        raise
+
+
+def _lookup_response(request, lat: float, lng: float, include_mine: bool) -> HttpResponse:
     if include_mine:
         try:
             authenticators = [authenticator() for authenticator in api_settings.DEFAULT_AUTHENTICATION_CLASSES]

@@ -81,6 +81,8 @@ def registrations(*box_maps: dict[int, list[Box]]) -> dict[int, bytes | None]:
 
 def mark(registered: dict[int, bytes | None]) -> str:
     """Register the areas as pending, or refuse the caller's write."""
+    if not redis_index.breaker.allows():
+        raise IndexUnavailable()  # Redis failed moments ago: refuse now rather than after a timeout
     try:
         return redis_index.mark_pending(registered)
     except RedisError as exc:

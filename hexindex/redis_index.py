@@ -78,6 +78,37 @@ def _run(name: str, args: list, redis_client: redis.Redis | None = None):
     return _script(redis_client, name)(args=args, client=redis_client)
 
 
+class CircuitBreaker:
+    """Per process. `allows()` is False for HEXINDEX_BREAKER_SECONDS after a failure; the first call after that is a
+    trial: its success closes the circuit, its failure opens it again."""
+
+    def __init__(self):
+        self.open_until = 0.0
+        self.failures = 0  # since the last success, for metrics and logs
+
+    def allows(self) -> bool:
+        return time.monotonic() >= self.open_until
+
+    @property
+    def state(self) -> str:
+        return "closed" if self.failures == 0 else ("open" if not self.allows() else "half-open")
+
+    def failed(self) -> None:
+        self.failures += 1
+        self.open_until = time.monotonic() + settings.HEXINDEX_BREAKER_SECONDS
+
+    def succeeded(self) -> None:
+        self.failures = 0
+        self.open_until = 0.0
+
+
+breaker = CircuitBreaker()
+
+
+class CircuitOpen(redis.exceptions.ConnectionError):
+    """Redis failed moments ago: not tried again until the breaker allows it."""
+
+
 # The lookup's reads go over one plain connection per thread: a pool's bookkeeping (locks, readiness polls, metrics)
 # costs more than the read itself. They are MULTI/EXEC transactions of plain commands, not scripts: Redis answers
 # them in C (a script would copy every record into Lua and back), and atomically, so the generation they name is
@@ -89,7 +120,7 @@ def _lookup_connection() -> redis.connection.AbstractConnection:
     url = settings.HEXINDEX_REDIS_URL
     connection = getattr(_lookup_local, "connection", None)
     if connection is None or _lookup_local.url != url:
-        timeout = settings.REDIS_SOCKET_TIMEOUT
+        timeout = settings.HEXINDEX_LOOKUP_TIMEOUT
         pool = redis.ConnectionPool.from_url(url, socket_connect_timeout=timeout, socket_timeout=timeout)
         connection = pool.connection_class(**pool.connection_kwargs)
         _lookup_local.connection, _lookup_local.url = connection, url

@@ -213,14 +213,20 @@ class _Inconsistent(Exception):
 
 def lookup(*, lat: float, lng: float) -> LookupResult:
     """Every service area covering the point, cheapest first, then by id, as the lookup's JSON body."""
+    breaker = redis_index.breaker
     for _ in range(2):
+        if not breaker.allows():
+            break  # Redis failed moments ago: straight to PostGIS, no waiting for another timeout
         try:
             result = _lookup_indexed(lat, lng)
         except _Inconsistent:
             continue
         except RedisError:
-            log.warning("Redis unavailable: lookup served by PostGIS", exc_info=True)
+            breaker.failed()
+            log.warning("Redis unavailable: lookups served by PostGIS for a while", exc_info=True)
             break
+        if breaker.failures:
+            breaker.succeeded()
         if result is None:  # no index in Redis (it restarted empty): being rebuilt
             from hexindex.maintenance import request_redis_rebuild
 

@@ -1,3 +1,4 @@
+import orjson
 from django.core.exceptions import RequestDataTooBig
 from rest_framework import status
 from rest_framework.response import Response
@@ -5,6 +6,7 @@ from rest_framework.views import exception_handler as drf_exception_handler
 
 from areas.quotas import QuotaExceeded
 from hexindex.api import IndexUnavailable
+from project.errors import dependency_error_response
 
 
 def exception_handler(exc, context):
@@ -17,6 +19,8 @@ def exception_handler(exc, context):
             {"detail": str(exc), "code": "index_unavailable", "service": "redis"},
             status=status.HTTP_503_SERVICE_UNAVAILABLE,
         )
+    if (response := dependency_error_response(exc)) is not None:
+        return Response(orjson.loads(response.content), status=503, headers={"Retry-After": response["Retry-After"]})
     if isinstance(exc, QuotaExceeded):
         return Response(exc.body, status=exc.status_code)
     return drf_exception_handler(exc, context)

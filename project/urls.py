@@ -21,6 +21,9 @@ api_v1 = [
     path("auth/token/", TokenView.as_view(), name="auth-token"),
 ]
 
+handler400 = "project.errors.bad_request"
+handler500 = "project.errors.server_error"
+
 urlpatterns = [
     path("api/v1/", include(api_v1)),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),

@@ -262,3 +262,43 @@ def test_points_on_an_edge_or_a_vertex_are_left_to_postgis():
     for lng, lat in ((1.0, 0.5), (0.0, 0.0), (0.5, 1.0 + 1e-10)):
         assert covered_or_unsure(lng, lat, square_segments)[1].tolist() == [True]
     assert covered_or_unsure(0.5, 0.5, square_segments)[0].tolist() == [True]
+
+
+def test_an_unresponsive_redis_opens_the_circuit_and_lookups_go_straight_to_postgis(
+    make_area, index_all, settings, api, client_for, make_user
+):
+    import socket
+    import time
+
+    area = make_area(square(10.0, 50.0, 0.5))
+    index_all()
+    silent = socket.socket()  # accepts connections (the kernel does) and never answers: packets "dropped"
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(16)
+    live_url = settings.HEXINDEX_REDIS_URL
+    settings.HEXINDEX_REDIS_URL = f"redis://127.0.0.1:{silent.getsockname()[1]}/0"
+    settings.HEXINDEX_LOOKUP_TIMEOUT = 0.2
+    settings.HEXINDEX_BREAKER_SECONDS = 0.5
+    try:
+        started = time.perf_counter()
+        first = lookup(lat=50.0, lng=10.0)
+        first_seconds = time.perf_counter() - started
+        started = time.perf_counter()
+        for _ in range(5):
+            later = lookup(lat=50.0, lng=10.0)
+        later_seconds = (time.perf_counter() - started) / 5
+        assert (first.source, ids(first), later.source, ids(later)) == ("postgis", [area.id], "postgis", [area.id])
+        assert first_seconds < 1.0 and later_seconds < 0.1  # one timeout, then none
+        assert redis_index.breaker.state == "open"
+        # Writes are refused at once with a 503 naming Redis, not after a timeout each.
+        owner = area.provider.owner
+        response = client_for(owner).patch(
+            f"/api/v1/service-areas/{area.id}/", {"type": "Feature", "properties": {"price": "1"}}, format="json"
+        )
+        assert response.status_code == 503 and response.json()["service"] == "redis"
+    finally:
+        settings.HEXINDEX_REDIS_URL = live_url
+        silent.close()
+    time.sleep(0.6)
+    assert lookup(lat=50.0, lng=10.0).source == "index"  # the trial after the pause closes the circuit again
+    assert redis_index.breaker.state == "closed"

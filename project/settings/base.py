@@ -43,6 +43,7 @@ MIDDLEWARE = [
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "project.middleware.RequestTooLargeMiddleware",
     "project.admin_access.AdminAccessMiddleware",
+    "project.errors.DependencyErrorMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -92,6 +93,11 @@ else:
 DATABASES["default"]["CONN_MAX_AGE"] = env.int("DATABASE_CONN_MAX_AGE", default=60)
 DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 DATABASES["default"].setdefault("OPTIONS", {})["connect_timeout"] = 5
+# A request must never wait on a stuck query: web processes (project/wsgi.py) set a statement timeout, and a
+# query that exceeds it is a 503 naming PostgreSQL. Workers and commands keep none (bulk builds, rebuilds).
+DB_STATEMENT_TIMEOUT_MS = env.int("DB_STATEMENT_TIMEOUT_MS", default=0)
+if DB_STATEMENT_TIMEOUT_MS:
+    DATABASES["default"]["OPTIONS"]["options"] = f"-c statement_timeout={DB_STATEMENT_TIMEOUT_MS}"
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
@@ -109,6 +115,11 @@ CACHE_REDIS_URL = env.str("CACHE_REDIS_URL", default=f"{REDIS_URL}/1")
 HEXINDEX_REDIS_URL = env.str("HEXINDEX_REDIS_URL", default=f"{REDIS_URL}/2")
 # A request must never hang on a sick Redis: fail fast and fall back.
 REDIS_SOCKET_TIMEOUT = env.float("REDIS_SOCKET_TIMEOUT", default=1.0)
+# The lookup's own read answers in well under a millisecond: waiting longer than this means Redis is sick. Then
+# the circuit opens: for HEXINDEX_BREAKER_SECONDS this process's lookups go straight to PostGIS (exact, slower)
+# and index writes are refused at once, instead of each waiting for a timeout; then one lookup tries Redis again.
+HEXINDEX_LOOKUP_TIMEOUT = env.float("HEXINDEX_LOOKUP_TIMEOUT", default=0.25)
+HEXINDEX_BREAKER_SECONDS = env.float("HEXINDEX_BREAKER_SECONDS", default=5.0)
 # Outline segments of areas near cells kept by each web process for exact checks (32 bytes each): never stale
 # (keyed by area version). Lookups near outlines need no PostgreSQL query once their shapes are here.
 HEXINDEX_SHAPE_CACHE_SEGMENTS = env.int("HEXINDEX_SHAPE_CACHE_SEGMENTS", default=2_000_000)
