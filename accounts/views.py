@@ -124,6 +124,8 @@ class ApiTokenViewSet(mixins.ListModelMixin, mixins.DestroyModelMixin, viewsets.
     lookup_url_kwarg = "id"
     pagination_class = None
 
+    queryset = ApiToken.objects.none()  # for the schema; requests see their own tokens only
+
     def get_queryset(self):
         return ApiToken.objects.filter(user=self.request.user)
 

@@ -39,6 +39,11 @@ class ServiceArea(models.Model):
     def __str__(self):
         return self.name
 
+    @property
+    def etag(self) -> str:
+        # Both versions move on every change of what the API shows (triggers), whoever writes the row.
+        return f'"a{self.pk}.{self.geometry_version}.{self.payload_version}"'
+
     def save(self, *args, **kwargs):
         # An ordinary save must not write back versions it read earlier: the triggers own them.
         if not self._state.adding and kwargs.get("update_fields") is None and not kwargs.get("force_insert"):

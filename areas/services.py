@@ -1,10 +1,9 @@
 from django.db import transaction
 
-from areas.models import ServiceArea
+from areas.models import VERSION_FIELDS, ServiceArea
 from areas.quotas import check_area_quotas
 from hexindex import api as index
-
-PAYLOAD_FIELDS = ("name", "price", "provider_id")
+from project.concurrency import check_if_match
 
 
 @transaction.atomic
@@ -17,25 +16,32 @@ def area_create(*, data: dict) -> ServiceArea:
 
 
 @transaction.atomic
-def area_update(*, area: ServiceArea, data: dict) -> ServiceArea:
+def area_update(*, area: ServiceArea, data: dict, if_match: str | None = None) -> ServiceArea:
     # Locks the row and reads where the area is now: lookups there must find it whether or not this write commits.
     before = index.current_boxes([area.id])
+    area.refresh_from_db(fields=VERSION_FIELDS)  # as locked: what If-Match is compared with
+    check_if_match(if_match, area.etag, what="service area")
     if "geometry" in data or ("provider" in data and data["provider"].owner_id != area.provider.owner_id):
         owner = data["provider"].owner if "provider" in data else area.provider.owner
         check_area_quotas(owner=owner, geometry=data.get("geometry"), replacing=area)
-    version_before = area.geometry_version
-    payload_before = [getattr(area, field) for field in PAYLOAD_FIELDS]
+    geometry_before, payload_before = area.geometry_version, area.payload_version
     for field, value in data.items():
         setattr(area, field, value)
-    area.save()  # the database bumps geometry_version if the geometry changed
-    if area.geometry_version != version_before:
+    # Only the fields sent: a concurrent write of other fields (committed after this request read the row) stays.
+    area.save(update_fields=[*data, "updated_at"])  # the database bumps geometry_version if the geometry changed
+    # The versions (as the triggers moved them) say what changed, whatever this instance held before the lock.
+    if area.geometry_version != geometry_before:
         index.areas_changed([area.id], before=before, versions={area.id: area.geometry_version})
-    elif [getattr(area, field) for field in PAYLOAD_FIELDS] != payload_before:
+    elif area.payload_version != payload_before:
         index.areas_changed([area.id], before=before)  # same cells, new lookup result
+    area.refresh_from_db()  # the response shows the row as stored, fields written by others included
     return area
 
 
 @transaction.atomic
-def area_delete(*, area: ServiceArea) -> None:
+def area_delete(*, area: ServiceArea, if_match: str | None = None) -> None:
+    if if_match is not None:
+        locked = ServiceArea.objects.select_for_update().only(*VERSION_FIELDS).get(pk=area.pk)
+        check_if_match(if_match, locked.etag, what="service area")
     index.areas_deleting([area.id])
     area.delete()

@@ -17,6 +17,7 @@ from areas.models import ServiceArea
 from areas.serializers import ProviderRefSerializer, ServiceAreaSerializer
 from areas.services import area_create, area_delete, area_update
 from hexindex.api import lookup, lookup_exact
+from project.concurrency import IF_MATCH, ETagMixin
 from project.errors import dependency_error_response
 from providers.permissions import can_manage_provider
 
@@ -79,15 +80,20 @@ GEOMETRY_PARAMETER = OpenApiParameter(
         "areas, positions over all areas (403 naming the quota), and one area's span (400 on `geometry`).",
     ),
     retrieve=extend_schema(summary="Get a service area", parameters=[GEOMETRY_PARAMETER]),
-    update=extend_schema(summary="Replace a service area", description="Owner of its provider or staff only."),
+    update=extend_schema(
+        summary="Replace a service area", description="Owner of its provider or staff only.", parameters=[IF_MATCH]
+    ),
     partial_update=extend_schema(
         summary="Update some members of a service area",
         description='Send a Feature with only what changes, e.g. `{"type": "Feature", "properties": '
-        '{"price": "50.00"}}`.',
+        '{"price": "50.00"}}`: only those fields are written.',
+        parameters=[IF_MATCH],
     ),
-    destroy=extend_schema(summary="Delete a service area", description="Owner of its provider or staff only."),
+    destroy=extend_schema(
+        summary="Delete a service area", description="Owner of its provider or staff only.", parameters=[IF_MATCH]
+    ),
 )
-class ServiceAreaViewSet(viewsets.ModelViewSet):
+class ServiceAreaViewSet(ETagMixin, viewsets.ModelViewSet):
     queryset = ServiceArea.objects.select_related("provider", "index_state")
     serializer_class = ServiceAreaSerializer
     pagination_class = GeometryBudgetPagination
@@ -113,15 +119,17 @@ class ServiceAreaViewSet(viewsets.ModelViewSet):
 
     def perform_create(self, serializer):
         _check_can_manage(self.request.user, serializer.validated_data["provider"])
-        serializer.instance = area_create(data=serializer.validated_data)
+        serializer.instance = self.etag_object = area_create(data=serializer.validated_data)
 
     def perform_update(self, serializer):
         if "provider" in serializer.validated_data:
             _check_can_manage(self.request.user, serializer.validated_data["provider"])
-        serializer.instance = area_update(area=serializer.instance, data=serializer.validated_data)
+        serializer.instance = self.etag_object = area_update(
+            area=serializer.instance, data=serializer.validated_data, if_match=self.if_match
+        )
 
     def perform_destroy(self, instance):
-        area_delete(area=instance)
+        area_delete(area=instance, if_match=self.if_match)
 
 
 class LookupResultSerializer(serializers.Serializer):

@@ -35,3 +35,7 @@ class Provider(models.Model):
 
     def __str__(self):
         return self.name
+
+    @property
+    def etag(self) -> str:
+        return f'"p{self.pk}.{int(self.updated_at.timestamp() * 1_000_000)}"'

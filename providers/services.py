@@ -3,15 +3,16 @@ from django.utils import timezone
 from rest_framework.exceptions import ValidationError
 
 from hexindex import api as index
+from project.concurrency import check_if_match
 from providers.models import Provider
 from providers.serializers import EMAIL_TAKEN
 
 
-def _save(provider: Provider) -> Provider:
+def _save(provider: Provider, fields: list[str] | None = None) -> Provider:
     # The serializer checks email uniqueness; the database constraint settles a race between two requests.
     try:
         with transaction.atomic():
-            provider.save()
+            provider.save(update_fields=fields)
     except IntegrityError as exc:
         if "provider_owner_email_unique_ci" in str(exc):
             raise ValidationError({"email": [EMAIL_TAKEN]}) from exc
@@ -24,11 +25,13 @@ def provider_create(*, owner, data: dict) -> Provider:
 
 
 @transaction.atomic
-def provider_update(*, provider: Provider, data: dict) -> Provider:
+def provider_update(*, provider: Provider, data: dict, if_match: str | None = None) -> Provider:
+    provider = Provider.objects.select_for_update().get(pk=provider.pk)  # the current row, kept until commit
+    check_if_match(if_match, provider.etag, what="provider")
     shown_before = (provider.name, provider.currency)
     for field, value in data.items():
         setattr(provider, field, value)
-    _save(provider)
+    _save(provider, fields=[*data, "updated_at"])
     if (provider.name, provider.currency) != shown_before:
         # Lookup results show the provider's name and currency: refresh its areas' cached results.
         index.areas_changed(list(provider.service_areas.values_list("id", flat=True)))
@@ -36,7 +39,9 @@ def provider_update(*, provider: Provider, data: dict) -> Provider:
 
 
 @transaction.atomic
-def provider_delete(*, provider: Provider) -> None:
+def provider_delete(*, provider: Provider, if_match: str | None = None) -> None:
+    if if_match is not None:
+        check_if_match(if_match, Provider.objects.select_for_update().get(pk=provider.pk).etag, what="provider")
     # Service areas go with their provider (on_delete=CASCADE), and out of the index.
     index.areas_deleting(list(provider.service_areas.values_list("id", flat=True)))
     provider.delete()

@@ -3,6 +3,7 @@ from rest_framework import permissions, viewsets
 from rest_framework.decorators import action
 from rest_framework.response import Response
 
+from project.concurrency import IF_MATCH, ETagMixin
 from providers.filters import ProviderFilter
 from providers.models import Provider
 from providers.permissions import IsProviderManagerOrReadOnly, IsStaff, visible_providers
@@ -23,11 +24,19 @@ from providers.services import provider_create, provider_delete, provider_set_ap
         "once staff approve the provider.",
     ),
     retrieve=extend_schema(summary="Get a provider"),
-    update=extend_schema(summary="Replace a provider", description="Owner or staff only."),
-    partial_update=extend_schema(summary="Update some fields of a provider", description="Owner or staff only."),
-    destroy=extend_schema(summary="Delete a provider and all of its service areas", description="Owner or staff only."),
+    update=extend_schema(summary="Replace a provider", description="Owner or staff only.", parameters=[IF_MATCH]),
+    partial_update=extend_schema(
+        summary="Update some fields of a provider",
+        description="Owner or staff only. Only the fields sent are written.",
+        parameters=[IF_MATCH],
+    ),
+    destroy=extend_schema(
+        summary="Delete a provider and all of its service areas",
+        description="Owner or staff only.",
+        parameters=[IF_MATCH],
+    ),
 )
-class ProviderViewSet(viewsets.ModelViewSet):
+class ProviderViewSet(ETagMixin, viewsets.ModelViewSet):
     queryset = Provider.objects.all()
     serializer_class = ProviderSerializer
     filterset_class = ProviderFilter
@@ -37,13 +46,17 @@ class ProviderViewSet(viewsets.ModelViewSet):
         return visible_providers(self.request.user, super().get_queryset())
 
     def perform_create(self, serializer):
-        serializer.instance = provider_create(owner=self.request.user, data=serializer.validated_data)
+        serializer.instance = self.etag_object = provider_create(
+            owner=self.request.user, data=serializer.validated_data
+        )
 
     def perform_update(self, serializer):
-        serializer.instance = provider_update(provider=serializer.instance, data=serializer.validated_data)
+        serializer.instance = self.etag_object = provider_update(
+            provider=serializer.instance, data=serializer.validated_data, if_match=self.if_match
+        )
 
     def perform_destroy(self, instance):
-        provider_delete(provider=instance)
+        provider_delete(provider=instance, if_match=self.if_match)
 
     @extend_schema(
         summary="Approve a provider (staff)",
@@ -67,5 +80,5 @@ class ProviderViewSet(viewsets.ModelViewSet):
         return self._set_approval(approved=False)
 
     def _set_approval(self, *, approved: bool) -> Response:
-        provider = provider_set_approval(provider=self.get_object(), approved=approved)
+        provider = self.etag_object = provider_set_approval(provider=self.get_object(), approved=approved)
         return Response(self.get_serializer(provider).data)

@@ -1,0 +1,81 @@
+"""Concurrent writers: a write changes only the fields it sends, and If-Match turns a stale write into a 412."""
+
+import pytest
+
+from areas.models import ServiceArea
+from areas.services import area_update
+from conftest import square
+from hexindex.tests.helpers import geometry
+from providers.models import Provider
+from providers.services import provider_update
+
+AREAS = "/api/v1/service-areas/"
+PROVIDERS = "/api/v1/providers/"
+
+
+@pytest.fixture
+def owner(make_user):
+    return make_user()
+
+
+@pytest.fixture
+def client(client_for, owner):
+    return client_for(owner)
+
+
+@pytest.fixture
+def area(make_area, make_provider, owner):
+    return make_area(square(10.0, 50.0, 0.2), provider=make_provider(owner=owner), price="10.00")
+
+
+def test_a_price_patch_on_a_stale_copy_does_not_undo_a_geometry_change(area, index_all):
+    stale = ServiceArea.objects.get(pk=area.pk)  # read before the geometry change commits
+    area_update(area=ServiceArea.objects.get(pk=area.pk), data={"geometry": geometry(square(20.0, 45.0, 0.2))})
+    area_update(area=stale, data={"price": "12.00"})
+    stored = ServiceArea.objects.get(pk=area.pk)
+    assert (stored.geometry.centroid.x, str(stored.price)) == (pytest.approx(20.0), "12.00")
+    index_all()
+    from hexindex.api import lookup
+
+    assert b'"price":"12.00"' in lookup(lat=45.0, lng=20.0).body  # the index heard of both changes
+    assert b'"results":[]' in lookup(lat=50.0, lng=10.0).body
+
+
+def test_a_name_patch_on_a_stale_provider_does_not_undo_a_currency_change(make_provider):
+    provider = make_provider(currency="USD")
+    stale = Provider.objects.get(pk=provider.pk)
+    provider_update(provider=Provider.objects.get(pk=provider.pk), data={"currency": "EUR"})
+    provider_update(provider=stale, data={"name": "Renamed"})
+    stored = Provider.objects.get(pk=provider.pk)
+    assert (stored.name, stored.currency) == ("Renamed", "EUR")
+
+
+def test_area_reads_and_writes_carry_an_etag_and_a_stale_if_match_is_a_412(client, area):
+    read = client.get(f"{AREAS}{area.id}/")
+    etag = read["ETag"]
+    assert etag.startswith('"') and etag.endswith('"')
+    changed = client.patch(f"{AREAS}{area.id}/", {"type": "Feature", "properties": {"price": "11"}}, HTTP_IF_MATCH=etag)
+    assert changed.status_code == 200 and changed["ETag"] != etag
+    stale = client.patch(f"{AREAS}{area.id}/", {"type": "Feature", "properties": {"name": "x"}}, HTTP_IF_MATCH=etag)
+    assert stale.status_code == 412
+    assert changed["ETag"] in stale.json()["detail"]
+    assert ServiceArea.objects.get(pk=area.pk).name == area.name  # nothing changed
+    assert client.delete(f"{AREAS}{area.id}/", HTTP_IF_MATCH=etag).status_code == 412
+    assert ServiceArea.objects.filter(pk=area.pk).exists()
+    assert client.delete(f"{AREAS}{area.id}/", HTTP_IF_MATCH=changed["ETag"]).status_code == 204
+
+
+def test_if_match_star_and_no_if_match_always_apply(client, area):
+    assert client.patch(f"{AREAS}{area.id}/", {"type": "Feature", "properties": {"price": "3"}}, HTTP_IF_MATCH="*")
+    response = client.patch(f"{AREAS}{area.id}/", {"type": "Feature", "properties": {"price": "4"}})
+    assert response.status_code == 200 and response.json()["properties"]["price"] == "4.00"
+
+
+def test_provider_etags_and_if_match(client, owner, make_provider):
+    provider = make_provider(owner=owner)
+    etag = client.get(f"{PROVIDERS}{provider.id}/")["ETag"]
+    assert client.patch(f"{PROVIDERS}{provider.id}/", {"name": "A"}, HTTP_IF_MATCH=etag).status_code == 200
+    stale = client.patch(f"{PROVIDERS}{provider.id}/", {"name": "B"}, HTTP_IF_MATCH=etag)
+    assert stale.status_code == 412
+    assert Provider.objects.get(pk=provider.pk).name == "A"
+    assert client.delete(f"{PROVIDERS}{provider.id}/", HTTP_IF_MATCH=etag).status_code == 412
