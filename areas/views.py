@@ -1,5 +1,6 @@
 import math
 import re
+import time
 
 from django.http import HttpResponse, JsonResponse
 from django_filters.rest_framework import DjangoFilterBackend
@@ -17,6 +18,7 @@ from areas.models import ServiceArea
 from areas.serializers import ProviderRefSerializer, ServiceAreaSerializer
 from areas.services import area_create, area_delete, area_update
 from hexindex.api import lookup, lookup_exact
+from project import metrics
 from project.concurrency import IF_MATCH, ETagMixin
 from project.errors import dependency_error_response
 from providers.permissions import can_manage_provider
@@ -221,15 +223,17 @@ def lookup_response(request) -> HttpResponse:
         include_mine = parse_flag(request.GET, "include_mine")
     except ValidationError as exc:
         return JsonResponse(exc.detail, status=400)
+    started = time.perf_counter()
     try:
-        return _lookup_response(request, lat, lng, include_mine)
+        return _lookup_response(request, lat, lng, include_mine, started)
     except Exception as exc:  # the lean path has no middleware: a database outage is answered here
+        metrics.lookup_failed(time.perf_counter() - started)
         if (unavailable := dependency_error_response(exc)) is not None:
             return unavailable
         raise
 
 
-def _lookup_response(request, lat: float, lng: float, include_mine: bool) -> HttpResponse:
+def _lookup_response(request, lat: float, lng: float, include_mine: bool, started: float) -> HttpResponse:
     if include_mine:
         try:
             authenticators = [authenticator() for authenticator in api_settings.DEFAULT_AUTHENTICATION_CLASSES]
@@ -240,8 +244,10 @@ def _lookup_response(request, lat: float, lng: float, include_mine: bool) -> Htt
             return JsonResponse({"detail": INCLUDE_MINE_NEEDS_TOKEN}, status=401, headers={"WWW-Authenticate": "Token"})
         # An owner testing areas the public does not see yet: rare, so answered by the exact query.
         return HttpResponse(lookup_exact(lat=lat, lng=lng, owner_id=user.id).body, content_type="application/json")
+    result = lookup(lat=lat, lng=lng)
+    metrics.lookup_answered(result, time.perf_counter() - started)
     # The body arrives serialised: results are cached as JSON and spliced together, not re-encoded.
-    return HttpResponse(lookup(lat=lat, lng=lng).body, content_type="application/json")
+    return HttpResponse(result.body, content_type="application/json")
 
 
 def parse_flag(query_params, name: str) -> bool:

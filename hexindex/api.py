@@ -8,6 +8,8 @@
 
 from __future__ import annotations
 
+import time
+
 from redis.exceptions import RedisError
 
 from hexindex import redis_index
@@ -26,12 +28,15 @@ __all__ = [
     "areas_changed",
     "areas_deleting",
     "build_index",
+    "build_stats",
+    "circuit_state",
     "current_boxes",
     "health",
     "index_status",
     "indexed",
     "lookup",
     "lookup_exact",
+    "pending_stats",
     "summarise",
     "unindexed_count",
 ]
@@ -61,6 +66,41 @@ def unindexed_count(cursor) -> int:
     """Areas whose current geometry is not indexed yet (lookups find them anyway)."""
     cursor.execute(f"SELECT count(*) FROM areas_servicearea a WHERE NOT {INDEXED_SQL}")
     return cursor.fetchone()[0]
+
+
+def circuit_state() -> str:
+    """This process's Redis circuit breaker: closed, open (lookups go straight to PostGIS) or half-open."""
+    return redis_index.breaker.state
+
+
+def pending_stats() -> tuple[int, float] | None:
+    """(areas pending in the index, age in seconds of the oldest registration), or None when Redis does not answer."""
+    try:
+        since = redis_index.pending_since()
+    except RedisError:
+        return None
+    return len(since), (time.time() - min(since.values())) if since else 0.0
+
+
+def build_stats(cursor) -> dict:
+    """Unindexed and failed areas, and the builds of the last hour (count, mean and max cover seconds)."""
+    cursor.execute(
+        f"""
+        SELECT (SELECT count(*) FROM areas_servicearea a WHERE NOT {INDEXED_SQL}),
+               (SELECT count(*) FROM areas_servicearea a JOIN hexindex_areaindex s ON s.area_id = a.id
+                WHERE s.failed_version = a.geometry_version),
+               count(*), coalesce(avg(build_seconds), 0), coalesce(max(build_seconds), 0)
+        FROM hexindex_areaindex WHERE indexed_at > now() - interval '1 hour'
+        """
+    )
+    unindexed, failed, builds, mean_seconds, max_seconds = cursor.fetchone()
+    return {
+        "unindexed": unindexed,
+        "failed": failed,
+        "builds": builds,
+        "mean_seconds": float(mean_seconds),
+        "max_seconds": float(max_seconds),
+    }
 
 
 def health() -> tuple[str, str]:

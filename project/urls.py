@@ -7,6 +7,7 @@ from rest_framework.routers import DefaultRouter
 from accounts.views import ApiTokenViewSet, RegisterView, TokenView
 from areas.views import LookupView, ServiceAreaViewSet
 from project.health import health, live
+from project.metrics import metrics_view
 from providers.views import ProviderViewSet
 
 router = DefaultRouter(trailing_slash=True)
@@ -31,6 +32,7 @@ urlpatterns = [
     path("api/redoc/", SpectacularRedocView.as_view(url_name="schema"), name="redoc"),
     path("health/", health, name="health"),
     path("health/live/", live, name="health-live"),
+    path("metrics", metrics_view, name="metrics"),
 ]
 if settings.ADMIN_ENABLED:
     urlpatterns.append(path("admin/", admin.site.urls))

@@ -52,6 +52,9 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
 
+# /metrics (Prometheus) answers loopback clients, and anyone sending `Authorization: Bearer <METRICS_TOKEN>`.
+METRICS_TOKEN = env.str("METRICS_TOKEN", default="")
+
 # The Django admin: off entirely, or only from these networks (e.g. the VPN's CIDR) in production.
 ADMIN_ENABLED = env.bool("DJANGO_ADMIN_ENABLED", default=True)
 ADMIN_ALLOWED_NETWORKS = env.list("DJANGO_ADMIN_ALLOWED_NETWORKS", default=[])

@@ -1,0 +1,71 @@
+"""/metrics: lookups by path, their latency, candidates and checks, the index's state; loopback or token only."""
+
+import re
+
+import pytest
+from prometheus_client import CONTENT_TYPE_LATEST
+
+from conftest import square
+from hexindex import redis_index
+
+LOOKUP = "/api/v1/lookup/"
+
+
+def scrape(client, **extra) -> dict[str, float]:
+    response = client.get("/metrics", **extra)
+    assert response.status_code == 200
+    assert response["Content-Type"] == CONTENT_TYPE_LATEST
+    values = {}
+    for line in response.content.decode().splitlines():
+        if line and not line.startswith("#"):
+            name, value = line.rsplit(" ", 1)
+            values[name] = float(value)
+    return values
+
+
+def test_lookups_are_counted_by_path_with_their_work(api, client, make_area, index_all):
+    make_area(square(10.0, 50.0, 0.5))
+    index_all()
+    before = scrape(client)
+    for _ in range(3):
+        api.get(LOOKUP, {"lat": 50.0, "lng": 10.0})
+    redis_index.client().delete(redis_index.GEN_KEY)  # no index: the next lookup is answered by PostGIS
+    api.get(LOOKUP, {"lat": 50.0, "lng": 10.0})
+    after = scrape(client)
+
+    def grew(name):
+        return after.get(name, 0) - before.get(name, 0)
+
+    assert grew('servicearea_lookups_total{path="indexed"}') == 3
+    assert grew('servicearea_lookups_total{path="postgis"}') == 1
+    assert grew("servicearea_lookup_seconds_count") == 4
+    assert grew("servicearea_lookup_candidates_count") == 3 and grew("servicearea_lookup_candidates_sum") == 3
+    assert grew("servicearea_lookup_exact_checks_count") == 3
+
+
+def test_the_index_state_is_reported(client, make_area, index_all):
+    make_area(square(10.0, 50.0, 0.5))  # registered as pending, not indexed yet
+    values = scrape(client)
+    assert values["servicearea_index_pending_areas"] == 1
+    assert values["servicearea_index_unindexed_areas"] == 1
+    assert values["servicearea_index_oldest_pending_seconds"] >= 0
+    index_all()
+    values = scrape(client)
+    assert (values["servicearea_index_pending_areas"], values["servicearea_index_unindexed_areas"]) == (0, 0)
+    assert values["servicearea_index_builds_last_hour"] == 1
+
+
+def test_the_circuit_state_is_reported(api, client, db, settings):
+    settings.HEXINDEX_REDIS_URL = "redis://127.0.0.1:1/0"  # nothing listens there
+    api.get(LOOKUP, {"lat": 1.0, "lng": 2.0})
+    assert scrape(client)["servicearea_redis_circuit_open"] == 1
+
+
+@pytest.mark.parametrize(
+    ("token", "sent", "status"), [("", "", 404), ("s3cret", "Bearer wrong", 404), ("s3cret", "Bearer s3cret", 200)]
+)
+def test_metrics_are_for_loopback_or_the_token_holder(client, db, settings, token, sent, status):
+    settings.METRICS_TOKEN = token
+    response = client.get("/metrics", REMOTE_ADDR="203.0.113.7", HTTP_AUTHORIZATION=sent)
+    assert response.status_code == status
+    assert not re.search(rb"servicearea_", response.content) or status == 200
