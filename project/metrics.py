@@ -13,7 +13,9 @@ import hmac
 import ipaddress
 import logging
 import os
+import time
 
+import orjson
 from django.conf import settings
 from django.db import connection
 from django.http import HttpResponse, HttpResponseNotFound
@@ -67,9 +69,48 @@ REDIS_CIRCUIT_OPEN = Gauge(
 _circuit_seen = {"open": None}
 
 
+class CloudWatchLookups:
+    """On AWS (CLOUDWATCH_METRICS_NAMESPACE set), each web process writes its lookup counts once a minute as one
+    log line in CloudWatch's embedded metric format: the log driver turns it into metrics (LookupsIndexed,
+    LookupsPostgis, LookupsError) that alarms read, with no API call on the request path."""
+
+    INTERVAL = 60.0
+    NAMES = {"indexed": "LookupsIndexed", "postgis": "LookupsPostgis", "error": "LookupsError"}
+
+    def __init__(self):
+        self.counts = dict.fromkeys(self.NAMES, 0)
+        self.since = time.monotonic()
+
+    def record(self, path: str) -> None:
+        self.counts[path] += 1
+        if time.monotonic() - self.since >= self.INTERVAL and settings.CLOUDWATCH_METRICS_NAMESPACE:
+            self.flush()
+
+    def flush(self) -> None:
+        names = [{"Name": name, "Unit": "Count"} for name in self.NAMES.values()]
+        document = {
+            "_aws": {
+                "Timestamp": int(time.time() * 1000),
+                "CloudWatchMetrics": [
+                    {"Namespace": settings.CLOUDWATCH_METRICS_NAMESPACE, "Dimensions": [[]], "Metrics": names}
+                ],
+            },
+            **{self.NAMES[path]: count for path, count in self.counts.items()},
+        }
+        emf_log.info(orjson.dumps(document).decode())
+        self.counts = dict.fromkeys(self.NAMES, 0)
+        self.since = time.monotonic()
+
+
+emf_log = logging.getLogger("servicearea.emf")  # production logs it as the bare JSON document
+cloudwatch_lookups = CloudWatchLookups()
+
+
 def lookup_answered(result, seconds: float) -> None:
     """Record a lookup (a hexindex LookupResult)."""
-    LOOKUPS.labels("indexed" if result.source == "index" else "postgis").inc()
+    path = "indexed" if result.source == "index" else "postgis"
+    LOOKUPS.labels(path).inc()
+    cloudwatch_lookups.record(path)
     LOOKUP_SECONDS.observe(seconds)
     if result.source == "index":
         LOOKUP_CANDIDATES.observe(result.candidates)
@@ -84,6 +125,7 @@ def lookup_answered(result, seconds: float) -> None:
 
 def lookup_failed(seconds: float) -> None:
     LOOKUPS.labels("error").inc()
+    cloudwatch_lookups.record("error")
     LOOKUP_SECONDS.observe(seconds)
 
 

@@ -69,3 +69,23 @@ def test_metrics_are_for_loopback_or_the_token_holder(client, db, settings, toke
     response = client.get("/metrics", REMOTE_ADDR="203.0.113.7", HTTP_AUTHORIZATION=sent)
     assert response.status_code == status
     assert not re.search(rb"servicearea_", response.content) or status == 200
+
+
+def test_lookup_counts_go_to_cloudwatch_as_embedded_metrics_once_a_minute(settings, caplog, monkeypatch):
+    import orjson
+
+    from project.metrics import CloudWatchLookups
+
+    settings.CLOUDWATCH_METRICS_NAMESPACE = "stack/Celery"
+    counter = CloudWatchLookups()
+    with caplog.at_level("INFO", logger="servicearea.emf"):
+        counter.record("indexed")
+        counter.record("postgis")
+        assert not caplog.records  # not a minute yet
+        monkeypatch.setattr(counter, "since", counter.since - 61)
+        counter.record("indexed")
+    (record,) = caplog.records
+    document = orjson.loads(record.getMessage())
+    assert document["_aws"]["CloudWatchMetrics"][0]["Namespace"] == "stack/Celery"
+    assert (document["LookupsIndexed"], document["LookupsPostgis"], document["LookupsError"]) == (2, 1, 0)
+    assert counter.counts == {"indexed": 0, "postgis": 0, "error": 0}
