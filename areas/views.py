@@ -1,7 +1,10 @@
+import hashlib
 import math
 import re
 import time
 
+import orjson
+from django.conf import settings
 from django.http import HttpResponse, JsonResponse
 from django_filters.rest_framework import DjangoFilterBackend
 from drf_spectacular.types import OpenApiTypes
@@ -14,6 +17,16 @@ from rest_framework.views import APIView
 
 from areas.filters import ServiceAreaFilter, StrictInBBoxFilter
 from areas.listing import GeometryBudgetPagination, parse_geometry_mode, visible_areas, with_listed_geometry
+from areas.lookups import (
+    MAX_BATCH_POINTS,
+    MAX_LIMIT,
+    LookupFilters,
+    filtered_results,
+    lookup_body,
+    parse_filters,
+    trip,
+)
+from areas.lookups import render as render_results
 from areas.models import ServiceArea
 from areas.serializers import ProviderRefSerializer, ServiceAreaSerializer
 from areas.services import area_create, area_delete, area_update
@@ -134,12 +147,59 @@ class ServiceAreaViewSet(ETagMixin, viewsets.ModelViewSet):
         area_delete(area=instance, if_match=self.if_match)
 
 
+FILTER_PARAMETERS = [
+    OpenApiParameter(
+        "provider", OpenApiTypes.STR, description="Only these providers: ids, repeated or comma-separated (`3,5`)."
+    ),
+    OpenApiParameter("currency", OpenApiTypes.STR, description="Only prices in this ISO 4217 currency, e.g. `USD`."),
+    OpenApiParameter("language", OpenApiTypes.STR, description="Only providers speaking this ISO 639-1 language."),
+    OpenApiParameter("max_price", OpenApiTypes.DECIMAL, description="Only areas at most this price."),
+    OpenApiParameter("limit", OpenApiTypes.INT, description=f"At most this many results (1 to {MAX_LIMIT:,})."),
+    OpenApiParameter(
+        "per_provider",
+        OpenApiTypes.STR,
+        enum=["cheapest"],
+        description="`cheapest`: one result per provider, its cheapest area.",
+    ),
+]
+LOOKUP_RESULT_EXAMPLE = {
+    "id": 7,
+    "name": "JFK airport",
+    "price": "45.00",
+    "currency": "USD",
+    "provider": {"id": 3, "name": "Acme Shuttles"},
+}
+
+
 class LookupResultSerializer(serializers.Serializer):
     id = serializers.IntegerField(help_text="Service area id.")
     name = serializers.CharField(help_text="Service area name.")
     price = serializers.DecimalField(max_digits=12, decimal_places=2, help_text="In `currency`.")
     currency = serializers.CharField(help_text="ISO 4217 code of the provider.")
     provider = ProviderRefSerializer()
+
+
+class LookupResponseSerializer(serializers.Serializer):
+    count = serializers.IntegerField()
+    results = LookupResultSerializer(many=True)
+
+
+class TripAreaSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    name = serializers.CharField()
+    price = serializers.DecimalField(max_digits=12, decimal_places=2)
+
+
+class TripResultSerializer(serializers.Serializer):
+    provider = ProviderRefSerializer()
+    currency = serializers.CharField()
+    pickup = TripAreaSerializer(help_text="The provider's cheapest area at the pickup point.")
+    dropoff = TripAreaSerializer(help_text="The provider's cheapest area at the drop-off point.")
+
+
+class TripResponseSerializer(serializers.Serializer):
+    count = serializers.IntegerField()
+    results = TripResultSerializer(many=True)
 
 
 @extend_schema(
@@ -158,11 +218,10 @@ class LookupResultSerializer(serializers.Serializer):
             description="With your token: also your own areas whose provider is not approved yet (public lookups "
             "show approved providers only).",
         ),
+        *FILTER_PARAMETERS,
     ],
     responses={
-        200: inline_serializer(
-            "LookupResponse", fields={"count": serializers.IntegerField(), "results": LookupResultSerializer(many=True)}
-        ),
+        200: LookupResponseSerializer,
         400: inline_serializer(
             "LookupError",
             fields={
@@ -209,6 +268,8 @@ class LookupView(APIView):
     permission_classes = [permissions.AllowAny]
 
     def dispatch(self, request, *args, **kwargs):
+        if request.method == "OPTIONS" and request.headers.get("Access-Control-Request-Method"):
+            return preflight(request)
         if request.method not in ("GET", "HEAD"):
             return super().dispatch(request, *args, **kwargs)  # DRF's 405 with its Allow header
         return lookup_response(request)
@@ -221,19 +282,20 @@ def lookup_response(request) -> HttpResponse:
     try:
         lat, lng = parse_point(request.GET)
         include_mine = parse_flag(request.GET, "include_mine")
+        filters = parse_filters(request.GET)
     except ValidationError as exc:
-        return JsonResponse(exc.detail, status=400)
+        return cors(request, JsonResponse(exc.detail, status=400))
     started = time.perf_counter()
     try:
-        return _lookup_response(request, lat, lng, include_mine, started)
+        return cors(request, _lookup_response(request, lat, lng, include_mine, filters, started))
     except Exception as exc:  # the lean path has no middleware: a database outage is answered here
         metrics.lookup_failed(time.perf_counter() - started)
         if (unavailable := dependency_error_response(exc)) is not None:
-            return unavailable
+            return cors(request, unavailable)
         raise
 
 
-def _lookup_response(request, lat: float, lng: float, include_mine: bool, started: float) -> HttpResponse:
+def _lookup_response(request, lat, lng, include_mine: bool, filters: LookupFilters, started: float) -> HttpResponse:
     if include_mine:
         try:
             authenticators = [authenticator() for authenticator in api_settings.DEFAULT_AUTHENTICATION_CLASSES]
@@ -243,11 +305,63 @@ def _lookup_response(request, lat: float, lng: float, include_mine: bool, starte
         if not user.is_authenticated:
             return JsonResponse({"detail": INCLUDE_MINE_NEEDS_TOKEN}, status=401, headers={"WWW-Authenticate": "Token"})
         # An owner testing areas the public does not see yet: rare, so answered by the exact query.
-        return HttpResponse(lookup_exact(lat=lat, lng=lng, owner_id=user.id).body, content_type="application/json")
+        body = lookup_exact(lat=lat, lng=lng, owner_id=user.id).body
+        if filters.any:
+            body = render_results(filtered_results(orjson.loads(body)["results"], filters))
+        return JsonBody(body, private=True)
     result = lookup(lat=lat, lng=lng)
     metrics.lookup_answered(result, time.perf_counter() - started)
     # The body arrives serialised: results are cached as JSON and spliced together, not re-encoded.
-    return HttpResponse(result.body, content_type="application/json")
+    body = (
+        result.body
+        if not filters.any
+        else render_results(filtered_results(orjson.loads(result.body)["results"], filters))
+    )
+    return conditional(request, JsonBody(body))
+
+
+class JsonBody(HttpResponse):
+    """A lookup answer with its validators: an ETag that changes whenever the body does, and `no-cache` (caches may
+    keep it but must revalidate: with If-None-Match that costs a 304 and no body, and an answer is never stale)."""
+
+    def __init__(self, body: bytes, *, private: bool = False):
+        super().__init__(body, content_type="application/json")
+        self["ETag"] = f'"{hashlib.blake2b(body, digest_size=12).hexdigest()}"'
+        self["Cache-Control"] = "private, no-cache" if private else "no-cache"
+
+
+def conditional(request, response: JsonBody) -> HttpResponse:
+    """304 Not Modified when the client's If-None-Match names the current ETag (RFC 9110, weak comparison)."""
+    if_none_match = request.headers.get("If-None-Match")
+    if if_none_match and response.status_code == 200:
+        etag = response["ETag"]
+        tags = {tag.strip().removeprefix("W/") for tag in if_none_match.split(",")}
+        if "*" in tags or etag in tags:
+            not_modified = HttpResponse(status=304)
+            for header in ("ETag", "Cache-Control"):
+                not_modified[header] = response[header]
+            return not_modified
+    return response
+
+
+def cors(request, response: HttpResponse) -> HttpResponse:
+    """CORS for the lean lookup paths (the middleware stack, where django-cors-headers runs, is skipped there)."""
+    origin = request.headers.get("Origin")
+    if origin and (settings.CORS_ALLOW_ALL_ORIGINS or origin in settings.CORS_ALLOWED_ORIGINS):
+        response["Access-Control-Allow-Origin"] = origin
+        response["Access-Control-Expose-Headers"] = "ETag"
+        response["Vary"] = "Origin"
+    return response
+
+
+def preflight(request) -> HttpResponse:
+    """A browser asking whether a cross-origin GET (with an Authorization or If-None-Match header) may be sent."""
+    response = cors(request, HttpResponse(status=204))
+    if "Access-Control-Allow-Origin" in response:
+        response["Access-Control-Allow-Methods"] = "GET, HEAD, OPTIONS"
+        response["Access-Control-Allow-Headers"] = ", ".join(settings.CORS_ALLOW_HEADERS)
+        response["Access-Control-Max-Age"] = "86400"
+    return response
 
 
 def parse_flag(query_params, name: str) -> bool:
@@ -257,3 +371,130 @@ def parse_flag(query_params, name: str) -> bool:
     if raw in ("true", "1"):
         return True
     raise ValidationError({name: [FLAG_INVALID]})
+
+
+class BatchPointsSerializer(serializers.Serializer):
+    points = serializers.ListField(
+        child=serializers.DictField(),
+        allow_empty=False,
+        max_length=MAX_BATCH_POINTS,
+        help_text=f'Up to {MAX_BATCH_POINTS:,} points, each {{"lat": .., "lng": ..}}.',
+    )
+
+
+@extend_schema(
+    summary="Look up many points at once",
+    description=f"Up to {MAX_BATCH_POINTS:,} points; `results[i]` is exactly the lookup's body for `points[i]`. The "
+    "lookup's filters apply to every point (as query parameters). Public.",
+    auth=[],
+    request=BatchPointsSerializer,
+    parameters=FILTER_PARAMETERS,
+    responses={200: inline_serializer("BatchLookupResponse", fields={"results": LookupResponseSerializer(many=True)})},
+    examples=[
+        OpenApiExample(
+            "Two points",
+            value={"points": [{"lat": 40.6413, "lng": -73.7781}, {"lat": 51.47, "lng": -0.4543}]},
+            request_only=True,
+        ),
+        OpenApiExample(
+            "Their answers",
+            value={"results": [{"count": 1, "results": [LOOKUP_RESULT_EXAMPLE]}, {"count": 0, "results": []}]},
+            response_only=True,
+            status_codes=["200"],
+        ),
+    ],
+)
+class BatchLookupView(APIView):
+    authentication_classes = []
+    permission_classes = [permissions.AllowAny]
+    throttle_classes = []
+
+    def post(self, request):
+        filters = parse_filters(request.query_params)
+        serializer = BatchPointsSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        points, errors = [], {}
+        for i, point in enumerate(serializer.validated_data["points"]):
+            try:
+                points.append(parse_point(_as_query(point)))
+            except ValidationError as exc:
+                errors[str(i)] = exc.detail
+        if errors:
+            raise ValidationError({"points": errors})
+        bodies = [lookup_body(lat=lat, lng=lng, filters=filters) for lat, lng in points]
+        return HttpResponse(b'{"results":[%s]}' % b",".join(bodies), content_type="application/json")
+
+
+def _as_query(point: dict) -> dict:
+    """A point's lat/lng as the strings a query string would carry, so both are validated the same way."""
+    return {key: (value if isinstance(value, str) else orjson.dumps(value).decode()) for key, value in point.items()}
+
+
+@extend_schema(
+    summary="Which providers serve both ends of a trip?",
+    description="Providers that serve the pickup and the drop-off point, each with its cheapest area (and price) at "
+    "each end; ordered by the pickup price, then the drop-off price. Same exactness as the lookup; its filters "
+    "apply. Public.",
+    auth=[],
+    parameters=[
+        OpenApiParameter("from_lat", OpenApiTypes.DOUBLE, required=True, description="Pickup latitude."),
+        OpenApiParameter("from_lng", OpenApiTypes.DOUBLE, required=True, description="Pickup longitude."),
+        OpenApiParameter("to_lat", OpenApiTypes.DOUBLE, required=True, description="Drop-off latitude."),
+        OpenApiParameter("to_lng", OpenApiTypes.DOUBLE, required=True, description="Drop-off longitude."),
+        *FILTER_PARAMETERS,
+    ],
+    responses={200: TripResponseSerializer},
+    examples=[
+        OpenApiExample(
+            "JFK to Manhattan",
+            value={
+                "count": 1,
+                "results": [
+                    {
+                        "provider": {"id": 3, "name": "Acme Shuttles"},
+                        "currency": "USD",
+                        "pickup": {"id": 7, "name": "JFK airport", "price": "45.00"},
+                        "dropoff": {"id": 9, "name": "Manhattan", "price": "60.00"},
+                    }
+                ],
+            },
+            response_only=True,
+            status_codes=["200"],
+        )
+    ],
+)
+class TripLookupView(APIView):
+    authentication_classes = []
+    permission_classes = [permissions.AllowAny]
+
+    def dispatch(self, request, *args, **kwargs):
+        if request.method not in ("GET", "HEAD"):
+            return super().dispatch(request, *args, **kwargs)
+        return cors(request, trip_response(request))
+
+    def get(self, request):
+        return trip_response(request)  # for the schema; dispatch answers GET itself
+
+
+def trip_response(request) -> HttpResponse:
+    query = request.GET
+    try:
+        errors = {}
+        ends = []
+        for prefix in ("from", "to"):
+            try:
+                ends.append(parse_point({"lat": query.get(f"{prefix}_lat"), "lng": query.get(f"{prefix}_lng")}))
+            except ValidationError as exc:
+                errors.update({f"{prefix}_{name}": messages for name, messages in exc.detail.items()})
+        filters = parse_filters(query)
+        if errors:
+            raise ValidationError(errors)
+    except ValidationError as exc:
+        return JsonResponse(exc.detail, status=400)
+    try:
+        body = orjson.dumps(trip(pickup=ends[0], dropoff=ends[1], filters=filters))
+    except Exception as exc:
+        if (unavailable := dependency_error_response(exc)) is not None:
+            return unavailable
+        raise
+    return conditional(request, JsonBody(body))

@@ -5,6 +5,7 @@ from pathlib import Path
 from urllib.parse import quote
 
 import environ
+from corsheaders.defaults import default_headers as default_cors_headers
 
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
 
@@ -29,6 +30,7 @@ INSTALLED_APPS = [
     "knox",
     "rest_framework_gis",
     "django_filters",
+    "corsheaders",
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "phonenumber_field",
@@ -41,6 +43,7 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
+    "corsheaders.middleware.CorsMiddleware",
     "project.middleware.RequestTooLargeMiddleware",
     "project.admin_access.AdminAccessMiddleware",
     "project.errors.DependencyErrorMiddleware",
@@ -62,7 +65,13 @@ ADMIN_ALLOWED_NETWORKS = env.list("DJANGO_ADMIN_ALLOWED_NETWORKS", default=[])
 ROOT_URLCONF = "project.urls"
 WSGI_APPLICATION = "project.wsgi.application"
 # Public read-only GETs answered without middleware (project/lean.py): they need no session, CSRF or auth.
-LEAN_PATHS = ["/api/v1/lookup/"]
+LEAN_PATHS = ["/api/v1/lookup/", "/api/v1/lookup/trip/"]
+# Browser-based partners: the origins allowed to call the API (django-cors-headers; the lean lookup paths apply
+# the same lists themselves). Tokens go in headers, never cookies, so no credentials mode.
+CORS_ALLOWED_ORIGINS = env.list("CORS_ALLOWED_ORIGINS", default=[])
+CORS_ALLOW_ALL_ORIGINS = env.bool("CORS_ALLOW_ALL_ORIGINS", default=False)
+CORS_EXPOSE_HEADERS = ["ETag"]
+CORS_ALLOW_HEADERS = (*default_cors_headers, "if-match", "if-none-match")
 
 TEMPLATES = [
     {
@@ -175,6 +184,14 @@ USE_TZ = True
 
 STATIC_URL = "static/"
 STATIC_ROOT = BASE_DIR / "staticfiles"
+# files the pages load are served, under static/vendor/.
+NODE_MODULES = BASE_DIR / "node_modules"
+STATICFILES_DIRS = [
+    ("vendor/leaflet", NODE_MODULES / "leaflet" / "dist"),
+    ("vendor/leaflet-geoman", NODE_MODULES / "@geoman-io" / "leaflet-geoman-free" / "dist"),
+    ("vendor/topojson-client", NODE_MODULES / "topojson-client" / "dist"),
+    ("vendor/world-atlas", NODE_MODULES / "world-atlas"),
+]
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
@@ -189,12 +206,19 @@ AREA_MAX_SPAN_KM = env.float("AREA_MAX_SPAN_KM", default=2_000.0)
 # refused with a hint to ask for a smaller page, `geometry=simplified` or `geometry=none`.
 LIST_MAX_POSITIONS_PER_PAGE = env.int("LIST_MAX_POSITIONS_PER_PAGE", default=250_000)
 
+# none. Country outlines shipped with the page are drawn either way, so the map stays readable offline.
+PORTAL_TILE_URL = env.str("PORTAL_TILE_URL", default="https://tile.openstreetmap.org/{z}/{x}/{y}.png")
+PORTAL_TILE_ATTRIBUTION = env.str("PORTAL_TILE_ATTRIBUTION", default="© OpenStreetMap contributors")
+
 # Request bodies: a service area with the maximum vertex count fits comfortably; anything larger is
 # refused with 413 before it is parsed.
 DATA_UPLOAD_MAX_MEMORY_SIZE = env.int("DATA_UPLOAD_MAX_MEMORY_SIZE", default=5 * 1024 * 1024)
 
 REST_FRAMEWORK = {
-    "DEFAULT_AUTHENTICATION_CLASSES": ["knox.auth.TokenAuthentication"],
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "knox.auth.TokenAuthentication",
+        "rest_framework.authentication.SessionAuthentication",
+    ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
     "DEFAULT_PAGINATION_CLASS": "project.pagination.PageNumberPagination",
@@ -249,19 +273,46 @@ CELERY_WORKER_SEND_TASK_EVENTS = True
 CELERY_TASK_TRACK_STARTED = True
 CELERY_TASK_TIME_LIMIT = env.int("CELERY_TASK_TIME_LIMIT", default=300)
 CELERY_TASK_SOFT_TIME_LIMIT = env.int("CELERY_TASK_SOFT_TIME_LIMIT", default=240)
+# A broker outage of any length is waited out, at start and later: the worker and beat reconnect with back-off
+# (2 s more per attempt, at most 30 s apart) instead of exiting after 100 attempts. worker/broker.py keeps kombu
+# from crashing the worker when the outage hits while a task runs.
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+CELERY_BROKER_CONNECTION_RETRY = True
+CELERY_BROKER_CONNECTION_MAX_RETRIES = None
+# Tasks running when the broker connection drops keep running: they cannot be acknowledged on the lost connection
+# (their message comes back after the visibility timeout, and they are idempotent), but cancelling would kill a
+# Redis rebuild midway and leave its lock held for REBUILD_LOCK_SECONDS, with lookups on PostGIS meanwhile.
+CELERY_WORKER_CANCEL_LONG_RUNNING_TASKS_ON_CONNECTION_LOSS = False
 # Publishing happens inside web requests (after commit): give up quickly when the broker is down;
 # the periodic sweep re-enqueues whatever was not published.
 CELERY_TASK_PUBLISH_RETRY_POLICY = {"max_retries": 2, "interval_start": 0, "interval_step": 0.2, "interval_max": 0.5}
 CELERY_BROKER_TRANSPORT_OPTIONS = {
     "socket_connect_timeout": REDIS_SOCKET_TIMEOUT,
     "socket_timeout": 5,
+    # A connection that went silent (a frozen Redis, a failover behind a load balancer) is noticed within this
+    # many seconds, instead of when the operating system gives up on it.
+    "health_check_interval": 10,
+    "socket_keepalive": True,
     # Longer than the hard time limit, so a running task is never redelivered to a second worker.
     "visibility_timeout": 3600,
 }
 CELERY_TASK_DEFAULT_QUEUE = "index"
 CELERY_RESULT_BACKEND = None
 CELERY_TASK_IGNORE_RESULT = True
+# A pool process is replaced once it has run this many tasks, or after a task that left it above this many KiB
+# resident (a Redis rebuild reads the whole cell table): memory freed by Python is not always returned.
+CELERY_WORKER_MAX_TASKS_PER_CHILD = env.int("CELERY_WORKER_MAX_TASKS_PER_CHILD", default=1000)
+CELERY_WORKER_MAX_MEMORY_PER_CHILD = env.int("CELERY_WORKER_MAX_MEMORY_PER_CHILD", default=512_000)
+# A task whose message was delivered this many times without its process ever returning (it kills its worker:
+# out of memory, a crash in a C library) is given up rather than requeued forever (worker/deliveries.py).
+TASK_MAX_WORKER_DEATHS = env.int("TASK_MAX_WORKER_DEATHS", default=3)
+# The index sweep (hexindex.maintenance.sweep) runs every HEXINDEX_SWEEP_SECONDS. Index work it queued is sent
+# again once it has not come back for HEXINDEX_REENQUEUE_AFTER seconds (HEXINDEX_FAILED_RETRY_AFTER after a
+# failure), the wait doubling with every further attempt, up to HEXINDEX_RETRY_MAX_WAIT.
+HEXINDEX_SWEEP_SECONDS = env.float("HEXINDEX_SWEEP_SECONDS", default=60.0)
+HEXINDEX_REENQUEUE_AFTER = env.int("HEXINDEX_REENQUEUE_AFTER", default=120)
+HEXINDEX_FAILED_RETRY_AFTER = env.int("HEXINDEX_FAILED_RETRY_AFTER", default=600)
+HEXINDEX_RETRY_MAX_WAIT = env.int("HEXINDEX_RETRY_MAX_WAIT", default=6 * 3600)
 # When set (production on AWS), the worker publishes its queue depths there every minute for autoscaling.
 CLOUDWATCH_METRICS_NAMESPACE = env.str("CLOUDWATCH_METRICS_NAMESPACE", default="")
 

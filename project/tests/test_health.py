@@ -103,7 +103,17 @@ def test_schema_describes_lookup_and_geojson_features(api, db):
     schema = api.get("/api/schema/", HTTP_ACCEPT="application/json").json()
     assert schema["openapi"].startswith("3.")
     lookup = schema["paths"]["/api/v1/lookup/"]["get"]
-    assert {p["name"] for p in lookup["parameters"]} == {"lat", "lng", "include_mine"}
+    assert {p["name"] for p in lookup["parameters"]} == {
+        "lat",
+        "lng",
+        "include_mine",
+        "provider",
+        "currency",
+        "language",
+        "max_price",
+        "limit",
+        "per_provider",
+    }
     components = schema["components"]["schemas"]
     feature = components["ServiceArea"]
     feature_type = feature["properties"]["type"]["$ref"].rsplit("/", 1)[-1]
