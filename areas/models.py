@@ -1,6 +1,7 @@
 from decimal import Decimal
 
 from django.contrib.gis.db import models
+from django.contrib.postgres.fields import ArrayField
 from django.core.validators import MinValueValidator
 from django.db.models import Func
 
@@ -57,3 +58,26 @@ class ServiceArea(models.Model):
 
 
 VERSION_FIELDS = ["geometry_version", "payload_version"]
+
+
+class AreaChange(models.Model):
+    """One change to what public lookups can show, for the change feed (/api/v1/changes/). Written by database
+    triggers (migration 0005), whoever changes the data: areas of approved providers created, updated (which
+    fields) or deleted, and all of a provider's areas when its approval is given or revoked."""
+
+    class Kind(models.TextChoices):
+        CREATED = "created"
+        UPDATED = "updated"
+        DELETED = "deleted"
+
+    # The writing transaction's id: the feed lists a change only once every transaction that started before it
+    # has ended, so a cursor never skips a change that commits late.
+    xid = models.BigIntegerField()
+    area_id = models.BigIntegerField()
+    provider_id = models.BigIntegerField()
+    kind = models.CharField(max_length=7, choices=Kind.choices)
+    fields = ArrayField(models.CharField(max_length=20), default=list)
+    changed_at = models.DateTimeField()
+
+    class Meta:
+        indexes = [models.Index(fields=["xid", "id"])]

@@ -12,9 +12,11 @@ from drf_spectacular.utils import OpenApiExample, OpenApiParameter, extend_schem
 from rest_framework import permissions, serializers, viewsets
 from rest_framework.exceptions import AuthenticationFailed, PermissionDenied, ValidationError
 from rest_framework.request import Request
+from rest_framework.response import Response
 from rest_framework.settings import api_settings
 from rest_framework.views import APIView
 
+from areas.changes import changes_since, parse_cursor
 from areas.filters import ServiceAreaFilter, StrictInBBoxFilter
 from areas.listing import GeometryBudgetPagination, parse_geometry_mode, visible_areas, with_listed_geometry
 from areas.lookups import (
@@ -498,3 +500,79 @@ def trip_response(request) -> HttpResponse:
             return unavailable
         raise
     return conditional(request, JsonBody(body))
+
+
+CHANGES_LIMIT = 1000
+
+
+@extend_schema(
+    summary="What changed in public lookups since a cursor",
+    description="Areas created, updated (`fields`: geometry, name, price, provider) or deleted, as public lookups "
+    "see them: approving a provider lists its areas as created, revoking it as deleted. Start without `since`, "
+    "then always pass the `cursor` of the previous answer; `more` says whether to ask again at once. A partner "
+    "caching lookup answers refreshes exactly the areas listed. Public.",
+    auth=[],
+    parameters=[
+        OpenApiParameter("since", OpenApiTypes.STR, description="The `cursor` of the previous answer."),
+        OpenApiParameter("limit", OpenApiTypes.INT, description=f"At most this many changes (1 to {CHANGES_LIMIT})."),
+    ],
+    responses={
+        200: inline_serializer(
+            "ChangeFeed",
+            fields={
+                "changes": inline_serializer(
+                    "AreaChange",
+                    fields={
+                        "cursor": serializers.CharField(),
+                        "area": serializers.IntegerField(),
+                        "provider": serializers.IntegerField(),
+                        "kind": serializers.ChoiceField(choices=["created", "updated", "deleted"]),
+                        "fields": serializers.ListField(child=serializers.CharField()),
+                        "changed_at": serializers.DateTimeField(),
+                    },
+                    many=True,
+                ),
+                "cursor": serializers.CharField(),
+                "more": serializers.BooleanField(),
+            },
+        )
+    },
+    examples=[
+        OpenApiExample(
+            "Two changes",
+            value={
+                "changes": [
+                    {
+                        "cursor": "7341-2210",
+                        "area": 13,
+                        "provider": 8,
+                        "kind": "updated",
+                        "fields": ["price"],
+                        "changed_at": "2026-11-28T09:00:00Z",
+                    },
+                    {
+                        "cursor": "7342-2211",
+                        "area": 14,
+                        "provider": 8,
+                        "kind": "deleted",
+                        "fields": [],
+                        "changed_at": "2026-11-28T09:00:02Z",
+                    },
+                ],
+                "cursor": "7342-2211",
+                "more": False,
+            },
+            response_only=True,
+        )
+    ],
+)
+class ChangeFeedView(APIView):
+    authentication_classes = []
+    permission_classes = [permissions.AllowAny]
+
+    def get(self, request):
+        cursor = parse_cursor(request.query_params.get("since"))
+        raw_limit = request.query_params.get("limit", "500")
+        if not raw_limit.isascii() or not raw_limit.isdigit() or not 1 <= int(raw_limit) <= CHANGES_LIMIT:
+            raise ValidationError({"limit": [f"A number from 1 to {CHANGES_LIMIT}."]})
+        return Response(changes_since(cursor, limit=int(raw_limit)))

@@ -5,7 +5,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, Spec
 from rest_framework.routers import DefaultRouter
 
 from accounts.views import ApiTokenViewSet, RegisterView, TokenView
-from areas.views import BatchLookupView, LookupView, ServiceAreaViewSet, TripLookupView
+from areas.views import BatchLookupView, ChangeFeedView, LookupView, ServiceAreaViewSet, TripLookupView
 from project.health import health, live
 from project.metrics import metrics_view
 from providers.views import ProviderViewSet
@@ -19,6 +19,7 @@ api_v1 = [
     path("lookup/", LookupView.as_view(), name="lookup"),  # first: the hot path resolves with one pattern tried
     path("lookup/batch/", BatchLookupView.as_view(), name="lookup-batch"),
     path("lookup/trip/", TripLookupView.as_view(), name="lookup-trip"),
+    path("changes/", ChangeFeedView.as_view(), name="changes"),
     path("", include(router.urls)),
     path("auth/register/", RegisterView.as_view(), name="auth-register"),
     path("auth/token/", TokenView.as_view(), name="auth-token"),
