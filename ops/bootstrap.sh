@@ -14,6 +14,8 @@ need_packages() {
   command -v make >/dev/null 2>&1 || missing+=(make)
   command -v wrk >/dev/null 2>&1 || missing+=(wrk)  # the benchmark's load generator
   command -v curl >/dev/null 2>&1 || missing+=(curl)
+  command -v npm >/dev/null 2>&1 || missing+=(npm)  # the provider portal's map libraries (package.json)
+  [ -x /usr/bin/chromium ] || missing+=(chromium)  # the portal's browser tests (Playwright drives Debian's build)
   printf '%s\n' "${missing[@]:-}"
 }
 
@@ -68,6 +70,16 @@ install_venv() {
   fi
 }
 
+# The portal's map libraries, exactly as package-lock.json pins them; served as static files from node_modules.
+install_node_modules() {
+  local stamp="$ROOT/node_modules/.package-lock.sha" want
+  want="$(sha256sum "$ROOT/package-lock.json" | cut -c1-64)"
+  [ "$(cat "$stamp" 2>/dev/null)" = "$want" ] && return 0
+  log "installing the portal's npm packages"
+  (cd "$ROOT" && npm ci --no-audit --no-fund --loglevel=error >/dev/null)
+  echo "$want" >"$stamp"
+}
+
 random_secret() {
   "$PY" -c 'import secrets, string, sys; a = string.ascii_letters + string.digits; print("".join(secrets.choice(a) for _ in range(int(sys.argv[1]))))' "${1:-40}"
 }
@@ -93,4 +105,5 @@ EOF
 
 install_system_packages
 install_venv
+install_node_modules
 write_env

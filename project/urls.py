@@ -36,6 +36,7 @@ urlpatterns = [
     path("health/", health, name="health"),
     path("health/live/", live, name="health-live"),
     path("metrics", metrics_view, name="metrics"),
+    path("portal/", include("portal.urls")),
 ]
 if settings.ADMIN_ENABLED:
     urlpatterns.append(path("admin/", admin.site.urls))

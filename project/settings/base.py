@@ -38,6 +38,7 @@ INSTALLED_APPS = [
     "providers",
     "areas",
     "hexindex",
+    "portal",
 ]
 
 MIDDLEWARE = [
@@ -184,6 +185,7 @@ USE_TZ = True
 
 STATIC_URL = "static/"
 STATIC_ROOT = BASE_DIR / "staticfiles"
+# The provider portal's browser libraries, from npm (package-lock.json; ops/bootstrap.sh runs `npm ci`): only the
 # files the pages load are served, under static/vendor/.
 NODE_MODULES = BASE_DIR / "node_modules"
 STATICFILES_DIRS = [
@@ -206,6 +208,7 @@ AREA_MAX_SPAN_KM = env.float("AREA_MAX_SPAN_KM", default=2_000.0)
 # refused with a hint to ask for a smaller page, `geometry=simplified` or `geometry=none`.
 LIST_MAX_POSITIONS_PER_PAGE = env.int("LIST_MAX_POSITIONS_PER_PAGE", default=250_000)
 
+# The provider portal's base map (/portal/ and the admin's area maps): a raster tile URL template, or empty for
 # none. Country outlines shipped with the page are drawn either way, so the map stays readable offline.
 PORTAL_TILE_URL = env.str("PORTAL_TILE_URL", default="https://tile.openstreetmap.org/{z}/{x}/{y}.png")
 PORTAL_TILE_ATTRIBUTION = env.str("PORTAL_TILE_ATTRIBUTION", default="© OpenStreetMap contributors")
@@ -215,6 +218,7 @@ PORTAL_TILE_ATTRIBUTION = env.str("PORTAL_TILE_ATTRIBUTION", default="© OpenStr
 DATA_UPLOAD_MAX_MEMORY_SIZE = env.int("DATA_UPLOAD_MAX_MEMORY_SIZE", default=5 * 1024 * 1024)
 
 REST_FRAMEWORK = {
+    # Tokens for programs; the session (with DRF's CSRF check on writes) for the provider portal's pages.
     "DEFAULT_AUTHENTICATION_CLASSES": [
         "knox.auth.TokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
