@@ -1,11 +1,16 @@
 # Two commands do everything: `make run` and `make test`. Both install what is missing first.
-.PHONY: run test bench lint format services-start services-stop services-status clean lock audit
+.PHONY: run test faults bench lint format services-start services-stop services-status clean lock audit
 
 run:
 	@ops/run.sh
 
 test:
 	@ops/test.sh $(ARGS)
+
+# Breaks a private stack (its own PostgreSQL, Redis, gunicorn, worker and beat on other ports) and measures how it
+# recovers: faults/. A few minutes; safe next to `make run` and `make test`.
+faults:
+	@ops/bootstrap.sh && .venv/bin/pytest -c faults/pytest.ini faults $(ARGS)
 
 bench:
 	@ops/bench.sh $(ARGS)

@@ -18,7 +18,9 @@ from datetime import timedelta
 
 import h3.api.basic_int as h3
 import numpy as np
+from django.conf import settings
 from django.db import connection, transaction
+from django.db.models import F
 from django.utils import timezone
 from redis.exceptions import RedisError
 
@@ -28,8 +30,10 @@ from hexindex.payload import PAYLOAD_COLUMNS, PUBLIC_SQL, AreaPayload
 
 log = logging.getLogger(__name__)
 
-REENQUEUE_AFTER = timedelta(minutes=2)
-FAILED_RETRY_AFTER = timedelta(minutes=10)
+# How long the sweep leaves queued index work alone before sending it again (settings.HEXINDEX_REENQUEUE_AFTER).
+REENQUEUE_AFTER = timedelta(seconds=settings.HEXINDEX_REENQUEUE_AFTER)
+FAILED_RETRY_AFTER = timedelta(seconds=settings.HEXINDEX_FAILED_RETRY_AFTER)
+RETRY_MAX_WAIT = timedelta(seconds=settings.HEXINDEX_RETRY_MAX_WAIT)
 REBUILD_LOCK_SECONDS = 600
 MAX_FINISH_ROUNDS = 20
 
@@ -262,10 +266,20 @@ def request_redis_rebuild() -> bool:
 # --- the sweep -------------------------------------------------------------------------------------------------
 
 _SWEEP_SQL = f"""
-SELECT a.id, a.geometry_version, a.payload_version, s.indexed_version, s.enqueued_at, s.failed_version, {PUBLIC_SQL}
+SELECT a.id, a.geometry_version, a.payload_version, s.indexed_version, s.enqueued_at, s.failed_version,
+       COALESCE(s.attempts, 0), {PUBLIC_SQL}
 FROM areas_servicearea a JOIN providers_provider p ON p.id = a.provider_id
 LEFT JOIN hexindex_areaindex s ON s.area_id = a.id
 """
+
+
+def retry_wait(attempts: int, *, failed: bool) -> timedelta:
+    """How long the sweep leaves an area's queued index work alone before sending it again: REENQUEUE_AFTER
+    (FAILED_RETRY_AFTER after a failed build), doubled for every further attempt that came to nothing (a failed
+    build, or work the sweep sent that never came back), at most RETRY_MAX_WAIT. Work that is lost or kills its
+    worker every time is thus not sent again every minute forever."""
+    base = FAILED_RETRY_AFTER if failed else REENQUEUE_AFTER
+    return min(base * 2 ** min(max(attempts - 1, 0), 20), RETRY_MAX_WAIT)
 
 
 def sweep(*, limit: int = 1000) -> dict:
@@ -292,25 +306,32 @@ def sweep(*, limit: int = 1000) -> dict:
     done["forgotten"] = len(gone)
 
     now = timezone.now()
-    unregistered, due, refresh, hidden = [], [], set(), []
-    for area_id, (geometry_version, payload_version, indexed, enqueued_at, failed_version, public) in areas.items():
+    pending_cutoff = time.time() - REENQUEUE_AFTER.total_seconds()
+    unregistered, due, refresh, hidden, settled = [], [], set(), [], []
+    for area_id, row in areas.items():
+        geometry_version, payload_version, indexed, enqueued_at, failed_version, attempts, public = row
+        waited = enqueued_at is None or enqueued_at < now - retry_wait(attempts, failed=failed_version is not None)
         if area_id in pending:
-            continue
-        if indexed != geometry_version:
+            # Registered long ago and still pending (e.g. a write whose transaction rolled back, a lost build):
+            # refresh it, and again later only if the refresh came to nothing either.
+            if pending[area_id] < pending_cutoff and (not attempts or waited):
+                refresh.add(area_id)
+        elif indexed != geometry_version:
             # Unindexed and not pending: its registration was lost, or it was created behind the services' back.
-            # Lookups would miss it: register it now; queue its build unless one was queued recently (failed
-            # ones wait longer).
+            # Lookups would miss it: register it now; queue its build unless one was queued recently.
             unregistered.append(area_id)
-            wait = FAILED_RETRY_AFTER if failed_version is not None else REENQUEUE_AFTER
-            if enqueued_at is None or enqueued_at < now - wait or area_id in live:
+            if waited or area_id in live:
                 due.append((area_id, geometry_version))
         elif not public:
             if area_id in live:
                 hidden.append(area_id)  # live although its provider is not approved (approval revoked behind our back)
+            elif attempts:
+                settled.append(area_id)
         elif live.get(area_id) != (geometry_version, payload_version):
-            refresh.add(area_id)  # live with other versions, or not live at all
-    cutoff = time.time() - REENQUEUE_AFTER.total_seconds()
-    refresh |= {area_id for area_id, since in pending.items() if since < cutoff and area_id in areas}
+            if not attempts or waited:
+                refresh.add(area_id)  # live with other versions, or not live at all
+        elif attempts:
+            settled.append(area_id)  # up to date: its next trouble starts from the first wait again
 
     hidden = hidden[:limit]
     _best_effort(build.hide, hidden)
@@ -319,19 +340,26 @@ def sweep(*, limit: int = 1000) -> dict:
     stale = unregistered + [area_id for area_id in refreshed if area_id not in pending]
     if stale:
         invalidation.mark(invalidation.registrations(invalidation.current_boxes(stale, lock=False)))
-    if due:
-        AreaIndex.objects.bulk_create(
-            [AreaIndex(area_id=area_id, indexed_version=0, enqueued_at=now) for area_id, _ in due],
-            update_conflicts=True,
-            unique_fields=["area"],
-            update_fields=["enqueued_at"],
-        )
+    # Counted before the work is sent: a build that succeeds at once (eager, in tests) resets its area's count.
+    _count_attempts([area_id for area_id, _ in due] + refreshed, now)
+    if settled:
+        AreaIndex.objects.filter(area_id__in=settled[:limit]).update(attempts=0)
     for area_id, version in due:
         invalidation.enqueue(area_id=area_id, version=version)
     if refreshed:
         invalidation.enqueue_refresh(refreshed)
     done["reenqueued"], done["refreshed"] = len(due), len(refreshed)
     return done
+
+
+def _count_attempts(area_ids: list[int], now) -> None:
+    """The sweep sends index work for these areas now: one more attempt each."""
+    if not area_ids:
+        return
+    AreaIndex.objects.bulk_create(
+        [AreaIndex(area_id=area_id, indexed_version=0) for area_id in area_ids], ignore_conflicts=True
+    )
+    AreaIndex.objects.filter(area_id__in=area_ids).update(enqueued_at=now, attempts=F("attempts") + 1)
 
 
 def _best_effort(action: Callable, *args) -> None:

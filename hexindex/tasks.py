@@ -1,10 +1,11 @@
 """Celery tasks for the index. They take ids and versions, are idempotent, and skip stale work."""
 
-from celery import Task, shared_task
+from celery import shared_task
 from django.db import DatabaseError
 from redis.exceptions import RedisError
 
 from hexindex import build, maintenance
+from worker.deliveries import DeliveryCountingTask
 
 TRANSIENT = (DatabaseError, RedisError)
 # Builds survive a worker crash (late ack) and retry transient failures with growing, jittered delays.
@@ -18,11 +19,24 @@ RETRYING = {
 }
 
 
-class IndexTask(Task):
+class IndexTask(DeliveryCountingTask):
+    """A failure shows on the area (properties.index), and the sweep tries again later."""
+
     def on_failure(self, exc, task_id, args, kwargs, einfo):
-        # Retries exhausted (or an unexpected error): show it on the area and let the sweep try again later.
-        area_id, version = args[:2] if len(args) >= 2 else (kwargs.get("area_id"), kwargs.get("version"))
+        # Retries exhausted, or an unexpected error.
+        area_id, version = _area_and_version(args, kwargs)
         build.record_failures({area_id: (version, f"{exc.__class__.__name__}: {exc}")})
+
+    def on_worker_deaths(self, deaths, args, kwargs):
+        super().on_worker_deaths(deaths, args, kwargs)
+        area_id, version = _area_and_version(args, kwargs)
+        build.record_failures({area_id: (version, f"killed its worker {deaths} times")})
+
+
+def _area_and_version(args, kwargs) -> tuple[int, int]:
+    """index_area's arguments, however it was called."""
+    bound = dict(zip(("area_id", "version"), args, strict=False), **kwargs)
+    return bound["area_id"], bound["version"]
 
 
 @shared_task(base=IndexTask, name="hexindex.index_area", soft_time_limit=120, time_limit=180, **RETRYING)
@@ -53,7 +67,7 @@ def refresh_areas(area_ids: list[int]) -> str:
     )
 
 
-@shared_task(name="hexindex.rebuild_redis", acks_late=True, time_limit=3600)
+@shared_task(name="hexindex.rebuild_redis", acks_late=True, soft_time_limit=3540, time_limit=3600)
 def rebuild_redis_index() -> str:
     """Rebuild the Redis mirror of the index from PostgreSQL (e.g. after Redis restarted empty)."""
     report = maintenance.rebuild_redis()

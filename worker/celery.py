@@ -1,12 +1,19 @@
 """The Celery app: broker, queues and schedule. Domain tasks live in each app's `tasks.py`."""
 
 import os
+import warnings
 
 from celery import Celery
+from celery.exceptions import CPendingDeprecationWarning
+from celery.signals import celeryd_after_setup
+
+from worker.broker import keep_worker_alive_on_connection_loss
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "project.settings.local")
 
-app = Celery("servicearea")
+keep_worker_alive_on_connection_loss()
+
+app = Celery("servicearea", task_cls="worker.deliveries:DeliveryCountingTask")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
 
@@ -21,13 +28,31 @@ app.conf.task_routes = {
     "hexindex.sweep": {"queue": "maintenance"},
     "worker.publish_queue_depth": {"queue": "maintenance"},
 }
-app.conf.beat_schedule = {
-    "sweep-index": {"task": "hexindex.sweep", "schedule": 60.0},
-    "publish-queue-depth": {"task": "worker.publish_queue_depth", "schedule": 60.0},
-}
 
 
-@app.task(name="worker.publish_queue_depth", ignore_result=True, time_limit=30)
+@celeryd_after_setup.connect
+def _no_warning_on_each_reconnection(**kwargs):
+    # Celery warns on every reconnection that from 6.0 on it will cancel the tasks running when the connection was
+    # lost; the settings keep them running on purpose (CELERY_WORKER_CANCEL_LONG_RUNNING_TASKS_ON_CONNECTION_LOSS
+    # says why). Installed once Celery's logging setup has turned its deprecation warnings on.
+    warnings.filterwarnings(
+        "ignore", r"\s*In Celery 5\.1 we introduced an optional breaking change", CPendingDeprecationWarning
+    )
+
+
+@app.on_after_configure.connect
+def _schedule(sender, **kwargs):
+    # Once Django's settings are loaded (reading them while this module is imported would be too early: importing
+    # the settings package imports it).
+    from django.conf import settings
+
+    sender.conf.beat_schedule = {
+        "sweep-index": {"task": "hexindex.sweep", "schedule": settings.HEXINDEX_SWEEP_SECONDS},
+        "publish-queue-depth": {"task": "worker.publish_queue_depth", "schedule": 60.0},
+    }
+
+
+@app.task(name="worker.publish_queue_depth", ignore_result=True, soft_time_limit=20, time_limit=30)
 def publish_queue_depth() -> dict:
     """Messages waiting per queue, sent to CloudWatch when CLOUDWATCH_METRICS_NAMESPACE is set: the worker
     service scales on it (ops/aws)."""

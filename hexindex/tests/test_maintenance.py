@@ -198,3 +198,75 @@ def test_areas_made_live_during_a_rebuild_reach_the_new_generation(make_area, in
     assert (result.candidates, result.pending) == (1, 0)
     assert any(key.startswith(f"hx:{report.generation}:") for key in records_of(index_redis, second.id))
     assert found(50.0, 10.0) == [first.id]
+
+
+def test_retry_wait_doubles_with_every_attempt_that_came_to_nothing_up_to_a_cap():
+    from hexindex.maintenance import FAILED_RETRY_AFTER, REENQUEUE_AFTER, RETRY_MAX_WAIT, retry_wait
+
+    assert [retry_wait(attempts, failed=False) for attempts in range(5)] == [
+        REENQUEUE_AFTER,
+        REENQUEUE_AFTER,
+        REENQUEUE_AFTER * 2,
+        REENQUEUE_AFTER * 4,
+        REENQUEUE_AFTER * 8,
+    ]
+    assert [retry_wait(attempts, failed=True) for attempts in (1, 2, 3)] == [
+        FAILED_RETRY_AFTER,
+        FAILED_RETRY_AFTER * 2,
+        FAILED_RETRY_AFTER * 4,
+    ]
+    assert retry_wait(60, failed=True) == RETRY_MAX_WAIT
+
+
+def _sent_ago(area, minutes):
+    """As if the area's index work had last been queued that long ago; its pending registration lost."""
+    AreaIndex.objects.filter(area_id=area.id).update(enqueued_at=timezone.now() - timedelta(minutes=minutes))
+    redis_index.unpend(redis_index.pending_tokens([area.id]))
+
+
+def test_sweep_waits_longer_each_time_the_build_it_sent_never_came_back(make_area, monkeypatch):
+    from hexindex import invalidation
+
+    lost = []
+    monkeypatch.setattr(invalidation, "enqueue", lambda **task: lost.append(task))  # every build it sends is lost
+    area = make_area(WEST)
+    assert lost == []  # nothing was published: on_commit never ran in this test
+
+    _sent_ago(area, 3)
+    assert sweep()["reenqueued"] == 1  # first wait: 2 minutes
+    _sent_ago(area, 3)
+    assert sweep()["reenqueued"] == 1  # second: still 2 minutes
+    _sent_ago(area, 3)
+    assert sweep()["reenqueued"] == 0  # third: 4 minutes
+    _sent_ago(area, 5)
+    assert sweep()["reenqueued"] == 1
+    _sent_ago(area, 7)
+    assert sweep()["reenqueued"] == 0  # fourth: 8 minutes
+    _sent_ago(area, 9)
+    assert sweep()["reenqueued"] == 1
+    assert len(lost) == 4
+    assert AreaIndex.objects.get(area_id=area.id).attempts == 4
+    assert found(50.0, 10.0) == [area.id]  # found all along: areas not indexed are checked directly
+
+
+def test_sweep_does_not_resend_a_lost_refresh_every_minute(make_area, index_all, monkeypatch):
+    from hexindex import invalidation
+
+    area = make_area(WEST)
+    index_all()
+    monkeypatch.setattr(invalidation, "enqueue_refresh", lambda area_ids: None)  # refreshes are lost
+    redis_index.client().hset(redis_index.PENDING_KEY, area.id, "99:1")  # pending since long ago
+    assert sweep()["refreshed"] == 1
+    assert sweep()["refreshed"] == 0  # a minute later: not again yet
+    AreaIndex.objects.filter(area_id=area.id).update(enqueued_at=timezone.now() - timedelta(minutes=3))
+    assert sweep()["refreshed"] == 1
+    AreaIndex.objects.filter(area_id=area.id).update(enqueued_at=timezone.now() - timedelta(minutes=3))
+    assert sweep()["refreshed"] == 0  # now it waits 4 minutes
+
+
+def test_an_area_back_in_order_starts_again_from_the_first_wait(make_area, index_all):
+    area = make_area(WEST)
+    index_all()
+    AreaIndex.objects.filter(area_id=area.id).update(attempts=5)  # earlier trouble, since resolved
+    sweep()
+    assert AreaIndex.objects.get(area_id=area.id).attempts == 0

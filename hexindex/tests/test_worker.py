@@ -92,3 +92,80 @@ def test_area_lifecycle_with_a_real_worker(worker, client_for, make_provider, ap
 
     assert owner.delete(f"/api/v1/service-areas/{area_id}/").status_code == 204
     assert found(50.0, 12.0) == []
+
+
+def test_beat_can_send_every_scheduled_task_to_the_broker():
+    """Each entry goes through what beat does with it, the task's own option checks included (a soft time limit
+    above the hard one made beat skip a task every minute), and reaches its queue on the real broker."""
+    import redis
+    from celery.beat import Scheduler
+
+    broker = redis.Redis.from_url(settings.CELERY_BROKER_URL)
+    broker.flushdb()
+    eager = celery_app.conf.task_always_eager
+    celery_app.conf.task_always_eager = False
+    try:
+        scheduler = Scheduler(app=celery_app)
+        with celery_app.producer_or_acquire() as producer:
+            for name in celery_app.conf.beat_schedule:
+                # Raises what beat would only log ("Couldn't apply scheduled task ...").
+                scheduler.apply_async(scheduler.schedule[name], producer=producer, advance=False)
+        queued = {queue: broker.llen(queue) for queue in ("index", "maintenance")}
+    finally:
+        celery_app.conf.task_always_eager = eager
+        broker.flushdb()
+    assert sum(queued.values()) == len(celery_app.conf.beat_schedule) > 0
+
+
+def _area_behind_the_services_back(make_provider):
+    """An area the index has not heard of: no task was queued for it."""
+    from areas.models import ServiceArea
+    from hexindex.tests.helpers import geometry
+
+    return ServiceArea.objects.create(provider=make_provider(), name="W", price="5", geometry=geometry(WEST))
+
+
+def _deliveries_that_died(task_id: str, count: int) -> None:
+    import redis
+
+    from worker.deliveries import deliveries_key
+
+    redis.Redis.from_url(settings.CELERY_BROKER_URL).set(deliveries_key(task_id), count)
+
+
+def test_a_task_that_killed_its_worker_three_times_is_given_up_and_shown_failed(worker, make_provider, client_for):
+    import redis
+
+    from hexindex.tasks import index_area
+    from worker.deliveries import deliveries_key
+
+    area = _area_behind_the_services_back(make_provider)
+    _deliveries_that_died("poison", 3)
+    index_area.apply_async((area.id, area.geometry_version), task_id="poison")
+
+    owner = client_for(area.provider.owner)
+
+    def index_state():
+        return owner.get(f"/api/v1/service-areas/{area.id}/").json()["properties"]["index"]
+
+    wait_for(lambda: index_state()["status"] == "failed", worker)
+    assert index_state()["error"] == "killed its worker 3 times"
+    broker = redis.Redis.from_url(settings.CELERY_BROKER_URL)
+    wait_for(lambda: not broker.exists(deliveries_key("poison")), worker)
+    assert (broker.llen("index"), broker.hlen("unacked")) == (0, 0)  # acknowledged: not delivered again
+
+
+def test_a_task_whose_earlier_deliveries_died_fewer_times_runs_and_its_count_is_cleared(worker, make_provider):
+    import redis
+
+    from hexindex.tasks import index_area
+    from worker.deliveries import deliveries_key
+
+    area = _area_behind_the_services_back(make_provider)
+    _deliveries_that_died("survivor", 2)
+    index_area.apply_async((area.id, area.geometry_version), task_id="survivor")
+
+    broker = redis.Redis.from_url(settings.CELERY_BROKER_URL)
+    wait_for(lambda: "indexed area" in worker.read_text(), worker)
+    wait_for(lambda: not broker.exists(deliveries_key("survivor")), worker)
+    assert area.id in live_at(50.0, 10.0)
