@@ -27,6 +27,7 @@ STACK_SETTINGS = {
 RECOVERY_TIMEOUT = 180
 
 measured: list[dict] = []
+query_points: list[int] = []
 
 
 @pytest.fixture(scope="session")
@@ -51,6 +52,7 @@ def answers(stack) -> dict:
     """The query points and their exact answers, before anything is broken."""
     found = traffic.exact_answers(stack)
     assert any(found.values()) and not all(found.values()), "the query points should include hits and misses"
+    query_points.append(len(found))
     return found
 
 
@@ -99,12 +101,13 @@ def pytest_terminal_summary(terminalreporter):
         ["| Failure | What users see | Recovery measured |", "| --- | --- | --- |"]
         + [f"| {row['failure']} | {row['users_see']} | {row['recovery']} |" for row in measured]
     )
-    stamp = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
+    header = f"Measured {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} by `make faults`"
+    header += f", lookups at {query_points[0]} points." if query_points else "."
     terminalreporter.write_sep("=", "what happens when (measured recovery times)")
     terminalreporter.write_line(table)
     WORKDIR.mkdir(parents=True, exist_ok=True)
-    (WORKDIR / "recovery.md").write_text(f"Measured {stamp}.\n\n{table}\n")
+    (WORKDIR / "recovery.md").write_text(f"{header}\n\n{table}\n")
     if os.environ.get("FAULTS_WRITE_DOCS") == "1":
         text = DOCS.read_text()
-        block = f"<!-- faults:start -->\nMeasured {stamp} by `make faults`.\n\n{table}\n<!-- faults:end -->"
+        block = f"<!-- faults:start -->\n{header}\n\n{table}\n<!-- faults:end -->"
         DOCS.write_text(re.sub(r"<!-- faults:start -->.*?<!-- faults:end -->", lambda _: block, text, flags=re.S))

@@ -119,6 +119,11 @@ class Traffic:
     slowest_lookup: float = 0.0
     acknowledged: list[dict] = field(default_factory=list)
     failure: BaseException | None = None
+    # The last answer that was not an exact lookup or an acknowledged write (a 503), and how many of each came
+    # since.
+    last_refusal: float = 0.0
+    exact_since_refusal: int = 0
+    writes_since_refusal: int = 0
 
     def __post_init__(self):
         self._stop = threading.Event()
@@ -147,15 +152,26 @@ class Traffic:
                 outcome, seconds = lookup(self.stack, lat, lng, expected)
                 self.outcomes[f"lookup {outcome}"] += 1
                 self.slowest_lookup = max(self.slowest_lookup, seconds)
+                if outcome == "exact":
+                    self.exact_since_refusal += 1
+                else:
+                    self._refused()
                 if time.monotonic() >= next_write:
                     outcome, area = write_area(self.stack, self.provider_id)
                     self.outcomes[f"write {outcome}"] += 1
                     if area is not None:
                         self.acknowledged.append(area)
+                        self.writes_since_refusal += 1
+                    else:
+                        self._refused()
                     next_write = time.monotonic() + self.write_every
                 self._stop.wait(0.05)
         except BaseException as exc:  # handed to the test by stop()
             self.failure = exc
+
+    def _refused(self) -> None:
+        self.last_refusal = time.monotonic()
+        self.exact_since_refusal = self.writes_since_refusal = 0
 
     def summary(self) -> str:
         """What users saw, e.g. 'lookups: exact 120 (slowest 0.8 s); writes: 201 3, 503 postgres 9'."""
