@@ -16,17 +16,15 @@ from faults.stack import Stack, wait_until
 from faults.traffic import Traffic
 
 OUTAGE_SECONDS = 10
+# Quiet this long (every query point answered exactly, writes acknowledged) before the stack counts as serving
+# again: longer than a web process's Redis circuit breaker stays open (HEXINDEX_BREAKER_SECONDS, 5 s), so that no
+# process still refusing writes goes unnoticed.
+QUIET_SECONDS = 8
 
 _WAITING_FOR_AREA_LOCK_SQL = """
 SELECT a.client_port FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
 WHERE l.locktype = 'advisory' AND NOT l.granted AND l.classid = 0 AND l.objid = %s
 """
-
-
-# Quiet this long (every query point answered exactly, writes acknowledged) before the stack counts as serving
-# again: longer than a web process's Redis circuit breaker stays open (HEXINDEX_BREAKER_SECONDS, 5 s), so that no
-# process still refusing writes goes unnoticed.
-QUIET_SECONDS = 8
 
 
 def recover(load: Traffic, since: float) -> float:
