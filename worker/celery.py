@@ -54,21 +54,32 @@ def _schedule(sender, **kwargs):
 
 @app.task(name="worker.publish_queue_depth", ignore_result=True, soft_time_limit=20, time_limit=30)
 def publish_queue_depth() -> dict:
-    """Messages waiting per queue, sent to CloudWatch when CLOUDWATCH_METRICS_NAMESPACE is set: the worker
-    service scales on it (ops/aws)."""
+    """Messages waiting per queue, and the areas pending in the index with the age of the oldest, sent to
+    CloudWatch when CLOUDWATCH_METRICS_NAMESPACE is set: the worker service scales on the queue depth, and alarms
+    watch both (ops/aws)."""
     from django.conf import settings
+
+    from hexindex import api as index
 
     with app.connection_for_read() as connection:
         client = connection.default_channel.client
         depths = {queue: int(client.llen(queue)) for queue in QUEUES}
+    figures: dict = dict(depths)
+    metric_data = [
+        {"MetricName": "QueueDepth", "Dimensions": [{"Name": "Queue", "Value": queue}], "Value": depth}
+        for queue, depth in depths.items()
+    ]
+    pending = index.pending_stats()
+    if pending is not None:
+        figures["pending_areas"], figures["oldest_pending_seconds"] = pending[0], round(pending[1], 1)
+        metric_data += [
+            {"MetricName": "PendingAreas", "Value": pending[0], "Unit": "Count"},
+            {"MetricName": "OldestPendingSeconds", "Value": pending[1], "Unit": "Seconds"},
+        ]
     if settings.CLOUDWATCH_METRICS_NAMESPACE:
         import boto3
 
         boto3.client("cloudwatch").put_metric_data(
-            Namespace=settings.CLOUDWATCH_METRICS_NAMESPACE,
-            MetricData=[
-                {"MetricName": "QueueDepth", "Dimensions": [{"Name": "Queue", "Value": queue}], "Value": depth}
-                for queue, depth in depths.items()
-            ],
+            Namespace=settings.CLOUDWATCH_METRICS_NAMESPACE, MetricData=metric_data
         )
-    return depths
+    return figures
