@@ -908,11 +908,13 @@
       return provider && !provider.approved;
     });
     output.replaceChildren(
-      heading,
-      items.length ? h("ol", { class: "lookup-results" }, items) : null,
-      !mine && unapprovedAreas
-        ? h("p", { class: "hint" }, "Areas of your unapproved providers are not in public lookups: tick the box above to include them.")
-        : null,
+      ...[
+        heading,
+        items.length ? h("ol", { class: "lookup-results" }, items) : null,
+        !mine && unapprovedAreas
+          ? h("p", { class: "hint" }, "Areas of your unapproved providers are not in public lookups: tick the box above to include them.")
+          : null,
+      ].filter(Boolean),
     );
     highlight(found.map((item) => item.id).filter((id) => state.areas.has(id)));
   }
