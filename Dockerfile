@@ -3,6 +3,12 @@
 # first stage, the runtime stage has only the shared libraries GeoDjango needs (GDAL, GEOS, PROJ) and runs as
 # an unprivileged user.
 
+# The portal's browser libraries (Leaflet, leaflet-geoman, world outlines) from npm, exactly as locked.
+FROM node:20-bookworm-slim AS assets
+WORKDIR /assets
+COPY package.json package-lock.json ./
+RUN npm ci --omit=dev --no-audit --no-fund
+
 FROM python:3.11-slim-bookworm AS build
 ENV PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_CACHE_DIR=1
 RUN python -m venv /venv
@@ -26,6 +32,8 @@ ENV PATH=/venv/bin:$PATH \
 WORKDIR /app
 # Owned by root: the application cannot rewrite its own code.
 COPY . .
+# STATICFILES_DIRS point into node_modules: collectstatic copies (and fingerprints) what the pages load.
+COPY --from=assets /assets/node_modules /app/node_modules
 # Static files (admin, Swagger UI, ReDoc) are collected at build time and served by WhiteNoise. The settings
 # demand real secrets, so the build passes throwaway ones that never reach a running container.
 RUN DJANGO_SECRET_KEY=build-only-collectstatic-secret-key-not-used-at-runtime-0123456789 \
