@@ -13,22 +13,16 @@ from django.contrib.auth.signals import user_login_failed
 from django.core.cache import cache
 from django.core.exceptions import PermissionDenied
 from django.dispatch import receiver
-from rest_framework.settings import api_settings
+from rest_framework.throttling import BaseThrottle
 
 
 def client_address(request) -> str:
     """The client's address: REMOTE_ADDR, or with NUM_PROXIES trusted proxies in front (the load balancer) the
     address they saw. X-Forwarded-For entries added by the client itself are never trusted."""
-    request = getattr(request, "_request", request)  # a DRF Request wraps the Django one
-    if request is None:
+    if request is None:  # authenticate() called without a request
         return ""
-    remote = request.META.get("REMOTE_ADDR", "")
-    proxies = api_settings.NUM_PROXIES
-    forwarded = request.META.get("HTTP_X_FORWARDED_FOR")
-    if not proxies or not forwarded:
-        return remote
-    addresses = [part.strip() for part in forwarded.split(",")]
-    return addresses[-min(proxies, len(addresses))]
+    # The same identity as DRF's throttles, so rate limits and failed-login limits count the same client.
+    return BaseThrottle().get_ident(getattr(request, "_request", request)) or ""
 
 
 def _keys(username: str, address: str) -> list[tuple[str, int]]:

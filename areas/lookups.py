@@ -8,7 +8,7 @@ unfiltered one with some results left out, never a different computation. Only `
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from decimal import Decimal
 
 import orjson
@@ -102,12 +102,16 @@ def render(results: list[dict]) -> bytes:
     return orjson.dumps({"count": len(results), "results": results})
 
 
-def lookup_body(*, lat: float, lng: float, filters: LookupFilters = NO_FILTERS) -> bytes:
-    """The lookup's JSON body, filtered. Without filters, the body as the index serialised it."""
-    body = lookup(lat=lat, lng=lng).body
+def filter_body(body: bytes, filters: LookupFilters) -> bytes:
+    """A lookup's JSON body with the filters applied; without filters, the body itself (byte for byte)."""
     if not filters.any:
         return body
     return render(filtered_results(orjson.loads(body)["results"], filters))
+
+
+def lookup_body(*, lat: float, lng: float, filters: LookupFilters = NO_FILTERS) -> bytes:
+    """The lookup's JSON body, filtered."""
+    return filter_body(lookup(lat=lat, lng=lng).body, filters)
 
 
 def trip(*, pickup: tuple[float, float], dropoff: tuple[float, float], filters: LookupFilters = NO_FILTERS) -> dict:
@@ -115,7 +119,8 @@ def trip(*, pickup: tuple[float, float], dropoff: tuple[float, float], filters: 
     pickup price, then the drop-off price, then provider id."""
     ends = []
     for lat, lng in (pickup, dropoff):
-        results = filtered_results(orjson.loads(lookup(lat=lat, lng=lng).body)["results"], _without_limit(filters))
+        per_end = replace(filters, limit=None, cheapest_per_provider=False)  # the limit applies to the trips
+        results = filtered_results(orjson.loads(lookup(lat=lat, lng=lng).body)["results"], per_end)
         cheapest: dict[int, dict] = {}
         for result in results:  # ordered by price, then id: the first one per provider is its cheapest
             cheapest.setdefault(result["provider"]["id"], result)
@@ -140,12 +145,3 @@ def trip(*, pickup: tuple[float, float], dropoff: tuple[float, float], filters: 
 
 def _area(result: dict) -> dict:
     return {"id": result["id"], "name": result["name"], "price": result["price"]}
-
-
-def _without_limit(filters: LookupFilters) -> LookupFilters:
-    return LookupFilters(
-        providers=filters.providers,
-        currency=filters.currency,
-        language=filters.language,
-        max_price=filters.max_price,
-    )

@@ -23,12 +23,11 @@ from areas.lookups import (
     MAX_BATCH_POINTS,
     MAX_LIMIT,
     LookupFilters,
-    filtered_results,
+    filter_body,
     lookup_body,
     parse_filters,
     trip,
 )
-from areas.lookups import render as render_results
 from areas.models import ServiceArea
 from areas.serializers import ProviderRefSerializer, ServiceAreaSerializer
 from areas.services import area_create, area_delete, area_update
@@ -307,19 +306,11 @@ def _lookup_response(request, lat, lng, include_mine: bool, filters: LookupFilte
         if not user.is_authenticated:
             return JsonResponse({"detail": INCLUDE_MINE_NEEDS_TOKEN}, status=401, headers={"WWW-Authenticate": "Token"})
         # An owner testing areas the public does not see yet: rare, so answered by the exact query.
-        body = lookup_exact(lat=lat, lng=lng, owner_id=user.id).body
-        if filters.any:
-            body = render_results(filtered_results(orjson.loads(body)["results"], filters))
-        return JsonBody(body, private=True)
+        return JsonBody(filter_body(lookup_exact(lat=lat, lng=lng, owner_id=user.id).body, filters), private=True)
     result = lookup(lat=lat, lng=lng)
     metrics.lookup_answered(result, time.perf_counter() - started)
     # The body arrives serialised: results are cached as JSON and spliced together, not re-encoded.
-    body = (
-        result.body
-        if not filters.any
-        else render_results(filtered_results(orjson.loads(result.body)["results"], filters))
-    )
-    return conditional(request, JsonBody(body))
+    return conditional(request, JsonBody(filter_body(result.body, filters)))
 
 
 class JsonBody(HttpResponse):
