@@ -67,7 +67,9 @@ def refresh_areas(area_ids: list[int]) -> str:
     )
 
 
-@shared_task(name="hexindex.rebuild_redis", acks_late=True, soft_time_limit=3540, time_limit=3600)
+# Retried like the builds: a rebuild that meets PostgreSQL down (Redis and PostgreSQL restarting together) would
+# otherwise wait for the next request, a minute later, with lookups on PostGIS meanwhile.
+@shared_task(name="hexindex.rebuild_redis", soft_time_limit=3540, time_limit=3600, **RETRYING)
 def rebuild_redis_index() -> str:
     """Rebuild the Redis mirror of the index from PostgreSQL (e.g. after Redis restarted empty)."""
     report = maintenance.rebuild_redis()

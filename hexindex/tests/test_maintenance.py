@@ -270,3 +270,13 @@ def test_an_area_back_in_order_starts_again_from_the_first_wait(make_area, index
     AreaIndex.objects.filter(area_id=area.id).update(attempts=5)  # earlier trouble, since resolved
     sweep()
     assert AreaIndex.objects.get(area_id=area.id).attempts == 0
+
+
+def test_a_redis_rebuild_that_meets_the_database_down_is_retried():
+    from django.db import DatabaseError
+    from redis.exceptions import RedisError
+
+    from hexindex.tasks import rebuild_redis_index
+
+    assert {DatabaseError, RedisError} <= set(rebuild_redis_index.autoretry_for)
+    assert rebuild_redis_index.max_retries and rebuild_redis_index.acks_late
