@@ -14,7 +14,7 @@ from decimal import Decimal
 import orjson
 from rest_framework.exceptions import ValidationError
 
-from hexindex.api import lookup
+from hexindex.api import lookup_many
 from providers.models import Provider
 
 MAX_LIMIT = 1000
@@ -75,8 +75,9 @@ def parse_filters(query_params) -> LookupFilters:
     return LookupFilters(**values)
 
 
-def filtered_results(results: list[dict], filters: LookupFilters) -> list[dict]:
-    """The results (ordered by price, then id) that pass the filters, in the same order."""
+def filtered_results(results: list[dict], filters: LookupFilters, speaking: set[int] | None = None) -> list[dict]:
+    """The results (ordered by price, then id) that pass the filters, in the same order. `speaking`: the providers
+    speaking `filters.language`, when already known."""
     if filters.providers is not None:
         results = [r for r in results if r["provider"]["id"] in filters.providers]
     if filters.currency is not None:
@@ -84,11 +85,8 @@ def filtered_results(results: list[dict], filters: LookupFilters) -> list[dict]:
     if filters.max_price is not None:
         results = [r for r in results if Decimal(r["price"]) <= filters.max_price]
     if filters.language is not None and results:
-        speaking = set(
-            Provider.objects.filter(
-                id__in={r["provider"]["id"] for r in results}, language=filters.language
-            ).values_list("id", flat=True)
-        )
+        if speaking is None:
+            speaking = _speaking(filters.language, [results])
         results = [r for r in results if r["provider"]["id"] in speaking]
     if filters.cheapest_per_provider:
         seen: set[int] = set()
@@ -96,6 +94,15 @@ def filtered_results(results: list[dict], filters: LookupFilters) -> list[dict]:
     if filters.limit is not None:
         results = results[: filters.limit]
     return results
+
+
+def _speaking(language: str, result_lists: list[list[dict]]) -> set[int]:
+    """Of the providers in these results, those speaking the language: one query by primary key (none when there
+    are no results)."""
+    ids = {r["provider"]["id"] for results in result_lists for r in results}
+    if not ids:
+        return set()
+    return set(Provider.objects.filter(id__in=ids, language=language).values_list("id", flat=True))
 
 
 def render(results: list[dict]) -> bytes:
@@ -109,20 +116,32 @@ def filter_body(body: bytes, filters: LookupFilters) -> bytes:
     return render(filtered_results(orjson.loads(body)["results"], filters))
 
 
-def lookup_body(*, lat: float, lng: float, filters: LookupFilters = NO_FILTERS) -> bytes:
-    """The lookup's JSON body, filtered."""
-    return filter_body(lookup(lat=lat, lng=lng).body, filters)
+def filter_bodies(bodies: list[bytes], filters: LookupFilters) -> list[bytes]:
+    """filter_body for each body, with at most one query for the whole lot."""
+    if not filters.any:
+        return bodies
+    result_lists = [orjson.loads(body)["results"] for body in bodies]
+    speaking = _speaking(filters.language, result_lists) if filters.language is not None else None
+    return [render(filtered_results(results, filters, speaking)) for results in result_lists]
+
+
+def batch_bodies(points: list[tuple[float, float]], filters: LookupFilters = NO_FILTERS) -> list[bytes]:
+    """The lookup's JSON body for each point, filtered, in order: one Redis read (two when this process meets
+    results or outlines it has not seen yet) and at most one PostgreSQL query for the lookups, plus one for a
+    `language` filter."""
+    return filter_bodies([result.body for result in lookup_many(points)], filters)
 
 
 def trip(*, pickup: tuple[float, float], dropoff: tuple[float, float], filters: LookupFilters = NO_FILTERS) -> dict:
     """Providers serving both ends: each with its cheapest area at each end (after the filters), ordered by the
-    pickup price, then the drop-off price, then provider id."""
+    pickup price, then the drop-off price, then provider id. Both ends are looked up together (lookup_many)."""
+    per_end = replace(filters, limit=None, cheapest_per_provider=False)  # the limit applies to the trips
+    result_lists = [orjson.loads(result.body)["results"] for result in lookup_many([pickup, dropoff])]
+    speaking = _speaking(per_end.language, result_lists) if per_end.language is not None else None
     ends = []
-    for lat, lng in (pickup, dropoff):
-        per_end = replace(filters, limit=None, cheapest_per_provider=False)  # the limit applies to the trips
-        results = filtered_results(orjson.loads(lookup(lat=lat, lng=lng).body)["results"], per_end)
+    for results in result_lists:
         cheapest: dict[int, dict] = {}
-        for result in results:  # ordered by price, then id: the first one per provider is its cheapest
+        for result in filtered_results(results, per_end, speaking):  # by price, then id: first is the cheapest
             cheapest.setdefault(result["provider"]["id"], result)
         ends.append(cheapest)
     both = []

@@ -23,8 +23,8 @@ from areas.lookups import (
     MAX_BATCH_POINTS,
     MAX_LIMIT,
     LookupFilters,
+    batch_bodies,
     filter_body,
-    lookup_body,
     parse_filters,
     trip,
 )
@@ -32,6 +32,7 @@ from areas.models import ServiceArea
 from areas.serializers import ProviderRefSerializer, ServiceAreaSerializer
 from areas.services import area_create, area_delete, area_update
 from hexindex.api import lookup, lookup_exact
+from partners.access import admit, finish
 from project import metrics
 from project.concurrency import IF_MATCH, ETagMixin
 from project.errors import dependency_error_response
@@ -163,6 +164,11 @@ FILTER_PARAMETERS = [
         description="`cheapest`: one result per provider, its cheapest area.",
     ),
 ]
+# Lookups are public: a partner API key is optional and buys its own rate limit (partners.access).
+PARTNER_AUTH = [{"ApiKeyAuth": []}, {}]
+RATE_LIMITED = inline_serializer(
+    "RateLimited", fields={"detail": serializers.CharField(), "code": serializers.CharField(default="rate_limited")}
+)
 LOOKUP_RESULT_EXAMPLE = {
     "id": 7,
     "name": "JFK airport",
@@ -209,7 +215,7 @@ class TripResponseSerializer(serializers.Serializer):
         "Every service area whose geometry covers the point (a point on an area's boundary counts as inside), "
         "cheapest first, then by id. Only providers approved by staff are shown. Public: no token needed."
     ),
-    auth=[],
+    auth=PARTNER_AUTH,
     parameters=[
         OpenApiParameter("lat", OpenApiTypes.DOUBLE, required=True, description="Latitude, -90 to 90."),
         OpenApiParameter("lng", OpenApiTypes.DOUBLE, required=True, description="Longitude, -180 to 180."),
@@ -223,6 +229,7 @@ class TripResponseSerializer(serializers.Serializer):
     ],
     responses={
         200: LookupResponseSerializer,
+        429: RATE_LIMITED,
         400: inline_serializer(
             "LookupError",
             fields={
@@ -288,7 +295,10 @@ def lookup_response(request) -> HttpResponse:
         return cors(request, JsonResponse(exc.detail, status=400))
     started = time.perf_counter()
     try:
-        return cors(request, _lookup_response(request, lat, lng, include_mine, filters, started))
+        admission, refused = admit(request, points=1)
+        if refused is not None:
+            return cors(request, refused)
+        return cors(request, finish(_lookup_response(request, lat, lng, include_mine, filters, started), admission))
     except Exception as exc:  # the lean path has no middleware: a database outage is answered here
         metrics.lookup_failed(time.perf_counter() - started)
         if (unavailable := dependency_error_response(exc)) is not None:
@@ -342,7 +352,7 @@ def cors(request, response: HttpResponse) -> HttpResponse:
     origin = request.headers.get("Origin")
     if origin and (settings.CORS_ALLOW_ALL_ORIGINS or origin in settings.CORS_ALLOWED_ORIGINS):
         response["Access-Control-Allow-Origin"] = origin
-        response["Access-Control-Expose-Headers"] = "ETag"
+        response["Access-Control-Expose-Headers"] = ", ".join(settings.CORS_EXPOSE_HEADERS)
         response["Vary"] = "Origin"
     return response
 
@@ -379,10 +389,13 @@ class BatchPointsSerializer(serializers.Serializer):
     summary="Look up many points at once",
     description=f"Up to {MAX_BATCH_POINTS:,} points; `results[i]` is exactly the lookup's body for `points[i]`. The "
     "lookup's filters apply to every point (as query parameters). Public.",
-    auth=[],
+    auth=PARTNER_AUTH,
     request=BatchPointsSerializer,
     parameters=FILTER_PARAMETERS,
-    responses={200: inline_serializer("BatchLookupResponse", fields={"results": LookupResponseSerializer(many=True)})},
+    responses={
+        200: inline_serializer("BatchLookupResponse", fields={"results": LookupResponseSerializer(many=True)}),
+        429: RATE_LIMITED,
+    },
     examples=[
         OpenApiExample(
             "Two points",
@@ -414,8 +427,17 @@ class BatchLookupView(APIView):
                 errors[str(i)] = exc.detail
         if errors:
             raise ValidationError({"points": errors})
-        bodies = [lookup_body(lat=lat, lng=lng, filters=filters) for lat, lng in points]
-        return HttpResponse(b'{"results":[%s]}' % b",".join(bodies), content_type="application/json")
+        admission, refused = admit(request, points=len(points))
+        if refused is not None:
+            return refused
+        started = time.perf_counter()
+        try:
+            bodies = batch_bodies(points, filters)
+        except Exception:
+            metrics.lookup_failed(time.perf_counter() - started)
+            raise  # a dependency error becomes a JSON 503 in the exception handler
+        metrics.batch_answered(len(points), time.perf_counter() - started)
+        return finish(HttpResponse(b'{"results":[%s]}' % b",".join(bodies), content_type="application/json"), admission)
 
 
 def _as_query(point: dict) -> dict:
@@ -428,7 +450,7 @@ def _as_query(point: dict) -> dict:
     description="Providers that serve the pickup and the drop-off point, each with its cheapest area (and price) at "
     "each end; ordered by the pickup price, then the drop-off price. Same exactness as the lookup; its filters "
     "apply. Public.",
-    auth=[],
+    auth=PARTNER_AUTH,
     parameters=[
         OpenApiParameter("from_lat", OpenApiTypes.DOUBLE, required=True, description="Pickup latitude."),
         OpenApiParameter("from_lng", OpenApiTypes.DOUBLE, required=True, description="Pickup longitude."),
@@ -436,7 +458,7 @@ def _as_query(point: dict) -> dict:
         OpenApiParameter("to_lng", OpenApiTypes.DOUBLE, required=True, description="Drop-off longitude."),
         *FILTER_PARAMETERS,
     ],
-    responses={200: TripResponseSerializer},
+    responses={200: TripResponseSerializer, 429: RATE_LIMITED},
     examples=[
         OpenApiExample(
             "JFK to Manhattan",
@@ -485,12 +507,15 @@ def trip_response(request) -> HttpResponse:
     except ValidationError as exc:
         return JsonResponse(exc.detail, status=400)
     try:
+        admission, refused = admit(request, points=2)
+        if refused is not None:
+            return refused
         body = orjson.dumps(trip(pickup=ends[0], dropoff=ends[1], filters=filters))
     except Exception as exc:
         if (unavailable := dependency_error_response(exc)) is not None:
             return unavailable
         raise
-    return conditional(request, JsonBody(body))
+    return finish(conditional(request, JsonBody(body)), admission)
 
 
 CHANGES_LIMIT = 1000
@@ -502,7 +527,7 @@ CHANGES_LIMIT = 1000
     "see them: approving a provider lists its areas as created, revoking it as deleted. Start without `since`, "
     "then always pass the `cursor` of the previous answer; `more` says whether to ask again at once. A partner "
     "caching lookup answers refreshes exactly the areas listed. Public.",
-    auth=[],
+    auth=PARTNER_AUTH,
     parameters=[
         OpenApiParameter("since", OpenApiTypes.STR, description="The `cursor` of the previous answer."),
         OpenApiParameter("limit", OpenApiTypes.INT, description=f"At most this many changes (1 to {CHANGES_LIMIT})."),
@@ -526,7 +551,8 @@ CHANGES_LIMIT = 1000
                 "cursor": serializers.CharField(),
                 "more": serializers.BooleanField(),
             },
-        )
+        ),
+        429: RATE_LIMITED,
     },
     examples=[
         OpenApiExample(
@@ -566,4 +592,7 @@ class ChangeFeedView(APIView):
         raw_limit = request.query_params.get("limit", "500")
         if not raw_limit.isascii() or not raw_limit.isdigit() or not 1 <= int(raw_limit) <= CHANGES_LIMIT:
             raise ValidationError({"limit": [f"A number from 1 to {CHANGES_LIMIT}."]})
-        return Response(changes_since(cursor, limit=int(raw_limit)))
+        admission, refused = admit(request, points=1)
+        if refused is not None:
+            return refused
+        return finish(Response(changes_since(cursor, limit=int(raw_limit))), admission)

@@ -17,7 +17,7 @@ from hexindex.bulk import build_index, summarise
 from hexindex.invalidation import INDEX_UNAVAILABLE, IndexUnavailable, areas_changed, areas_deleting, current_boxes
 from hexindex.models import INDEXED_SQL, IndexStatus, indexed
 from hexindex.payload import AreaPayload
-from hexindex.selectors import LookupResult, lookup, lookup_exact
+from hexindex.selectors import LookupResult, lookup, lookup_exact, lookup_exact_many, lookup_many
 
 __all__ = [
     "INDEX_UNAVAILABLE",
@@ -36,6 +36,8 @@ __all__ = [
     "indexed",
     "lookup",
     "lookup_exact",
+    "lookup_exact_many",
+    "lookup_many",
     "pending_stats",
     "summarise",
     "unindexed_count",

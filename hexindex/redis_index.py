@@ -195,6 +195,38 @@ def read_point(anchor: str, cells: list[bytes], max_pending: int) -> PointRecord
     )
 
 
+def read_points(points: list[tuple[str, list[bytes]]], max_pending: int) -> list[PointRecords] | None:
+    """read_point for many points (anchor, chain cells) in one round trip, one transaction."""
+    everywhere_at = 0
+
+    def commands(generation: int) -> list[tuple]:
+        listed = [("SRANDMEMBER", PENDING_EVERYWHERE_KEY, max_pending + 1)]
+        for anchor, cells in points:
+            fields = [cell + kind for cell in cells for kind in (codec.KIND_INTERIOR, codec.KIND_BOUNDARY)]
+            listed.append(("HMGET", records_key(generation, anchor), *fields))
+            listed.append(("SUNION", *(b"hx:p:" + cell for cell in cells)))
+        return listed
+
+    found = _read_live(commands)
+    if found is None:
+        return None
+    generation, replies = found
+    everywhere = set(replies[everywhere_at])
+    answers = []
+    for n in range(len(points)):
+        records, here = replies[1 + 2 * n], replies[2 + 2 * n]
+        pending = everywhere | set(here)
+        answers.append(
+            PointRecords(
+                generation,
+                records[0::2],
+                records[1::2],
+                None if len(pending) > max_pending else [int(i) for i in pending],
+            )
+        )
+    return answers
+
+
 def read_results_and_shapes(
     area_ids: list[int], shape_fields: list[bytes]
 ) -> tuple[int, list[bytes | None], list[bytes | None]] | None:

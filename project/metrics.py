@@ -60,6 +60,12 @@ LOOKUP_EXACT_CHECKS = Histogram(
 LOOKUP_POSTGRES_QUERIES = Counter(
     "servicearea_lookup_postgres_queries_total", "PostgreSQL queries made by lookups (indexed or not)"
 )
+BATCH_POINTS = Counter("servicearea_batch_points_total", "Points looked up in batches (POST /api/v1/lookup/batch/)")
+BATCH_SECONDS = Histogram(
+    "servicearea_batch_seconds",
+    "Time to answer a batch lookup in the web process",
+    buckets=(0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0),
+)
 REDIS_CIRCUIT_OPEN = Gauge(
     "servicearea_redis_circuit_open",
     "1 while a web process's Redis circuit breaker is open (its lookups go straight to PostGIS)",
@@ -121,6 +127,11 @@ def lookup_answered(result, seconds: float) -> None:
     if circuit_open is not _circuit_seen["open"]:  # a gauge write only when the state changes
         _circuit_seen["open"] = circuit_open
         REDIS_CIRCUIT_OPEN.set(1 if circuit_open else 0)
+
+
+def batch_answered(points: int, seconds: float) -> None:
+    BATCH_POINTS.inc(points)
+    BATCH_SECONDS.observe(seconds)
 
 
 def lookup_failed(seconds: float) -> None:

@@ -6,6 +6,7 @@ from rest_framework.routers import DefaultRouter
 
 from accounts.views import ApiTokenViewSet, RegisterView, TokenView
 from areas.views import BatchLookupView, ChangeFeedView, LookupView, ServiceAreaViewSet, TripLookupView
+from partners.views import PartnerKeyViewSet, PartnerViewSet, UsageView
 from project.health import health, live
 from project.metrics import metrics_view
 from providers.views import ProviderViewSet
@@ -14,12 +15,15 @@ router = DefaultRouter(trailing_slash=True)
 router.register("providers", ProviderViewSet, basename="provider")
 router.register("service-areas", ServiceAreaViewSet, basename="service-area")
 router.register("auth/tokens", ApiTokenViewSet, basename="api-token")
+router.register("partners", PartnerViewSet, basename="partner")
+router.register("partner-keys", PartnerKeyViewSet, basename="partner-key")
 
 api_v1 = [
     path("lookup/", LookupView.as_view(), name="lookup"),  # first: the hot path resolves with one pattern tried
     path("lookup/batch/", BatchLookupView.as_view(), name="lookup-batch"),
     path("lookup/trip/", TripLookupView.as_view(), name="lookup-trip"),
     path("changes/", ChangeFeedView.as_view(), name="changes"),
+    path("usage/", UsageView.as_view(), name="usage"),
     path("", include(router.urls)),
     path("auth/register/", RegisterView.as_view(), name="auth-register"),
     path("auth/token/", TokenView.as_view(), name="auth-token"),

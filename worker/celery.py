@@ -27,6 +27,7 @@ app.conf.task_routes = {
     "hexindex.rebuild_redis": {"queue": "maintenance"},
     "hexindex.sweep": {"queue": "maintenance"},
     "worker.publish_queue_depth": {"queue": "maintenance"},
+    "partners.flush_usage": {"queue": "maintenance"},
 }
 
 
@@ -49,6 +50,7 @@ def _schedule(sender, **kwargs):
     sender.conf.beat_schedule = {
         "sweep-index": {"task": "hexindex.sweep", "schedule": settings.HEXINDEX_SWEEP_SECONDS},
         "publish-queue-depth": {"task": "worker.publish_queue_depth", "schedule": 60.0},
+        "flush-key-usage": {"task": "partners.flush_usage", "schedule": 60.0},
     }
 
 

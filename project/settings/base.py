@@ -28,6 +28,7 @@ INSTALLED_APPS = [
     "django.contrib.gis",
     "rest_framework",
     "knox",
+    "rest_framework_api_key",
     "rest_framework_gis",
     "django_filters",
     "corsheaders",
@@ -38,6 +39,7 @@ INSTALLED_APPS = [
     "providers",
     "areas",
     "hexindex",
+    "partners",
     "portal",
 ]
 
@@ -71,8 +73,14 @@ LEAN_PATHS = ["/api/v1/lookup/", "/api/v1/lookup/trip/"]
 # the same lists themselves). Tokens go in headers, never cookies, so no credentials mode.
 CORS_ALLOWED_ORIGINS = env.list("CORS_ALLOWED_ORIGINS", default=[])
 CORS_ALLOW_ALL_ORIGINS = env.bool("CORS_ALLOW_ALL_ORIGINS", default=False)
-CORS_EXPOSE_HEADERS = ["ETag"]
-CORS_ALLOW_HEADERS = (*default_cors_headers, "if-match", "if-none-match")
+CORS_EXPOSE_HEADERS = ["ETag", "Retry-After", "X-RateLimit-Limit", "X-RateLimit-Remaining"]
+CORS_ALLOW_HEADERS = (*default_cors_headers, "if-match", "if-none-match", "x-api-key")
+
+# Partner API keys (partners/): sent as `X-API-Key`; each key has its own limit, in points looked up per minute (a
+# batch counts its points, a trip 2). Callers without a key share a low limit per client address; None: no limit.
+API_KEY_CUSTOM_HEADER = "HTTP_X_API_KEY"
+PARTNER_KEY_DEFAULT_RATE_PER_MINUTE = env.int("PARTNER_KEY_DEFAULT_RATE_PER_MINUTE", default=600)
+LOOKUP_ANONYMOUS_RATE_PER_MINUTE = env.int("LOOKUP_ANONYMOUS_RATE_PER_MINUTE", default=30)
 
 TEMPLATES = [
     {
@@ -158,8 +166,9 @@ DJANGO_REDIS_LOG_IGNORED_EXCEPTIONS = True
 
 # API tokens (django-rest-knox): hashed, expiring, several per user, each revocable.
 KNOX_TOKEN_MODEL = "accounts.ApiToken"
-# knox's own migrations would create the table of its default model even though accounts.ApiToken replaces it.
-MIGRATION_MODULES = {"knox": None}
+# knox's and djangorestframework-api-key's own migrations would create tables for their default models, which
+# accounts.ApiToken and partners.PartnerKey replace.
+MIGRATION_MODULES = {"knox": None, "rest_framework_api_key": None}
 API_TOKEN_TTL_DAYS = env.int("API_TOKEN_TTL_DAYS", default=90)
 API_TOKEN_MAX_TTL_DAYS = env.int("API_TOKEN_MAX_TTL_DAYS", default=365)
 API_TOKENS_PER_USER = env.int("API_TOKENS_PER_USER", default=50)
@@ -259,6 +268,17 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
+    "APPEND_COMPONENTS": {
+        "securitySchemes": {
+            "ApiKeyAuth": {
+                "type": "apiKey",
+                "in": "header",
+                "name": "X-API-Key",
+                "description": "A partner API key (from staff). Optional on lookups: without one, a low limit per "
+                "address applies.",
+            }
+        }
+    },
     "ENUM_NAME_OVERRIDES": {
         "LanguageEnum": "providers.codes.LANGUAGE_CHOICES",
         "CurrencyEnum": "providers.codes.CURRENCY_CHOICES",

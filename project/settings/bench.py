@@ -18,6 +18,7 @@ HEXINDEX_REDIS_URL = env.str("BENCH_HEXINDEX_REDIS_URL", default=f"{REDIS_URL}/1
 CACHES["default"]["LOCATION"] = CACHE_REDIS_URL  # noqa: F405
 # Builds run in-process (measured); whatever the import queues for a worker is published and never run.
 CELERY_TASK_ALWAYS_EAGER = False
+LOOKUP_ANONYMOUS_RATE_PER_MINUTE = None  # the benchmark's clients look up anonymously, as fast as they can
 LOGGING["root"]["level"] = "WARNING"  # noqa: F405
 WHITENOISE_USE_FINDERS = True  # no collectstatic for benchmark runs
 STATIC_ROOT = None  # ... so there is no collected directory to look for

@@ -20,6 +20,8 @@ PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 # Most tests run tasks in-process; the end-to-end test starts a real worker instead.
 CELERY_TASK_ALWAYS_EAGER = env.bool("CELERY_TASK_ALWAYS_EAGER", default=True)
 CELERY_TASK_EAGER_PROPAGATES = True
+# Lookup tests look up many points anonymously; the limits have tests of their own (partners/tests).
+LOOKUP_ANONYMOUS_RATE_PER_MINUTE = None
 REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"] = {"auth": "1000/minute", "writes": "100000/minute"}  # noqa: F405
 
 # Serve static files (Swagger UI, ReDoc) straight from the apps, without collectstatic.

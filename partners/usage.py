@@ -1,0 +1,74 @@
+"""Usage per key and day: counted in Redis on the request path (partners.access), added to KeyUsage here.
+
+A flush renames the live counters to a batch of its own (atomic: requests go on counting in a new hash), adds the
+batch in one transaction that also records the batch's name, then deletes it. A flush that dies half-way is
+finished by the next one, and a batch already recorded is never added twice.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import uuid
+from collections import defaultdict
+from datetime import date, timedelta
+
+import redis
+from django.db import connection, transaction
+from django.utils import timezone
+
+from partners import access
+from partners.models import PartnerKey, UsageFlush
+
+BATCH_PREFIX = f"{access.USAGE_KEY}:batch:"
+FIELDS = ("requests", "points", "throttled")
+
+UPSERT_SQL = """
+INSERT INTO partners_keyusage (key_id, day, requests, points, throttled)
+SELECT * FROM unnest(%s::varchar[], %s::date[], %s::bigint[], %s::bigint[], %s::bigint[])
+ON CONFLICT (key_id, day) DO UPDATE SET
+    requests = partners_keyusage.requests + excluded.requests,
+    points = partners_keyusage.points + excluded.points,
+    throttled = partners_keyusage.throttled + excluded.throttled
+"""
+
+
+def flush_usage() -> int:
+    """Add the counters gathered in Redis to KeyUsage; the number of (key, day) rows touched."""
+    client = access._redis()
+    batch = f"{BATCH_PREFIX}{uuid.uuid4().hex}"
+    with contextlib.suppress(redis.ResponseError):  # no such key: nothing counted since the last flush
+        client.rename(access.USAGE_KEY, batch)
+    touched = 0
+    for name in client.scan_iter(match=f"{BATCH_PREFIX}*", count=100):
+        touched += _add_batch(client, name.decode())
+    return touched
+
+
+def _add_batch(client: redis.Redis, name: str) -> int:
+    totals: dict[tuple[str, str], dict[str, int]] = defaultdict(lambda: dict.fromkeys(FIELDS, 0))
+    for field, value in client.hgetall(name).items():
+        day, who, what = field.decode().split(" ")
+        if what in FIELDS:
+            totals[(day, who)][what] += int(value)
+    prefixes = {who for _, who in totals if who != access.ANONYMOUS}
+    key_ids = dict(PartnerKey.objects.filter(prefix__in=prefixes).values_list("prefix", "id"))
+    rows = [
+        (None if who == access.ANONYMOUS else key_ids[who], date.fromisoformat(day), counts)
+        for (day, who), counts in totals.items()
+        if who == access.ANONYMOUS or who in key_ids  # a deleted key's usage goes with it
+    ]
+    with transaction.atomic():
+        _, new = UsageFlush.objects.get_or_create(batch=name.removeprefix(BATCH_PREFIX))
+        if new and rows:
+            with connection.cursor() as cursor:
+                cursor.execute(
+                    UPSERT_SQL,
+                    [
+                        [key for key, _, _ in rows],
+                        [day for _, day, _ in rows],
+                        *([counts[what] for _, _, counts in rows] for what in FIELDS),
+                    ],
+                )
+    client.delete(name)
+    UsageFlush.objects.filter(flushed_at__lt=timezone.now() - timedelta(days=7)).delete()
+    return len(rows)
