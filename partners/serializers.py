@@ -11,13 +11,13 @@ class PartnerSerializer(serializers.ModelSerializer):
 
 class PartnerKeySerializer(serializers.ModelSerializer):
     partner = serializers.PrimaryKeyRelatedField(queryset=Partner.objects.all())
+    name = serializers.CharField(max_length=50, help_text="What the key is for, e.g. `Booking engine (production)`.")
     expired = serializers.BooleanField(source="has_expired", read_only=True)
 
     class Meta:
         model = PartnerKey
         fields = ["prefix", "name", "partner", "rate_per_minute", "expiry_date", "expired", "revoked", "created"]
         read_only_fields = ["prefix", "revoked", "created"]
-        extra_kwargs = {"name": {"default": None, "required": True}}
 
     def validate(self, attrs):
         if self.instance is not None and "partner" in attrs and attrs["partner"] != self.instance.partner:

@@ -40,6 +40,7 @@ INSTALLED_APPS = [
     "areas",
     "hexindex",
     "partners",
+    "webhooks",
     "portal",
 ]
 
@@ -77,10 +78,11 @@ CORS_EXPOSE_HEADERS = ["ETag", "Retry-After", "X-RateLimit-Limit", "X-RateLimit-
 CORS_ALLOW_HEADERS = (*default_cors_headers, "if-match", "if-none-match", "x-api-key")
 
 # Partner API keys (partners/): sent as `X-API-Key`; each key has its own limit, in points looked up per minute (a
-# batch counts its points, a trip 2). Callers without a key share a low limit per client address; None: no limit.
+# batch counts its points, a trip 2). Callers without a key share a low limit per client address ("none": no limit).
 API_KEY_CUSTOM_HEADER = "HTTP_X_API_KEY"
 PARTNER_KEY_DEFAULT_RATE_PER_MINUTE = env.int("PARTNER_KEY_DEFAULT_RATE_PER_MINUTE", default=600)
-LOOKUP_ANONYMOUS_RATE_PER_MINUTE = env.int("LOOKUP_ANONYMOUS_RATE_PER_MINUTE", default=30)
+_anonymous_rate = env.str("LOOKUP_ANONYMOUS_RATE_PER_MINUTE", default="30")
+LOOKUP_ANONYMOUS_RATE_PER_MINUTE = None if _anonymous_rate.lower() == "none" else int(_anonymous_rate)
 
 TEMPLATES = [
     {
@@ -339,6 +341,23 @@ HEXINDEX_FAILED_RETRY_AFTER = env.int("HEXINDEX_FAILED_RETRY_AFTER", default=600
 HEXINDEX_RETRY_MAX_WAIT = env.int("HEXINDEX_RETRY_MAX_WAIT", default=6 * 3600)
 # When set (production on AWS), the worker publishes its queue depths there every minute for autoscaling.
 CLOUDWATCH_METRICS_NAMESPACE = env.str("CLOUDWATCH_METRICS_NAMESPACE", default="")
+
+# Partner webhooks (webhooks/): the change feed POSTed to registered URLs, signed, in batches, retried with backoff
+# (doubling from WEBHOOKS_RETRY_BASE_SECONDS up to WEBHOOKS_RETRY_MAX_SECONDS); after WEBHOOKS_MAX_FAILURES failures
+# in a row (33: about a day) the webhook is disabled. Plain http to 127.0.0.1/localhost only with
+# WEBHOOKS_ALLOW_LOCAL (development, tests); private and link-local addresses never.
+WEBHOOKS_PER_PARTNER = env.int("WEBHOOKS_PER_PARTNER", default=5)
+WEBHOOKS_ALLOW_LOCAL = env.bool("WEBHOOKS_ALLOW_LOCAL", default=False)
+WEBHOOKS_POLL_SECONDS = env.float("WEBHOOKS_POLL_SECONDS", default=5.0)
+WEBHOOKS_BATCH_SIZE = env.int("WEBHOOKS_BATCH_SIZE", default=100)
+WEBHOOKS_TIME_BUDGET_SECONDS = env.float("WEBHOOKS_TIME_BUDGET_SECONDS", default=20.0)
+WEBHOOKS_CONNECT_TIMEOUT = env.float("WEBHOOKS_CONNECT_TIMEOUT", default=3.0)
+WEBHOOKS_READ_TIMEOUT = env.float("WEBHOOKS_READ_TIMEOUT", default=10.0)
+WEBHOOKS_RETRY_BASE_SECONDS = env.int("WEBHOOKS_RETRY_BASE_SECONDS", default=10)
+WEBHOOKS_RETRY_MAX_SECONDS = env.int("WEBHOOKS_RETRY_MAX_SECONDS", default=3600)
+WEBHOOKS_MAX_FAILURES = env.int("WEBHOOKS_MAX_FAILURES", default=33)
+WEBHOOKS_DELIVERIES_KEPT = env.int("WEBHOOKS_DELIVERIES_KEPT", default=100)
+WEBHOOKS_DELIVERIES_MAX_AGE_DAYS = env.int("WEBHOOKS_DELIVERIES_MAX_AGE_DAYS", default=7)
 
 LOGGING = {
     "version": 1,

@@ -33,6 +33,7 @@ import sys
 import tempfile
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -52,7 +53,7 @@ from rest_framework.renderers import JSONRenderer
 from bench import data
 from bench.views import plain_lookup
 from hexindex import celltable, redis_index
-from hexindex.api import build_index, lookup, lookup_exact
+from hexindex.api import build_index, lookup, lookup_exact, lookup_many
 from hexindex.maintenance import rebuild_redis
 from providers.models import Provider
 
@@ -65,6 +66,8 @@ HTTP_ENDPOINTS = {
     "minimal": "/bench/minimal/",
     "trivial": "/bench/trivial/",
 }
+BATCH_PATH = "/api/v1/lookup/batch/"
+BATCH_SIZE = 100
 _WORKER_CLASS_ARGS = {
     "sync": [],  # gunicorn's default: one request per connection
     "gthread": ["--worker-class", "gthread", "--threads", "1", "--keep-alive", "30"],
@@ -293,12 +296,12 @@ class Command(BaseCommand):
             raise CommandError(f"the lookup and PostGIS disagree on {len(mismatches)} points: {mismatches[:5]}")
 
         index_redis = redis_index.client()
-        timed, index_times, raw_times, plain_times = [], [], [], []
+        timed, index_times, raw_times, plain_times, batch_times = [], [], [], [], []
         redis_calls = redis_usec = 0
         # Blocks of points, each path in turn: all three see the same machine, and each runs with its own data in
         # the CPU's caches, as a web process serving only that path would.
-        for start in range(0, len(points), 100):
-            block = points[start : start + 100]
+        for start in range(0, len(points), BATCH_SIZE):
+            block = points[start : start + BATCH_SIZE]
             calls_before = _redis_reads(index_redis)
             for lat, lng in block:
                 started = time.perf_counter()
@@ -315,6 +318,11 @@ class Command(BaseCommand):
                 started = time.perf_counter()
                 renderer.render(plain_lookup(lat=lat, lng=lng))
                 plain_times.append(time.perf_counter() - started)
+            started = time.perf_counter()
+            batched = lookup_many(block)
+            batch_times.append(time.perf_counter() - started)
+            if [r.body for r in batched] != [r.body for r in timed[start : start + len(block)]]:
+                raise CommandError(f"a batch and single lookups disagree in points {start} to {start + len(block)}")
         redis_calls = max(redis_calls, 1)
 
         def mean(values) -> float:
@@ -347,14 +355,21 @@ class Command(BaseCommand):
             "inproc_raw_p99_ms": ms(raw_times, 0.99),
             "inproc_plain_p50_ms": ms(plain_times, 0.5),
             "inproc_plain_p99_ms": ms(plain_times, 0.99),
+            # Batches of 100 (lookup_many) against the same points one by one, measured side by side.
+            "inproc_single_points_per_s": round(len(points) / sum(index_times)),
+            "inproc_batch_points_per_s": round(len(points) / sum(batch_times)),
         }
+        result["inproc_batch_vs_single"] = round(
+            result["inproc_batch_points_per_s"] / result["inproc_single_points_per_s"], 2
+        )
         self.stdout.write(
             f"in-process, {len(points):,} points, all identical: index p50 {result['inproc_index_p50_ms']} ms "
             f"p99 {result['inproc_index_p99_ms']} ms; raw SQL p50 {result['inproc_raw_p50_ms']} ms "
             f"p99 {result['inproc_raw_p99_ms']} ms; plain p50 {result['inproc_plain_p50_ms']} ms "
             f"p99 {result['inproc_plain_p99_ms']} ms; per lookup {result['candidates_mean']} candidates, "
             f"{result['boundary_candidates_mean']} boundary, {result['exact_checks_mean']} exact checks, "
-            f"{result['no_postgres_share']:.0%} without PostgreSQL"
+            f"{result['no_postgres_share']:.0%} without PostgreSQL; batches of {BATCH_SIZE}: "
+            f"{result['inproc_batch_points_per_s']:,} points/s vs {result['inproc_single_points_per_s']:,} one by one"
         )
         return result
 
@@ -390,11 +405,21 @@ class Command(BaseCommand):
                     raise CommandError(f"HTTP {name}: {measured['errors']} responses were not 2xx ({url})")
                 result |= {f"http_{name}_{key}": value for key, value in measured.items()}
                 self.stdout.write(f"HTTP {name}: {measured}")
+            result |= _http_batch_agreement(base, queries)
+            url = f"{base}{BATCH_PATH}"
+            _wrk(url, points_file, options["connections"], options["duration"], batch=BATCH_SIZE)
+            measured = _wrk(url, points_file, options["connections"], options["duration"], batch=BATCH_SIZE)
+            if measured["errors"]:
+                raise CommandError(f"HTTP batch: {measured['errors']} responses were not 2xx ({url})")
+            result |= {f"http_batch_{key}": value for key, value in measured.items()}
+            result["http_batch_points_per_s"] = round(measured["rps"] * BATCH_SIZE)
+            self.stdout.write(f"HTTP batch of {BATCH_SIZE}: {measured}")
         finally:
             server.terminate()
             server.wait(timeout=30)
         for baseline in ("raw", "plain", "minimal", "trivial"):
             result[f"http_index_vs_{baseline}"] = round(result["http_index_rps"] / result[f"http_{baseline}_rps"], 2)
+        result["http_batch_vs_single"] = round(result["http_batch_points_per_s"] / result["http_index_rps"], 2)
         result["http_connections"] = options["connections"]
         result["http_web_workers"] = options["web_workers"]
         result["http_worker_class"] = options["worker_class"]
@@ -633,11 +658,29 @@ def _http_agreement(base: str, queries: list[str], concurrency: int) -> dict:
 _UNITS = {"us": 1e-3, "ms": 1.0, "s": 1000.0}
 
 
-def _wrk(url: str, points_file: Path, connections: int, duration: int) -> dict:
-    script = Path(__file__).resolve().parents[2] / "wrk.lua"
+def _http_batch_agreement(base: str, queries: list[str]) -> dict:
+    """The first batches of query points over HTTP: each answer must be byte-identical to the single lookup's."""
+    for start in range(0, min(len(queries), 10 * BATCH_SIZE), BATCH_SIZE):
+        block = queries[start : start + BATCH_SIZE]
+        points = [{k: float(v) for k, v in urllib.parse.parse_qsl(query)} for query in block]
+        request = urllib.request.Request(
+            f"{base}{BATCH_PATH}", data=orjson.dumps({"points": points}), headers={"Content-Type": "application/json"}
+        )
+        with urllib.request.urlopen(request, timeout=300) as response:
+            answers = orjson.loads(response.read())["results"]
+        for query, answer in zip(block, answers, strict=True):
+            status, single = _fetch(f"{base}{HTTP_ENDPOINTS['index']}?{query}")
+            if status != 200 or orjson.dumps(answer) != single:
+                raise CommandError(f"over HTTP, a batch and the single lookup differ at {query}")
+    return {"http_batch_agree": True}
+
+
+def _wrk(url: str, points_file: Path, connections: int, duration: int, batch: int | None = None) -> dict:
+    """wrk on one endpoint: GET lookups of the query points, or with `batch`, POSTs of that many points each."""
+    script = Path(__file__).resolve().parents[2] / ("batch.lua" if batch else "wrk.lua")
     completed = subprocess.run(
-        ["wrk", "-t", "2", "-c", str(connections), "-d", f"{duration}s", "--latency", "-s", str(script), url, "--",
-         str(points_file)],
+        ["wrk", "-t", "2", "-c", str(connections), "-d", f"{duration}s", "--timeout", "30s", "--latency",
+         "-s", str(script), url, "--", str(points_file), *([str(batch)] if batch else [])],
         capture_output=True, text=True, check=True,
     )  # fmt: skip
     output = completed.stdout
@@ -731,6 +774,15 @@ HTTP_COLUMNS = [
     _http_column("index / raw", "---:", lambda r: f"{r['http_index_vs_raw']}x"),
     _http_column("index / plain", "---:", lambda r: f"{r['http_index_vs_plain']}x"),
     _http_column("index / minimal", "---:", lambda r: f"{r['http_index_vs_minimal']:.0%}"),
+    _http_column(
+        "Points/s, batches of 100 vs single: HTTP; in-process",
+        "---",
+        lambda r: (
+            f"{r['http_batch_points_per_s']:,} vs {r['http_index_rps']:,.0f} ({r['http_batch_vs_single']}x); "
+            f"{r['inproc_batch_points_per_s']:,} vs {r['inproc_single_points_per_s']:,} "
+            f"({r['inproc_batch_vs_single']}x)"
+        ),
+    ),
 ]
 
 

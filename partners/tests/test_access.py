@@ -1,0 +1,241 @@
+"""Partner API keys on the lookup endpoints: a limit per key, a low one without a key, revocation at once, usage per
+key and day."""
+
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+
+from conftest import square
+from partners import access
+from partners.models import KeyUsage, Partner, PartnerKey, UsageFlush
+from partners.services import key_create
+from partners.usage import BATCH_PREFIX, flush_usage
+
+LOOKUP = "/api/v1/lookup/"
+BATCH = "/api/v1/lookup/batch/"
+TRIP = "/api/v1/lookup/trip/"
+CHANGES = "/api/v1/changes/"
+USAGE = "/api/v1/usage/"
+AIRPORT = {"lat": 40.6413, "lng": -73.7781}
+
+
+@pytest.fixture(autouse=True)
+def fresh_process(monkeypatch):
+    """Each test as a new web process: no keys remembered, no Redis pause."""
+    monkeypatch.setattr(access, "_state", access._State())
+
+
+@pytest.fixture
+def airport(make_area, index_all):
+    area = make_area(square(-73.78, 40.64, 0.05), price="45.00")
+    index_all()
+    return area
+
+
+@pytest.fixture
+def make_key(db):
+    def make(*, rate=600, partner=None, **fields):
+        partner = partner or Partner.objects.create(name="Acme Travel")
+        record, key = key_create(partner=partner, name="booking engine", rate_per_minute=rate, **fields)
+        return record, key
+
+    return make
+
+
+def lookup_ids(response) -> list[int]:
+    assert response.status_code == 200, response.content
+    return [r["id"] for r in response.json()["results"]]
+
+
+def test_a_key_gets_its_own_limit_then_429_with_retry_after(api, airport, make_key, settings):
+    settings.LOOKUP_ANONYMOUS_RATE_PER_MINUTE = 1
+    _, key = make_key(rate=3)
+    _, other = make_key(rate=3)
+    remaining = []
+    for _ in range(3):
+        response = api.get(LOOKUP, AIRPORT, HTTP_X_API_KEY=key)
+        assert lookup_ids(response) == [airport.id]
+        remaining.append(response["X-RateLimit-Remaining"])
+    assert remaining == ["2", "1", "0"]
+    refused = api.get(LOOKUP, AIRPORT, HTTP_X_API_KEY=key)
+    assert refused.status_code == 429 and refused.json()["code"] == "rate_limited"
+    assert 1 <= int(refused["Retry-After"]) <= 60
+    assert lookup_ids(api.get(LOOKUP, AIRPORT, HTTP_X_API_KEY=other)) == [airport.id]  # its own budget
+    assert lookup_ids(api.get(LOOKUP, AIRPORT, HTTP_AUTHORIZATION=f"Api-Key {other}")) == [airport.id]
+
+
+def test_a_batch_counts_its_points_and_a_trip_two(api, airport, make_key):
+    _, key = make_key(rate=5)
+    points = {"points": [{"lat": 40.6413, "lng": -73.7781}] * 3}
+    first = api.post(BATCH, points, format="json", HTTP_X_API_KEY=key)
+    assert first.status_code == 200 and first["X-RateLimit-Remaining"] == "2"
+    trip = {"from_lat": 40.64, "from_lng": -73.78, "to_lat": 40.65, "to_lng": -73.77}
+    assert api.get(TRIP, trip, HTTP_X_API_KEY=key)["X-RateLimit-Remaining"] == "0"
+    too_many = api.post(BATCH, points, format="json", HTTP_X_API_KEY=key)
+    assert too_many.status_code == 429 and "needs 3" in too_many.json()["detail"]
+
+
+def test_without_a_key_a_low_limit_per_address(api, airport, make_key, settings):
+    settings.LOOKUP_ANONYMOUS_RATE_PER_MINUTE = 2
+    assert [api.get(LOOKUP, AIRPORT).status_code for _ in range(3)] == [200, 200, 429]
+    assert api.get(CHANGES).status_code == 429  # the same budget for every public endpoint
+    assert api.get(LOOKUP, AIRPORT, REMOTE_ADDR="203.0.113.9").status_code == 200  # another address
+    _, key = make_key()
+    assert lookup_ids(api.get(LOOKUP, AIRPORT, HTTP_X_API_KEY=key)) == [airport.id]
+
+
+@pytest.mark.parametrize("sent", ["nonsense", "abcdefgh.wrongsecret", "", "x" * 500])
+def test_an_unknown_key_is_a_401_never_anonymous(api, airport, make_key, sent):
+    make_key()
+    response = api.get(LOOKUP, AIRPORT, HTTP_X_API_KEY=sent)
+    assert response.status_code == 401 and response.json()["code"] == "invalid_api_key"
+    assert response["WWW-Authenticate"] == "Api-Key"
+
+
+def test_a_revoked_key_is_refused_from_the_next_request_though_this_process_knew_it(
+    api, airport, make_key, make_user, client_for, django_capture_on_commit_callbacks
+):
+    record, key = make_key()
+    assert api.get(LOOKUP, AIRPORT, HTTP_X_API_KEY=key).status_code == 200  # verified and remembered
+    staff = client_for(make_user(staff=True))
+    with django_capture_on_commit_callbacks(execute=True):
+        assert staff.delete(f"/api/v1/partner-keys/{record.prefix}/").status_code == 204
+    assert api.get(LOOKUP, AIRPORT, HTTP_X_API_KEY=key).status_code == 401
+    record.refresh_from_db()
+    assert record.revoked
+
+
+def test_another_process_hears_of_a_revocation_through_the_epoch(api, airport, make_key, monkeypatch):
+    record, key = make_key()
+    assert api.get(LOOKUP, AIRPORT, HTTP_X_API_KEY=key).status_code == 200
+    # Revoked elsewhere (another process, the admin): this process's memory is left as it was.
+    remembered = dict(access._state.keys)
+    PartnerKey.objects.filter(pk=record.pk).update(revoked=True)
+    access._redis().incr(access.EPOCH_KEY)
+    access._state.keys.update(remembered)
+    assert api.get(LOOKUP, AIRPORT, HTTP_X_API_KEY=key).status_code == 401
+
+
+def test_an_expired_key_is_refused(api, airport, make_key):
+    _, expired = make_key(expiry_date=timezone.now() - timedelta(seconds=1))
+    assert api.get(LOOKUP, AIRPORT, HTTP_X_API_KEY=expired).status_code == 401
+    record, soon = make_key(expiry_date=timezone.now() + timedelta(days=1))
+    assert api.get(LOOKUP, AIRPORT, HTTP_X_API_KEY=soon).status_code == 200
+    access._state.keys[soon] = access._state.keys[soon].__class__(
+        record.pk, record.prefix, record.partner_id, 600, timezone.now().timestamp() - 1, 1e18
+    )  # remembered, and its expiry has just passed
+    assert api.get(LOOKUP, AIRPORT, HTTP_X_API_KEY=soon).status_code == 401
+
+
+def test_a_new_limit_applies_at_once(
+    api, airport, make_key, make_user, client_for, django_capture_on_commit_callbacks
+):
+    record, key = make_key(rate=100)
+    assert api.get(LOOKUP, AIRPORT, HTTP_X_API_KEY=key)["X-RateLimit-Limit"] == "100"
+    staff = client_for(make_user(staff=True))
+    with django_capture_on_commit_callbacks(execute=True):
+        assert staff.patch(f"/api/v1/partner-keys/{record.prefix}/", {"rate_per_minute": 2}).status_code == 200
+    response = api.get(LOOKUP, AIRPORT, HTTP_X_API_KEY=key)
+    assert (response.status_code, response["X-RateLimit-Limit"]) == (200, "2")
+    assert api.get(LOOKUP, AIRPORT, HTTP_X_API_KEY=key).status_code == 429
+
+
+def test_usage_per_key_and_day_for_the_partner_and_staff(api, airport, make_key, make_user, client_for, settings):
+    settings.LOOKUP_ANONYMOUS_RATE_PER_MINUTE = 1
+    record, key = make_key(rate=4)
+    other_record, other_key = make_key(rate=10)
+    for _ in range(2):
+        api.get(LOOKUP, AIRPORT, HTTP_X_API_KEY=key)
+    api.post(BATCH, {"points": [AIRPORT, AIRPORT]}, format="json", HTTP_X_API_KEY=key)
+    api.get(LOOKUP, AIRPORT, HTTP_X_API_KEY=key)  # over the limit
+    api.get(LOOKUP, AIRPORT, HTTP_X_API_KEY=other_key)
+    api.get(LOOKUP, AIRPORT)
+    api.get(LOOKUP, AIRPORT)  # anonymous, over the limit
+    today = timezone.now().date().isoformat()
+
+    mine = api.get(USAGE, HTTP_X_API_KEY=key)
+    assert mine.status_code == 200
+    assert mine.json() == [
+        {
+            "day": today,
+            "key": record.prefix,
+            "key_name": "booking engine",
+            "partner": record.partner_id,
+            "requests": 3,
+            "points": 4,
+            "throttled": 1,
+        }
+    ]
+    staff = client_for(make_user(staff=True)).get(USAGE)
+    rows = {row["key"]: (row["requests"], row["points"], row["throttled"]) for row in staff.json()}
+    assert rows == {record.prefix: (3, 4, 1), other_record.prefix: (1, 1, 0), None: (1, 1, 1)}
+    assert api.get(USAGE).status_code == 401
+    assert client_for(make_user()).get(USAGE).status_code == 401  # a provider's token is not a partner's key
+    assert api.get(USAGE, {"since": "yesterday"}, HTTP_X_API_KEY=key).status_code == 400
+
+
+def test_a_flush_that_died_half_way_adds_nothing_twice(make_key):
+    record, _ = make_key()
+    client = access._redis()
+    today = timezone.now().date().isoformat()
+    recorded, unrecorded = f"{BATCH_PREFIX}aaa", f"{BATCH_PREFIX}bbb"
+    client.hset(recorded, f"{today} {record.prefix} requests", 5)  # added, then the flush died before DEL
+    UsageFlush.objects.create(batch="aaa")
+    client.hset(unrecorded, f"{today} {record.prefix} requests", 7)  # renamed, then the flush died
+    client.hset(access.USAGE_KEY, f"{today} {record.prefix} points", 11)
+    flush_usage()
+    flush_usage()
+    usage = KeyUsage.objects.get(key=record)
+    assert (usage.requests, usage.points) == (7, 11)
+    assert not list(client.scan_iter(match=f"{BATCH_PREFIX}*"))
+
+
+def test_without_redis_lookups_are_admitted_and_not_counted(api, airport, make_key, settings):
+    settings.LOOKUP_ANONYMOUS_RATE_PER_MINUTE = 1
+    settings.CACHE_REDIS_URL = "redis://127.0.0.1:1/0"
+    _, key = make_key(rate=1)
+    for headers in ({}, {}, {"HTTP_X_API_KEY": key}, {"HTTP_X_API_KEY": key}):
+        assert lookup_ids(api.get(LOOKUP, AIRPORT, **headers)) == [airport.id]
+    assert api.get(LOOKUP, AIRPORT, HTTP_X_API_KEY="abcdefgh.wrong").status_code == 401  # keys still checked
+
+
+def test_staff_create_list_and_revoke_keys_the_key_is_shown_once(make_user, client_for, api):
+    staff = client_for(make_user(staff=True))
+    partner = staff.post("/api/v1/partners/", {"name": "Acme Travel", "contact_email": "it@acme.example"}).json()
+    created = staff.post("/api/v1/partner-keys/", {"partner": partner["id"], "name": "prod", "rate_per_minute": 50})
+    assert created.status_code == 201
+    body = created.json()
+    key = body["key"]
+    assert key.startswith(body["prefix"] + ".") and body["rate_per_minute"] == 50 and not body["revoked"]
+    assert PartnerKey.objects.get_from_key(key).partner_id == partner["id"]
+    listed = staff.get("/api/v1/partner-keys/").json()["results"]
+    assert [k["prefix"] for k in listed] == [body["prefix"]] and "key" not in listed[0]
+    assert key not in staff.get(f"/api/v1/partner-keys/{body['prefix']}/").content.decode()
+    moved = staff.patch(f"/api/v1/partner-keys/{body['prefix']}/", {"partner": partner["id"] + 1000})
+    assert moved.status_code == 400
+    assert client_for(make_user()).get("/api/v1/partner-keys/").status_code == 403
+    assert api.get("/api/v1/partners/").status_code == 401
+    assert staff.delete(f"/api/v1/partner-keys/{body['prefix']}/").status_code == 204
+    assert staff.get(f"/api/v1/partner-keys/{body['prefix']}/").json()["revoked"] is True
+
+
+def test_the_admin_shows_a_new_key_once_and_usage(make_user, client, make_key):
+    staff = make_user(staff=True)
+    staff.is_superuser = True
+    staff.save()
+    client.force_login(staff)
+    partner = Partner.objects.create(name="Acme Travel")
+    response = client.post(
+        "/admin/partners/partnerkey/add/",
+        {"name": "from the admin", "partner": partner.id, "rate_per_minute": 60},
+        follow=True,
+    )
+    assert response.status_code == 200
+    record = PartnerKey.objects.get(name="from the admin")
+    assert f"{record.prefix}." in response.content.decode()
+    record_usage, _ = make_key()
+    KeyUsage.objects.create(key=record_usage, day=timezone.now().date(), requests=12, points=30)
+    page = client.get("/admin/partners/keyusage/")
+    assert page.status_code == 200 and "Acme Travel" in page.content.decode()
+    assert client.get(f"/admin/partners/partner/{partner.id}/change/").status_code == 200
