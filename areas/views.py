@@ -32,7 +32,7 @@ from areas.models import ServiceArea
 from areas.serializers import ProviderRefSerializer, ServiceAreaSerializer
 from areas.services import area_create, area_delete, area_update
 from hexindex.api import lookup, lookup_exact
-from partners.access import admit, finish
+from partners.access import Gate, admit, check, finish, settle
 from project import metrics
 from project.concurrency import IF_MATCH, ETagMixin
 from project.errors import dependency_error_response
@@ -295,10 +295,12 @@ def lookup_response(request) -> HttpResponse:
         return cors(request, JsonResponse(exc.detail, status=400))
     started = time.perf_counter()
     try:
-        admission, refused = admit(request, points=1)
-        if refused is not None:
-            return cors(request, refused)
-        return cors(request, finish(_lookup_response(request, lat, lng, include_mine, filters, started), admission))
+        gate = check(request, points=1)
+        if gate.refused is not None:
+            return cors(request, gate.refused)
+        response = _lookup_response(request, lat, lng, include_mine, filters, started, gate)
+        admission, refused = settle(gate)  # the counters went with the lookup's Redis read
+        return cors(request, refused if refused is not None else finish(response, admission))
     except Exception as exc:  # the lean path has no middleware: a database outage is answered here
         metrics.lookup_failed(time.perf_counter() - started)
         if (unavailable := dependency_error_response(exc)) is not None:
@@ -306,7 +308,9 @@ def lookup_response(request) -> HttpResponse:
         raise
 
 
-def _lookup_response(request, lat, lng, include_mine: bool, filters: LookupFilters, started: float) -> HttpResponse:
+def _lookup_response(
+    request, lat, lng, include_mine: bool, filters: LookupFilters, started: float, gate: Gate
+) -> HttpResponse:
     if include_mine:
         try:
             authenticators = [authenticator() for authenticator in api_settings.DEFAULT_AUTHENTICATION_CLASSES]
@@ -317,7 +321,7 @@ def _lookup_response(request, lat, lng, include_mine: bool, filters: LookupFilte
             return JsonResponse({"detail": INCLUDE_MINE_NEEDS_TOKEN}, status=401, headers={"WWW-Authenticate": "Token"})
         # An owner testing areas the public does not see yet: rare, so answered by the exact query.
         return JsonBody(filter_body(lookup_exact(lat=lat, lng=lng, owner_id=user.id).body, filters), private=True)
-    result = lookup(lat=lat, lng=lng)
+    result = lookup(lat=lat, lng=lng, also=gate.also)
     metrics.lookup_answered(result, time.perf_counter() - started)
     # The body arrives serialised: results are cached as JSON and spliced together, not re-encoded.
     return conditional(request, JsonBody(filter_body(result.body, filters)))

@@ -17,6 +17,7 @@ from hexindex.bulk import build_index, summarise
 from hexindex.invalidation import INDEX_UNAVAILABLE, IndexUnavailable, areas_changed, areas_deleting, current_boxes
 from hexindex.models import INDEXED_SQL, IndexStatus, indexed
 from hexindex.payload import AreaPayload
+from hexindex.redis_index import Piggyback
 from hexindex.selectors import LookupResult, lookup, lookup_exact, lookup_exact_many, lookup_many
 
 __all__ = [
@@ -25,6 +26,7 @@ __all__ = [
     "IndexStatus",
     "IndexUnavailable",
     "LookupResult",
+    "Piggyback",
     "areas_changed",
     "areas_deleting",
     "build_index",

@@ -141,13 +141,17 @@ def _transaction(commands: list[tuple]) -> list:
         raise
 
 
-def _read_live(command: Callable[[int], list[tuple]]) -> tuple[int, list] | None:
+def _read_live(command: Callable[[int], list[tuple]], also: Piggyback | None = None) -> tuple[int, list] | None:
     """Run `command(generation)` in a transaction with a read of the live generation, retrying once when the
-    generation this thread last saw has been replaced. None when no generation is live."""
+    generation this thread last saw has been replaced. None when no generation is live. `also`: commands of
+    another component sent in the first transaction (once, whatever happens next), their replies kept there."""
     _lookup_connection()
     for _ in range(3):
         known = _lookup_local.generation
-        reply = _transaction([("GET", GEN_KEY), *command(known if known is not None else 0)])
+        extra = also.commands if also is not None and also.replies is None else []
+        reply = _transaction([("GET", GEN_KEY), *command(known if known is not None else 0), *extra])
+        if extra:
+            also.replies, reply = reply[len(reply) - len(extra) :], reply[: len(reply) - len(extra)]
         live = int(reply[0]) if reply[0] is not None else None
         if live is None:
             return None
@@ -155,6 +159,15 @@ def _read_live(command: Callable[[int], list[tuple]]) -> tuple[int, list] | None
             return live, reply[1:]
         _lookup_local.generation = live
     raise redis.exceptions.RedisError("the live generation keeps changing")
+
+
+@dataclass(slots=True)
+class Piggyback:
+    """Commands another component (partners' rate limits) sends along with a lookup's first read, saving it a
+    round trip of its own. `replies` stays None when they were not sent (no Redis, or no read at all)."""
+
+    commands: list[tuple]
+    replies: list | None = None
 
 
 # --- reads -------------------------------------------------------------------------------------------------------
@@ -171,7 +184,7 @@ class PointRecords:
     pending: list[int] | None
 
 
-def read_point(anchor: str, cells: list[bytes], max_pending: int) -> PointRecords | None:
+def read_point(anchor: str, cells: list[bytes], max_pending: int, also: Piggyback | None = None) -> PointRecords | None:
     """One Redis round trip: the records of the point's chain cells (fields <cell>i and <cell>b of its anchor's
     hash), the areas registered as pending everywhere (at most max_pending + 1 of them) and at its cells. None when
     Redis holds no live index. Raises redis.RedisError when unreachable."""
@@ -185,7 +198,7 @@ def read_point(anchor: str, cells: list[bytes], max_pending: int) -> PointRecord
             ("SUNION", *pending_keys),
         ]
 
-    found = _read_live(commands)
+    found = _read_live(commands, also)
     if found is None:
         return None
     generation, (records, everywhere, here) = found

@@ -211,14 +211,15 @@ class _Inconsistent(Exception):
     """Redis changed between the lookup's two reads (a rebuild switched, or an area was made live again)."""
 
 
-def lookup(*, lat: float, lng: float) -> LookupResult:
-    """Every service area covering the point, cheapest first, then by id, as the lookup's JSON body."""
+def lookup(*, lat: float, lng: float, also: redis_index.Piggyback | None = None) -> LookupResult:
+    """Every service area covering the point, cheapest first, then by id, as the lookup's JSON body. `also`:
+    commands sent to the index's Redis with the lookup's first read (see redis_index.Piggyback)."""
     breaker = redis_index.breaker
     for _ in range(2):
         if not breaker.allows():
             break  # Redis failed moments ago: straight to PostGIS, no waiting for another timeout
         try:
-            result = _lookup_indexed(lat, lng)
+            result = _lookup_indexed(lat, lng, also)
         except _Inconsistent:
             continue
         except RedisError:
@@ -248,12 +249,12 @@ def lookup_exact(*, lat: float, lng: float, owner_id: int | None = None) -> Look
     )
 
 
-def _lookup_indexed(lat: float, lng: float) -> LookupResult | None:
+def _lookup_indexed(lat: float, lng: float, also: redis_index.Piggyback | None = None) -> LookupResult | None:
     cell = h3.latlng_to_cell(lat, lng, MAX_RES)
     chain = codec.chain(cell)
     anchor = codec.anchor_name(chain[codec.ANCHOR_RES])
     started = time.perf_counter()
-    point = redis_index.read_point(anchor, codec.chain_fields(chain), MAX_PENDING_CHECKS)
+    point = redis_index.read_point(anchor, codec.chain_fields(chain), MAX_PENDING_CHECKS, also)
     redis_seconds = time.perf_counter() - started
     if point is None:
         return None

@@ -1,11 +1,15 @@
 """Who may look up, how much: partner API keys, a rate limit per key, a low one per address without a key, and
 usage counters per key and day. Used by the lookup endpoints, including the lean (middleware-free) ones, so it is
-plain Django: `admit(request, points=n)` before answering, `finish(response, admission)` after.
+plain Django: `check(request, points=n)` before the work, `settle(gate)` after it (or `admit` for both at once),
+`finish(response, admission)` for the headers.
 
-Costs one Redis round trip per request (cache Redis): a fixed one-minute window counter per key or address, the
-day's usage counters, and the key-change epoch. Verified keys are remembered in-process; any change to any key
-(revoked, expired, new limit) bumps the epoch, which every request reads in that same round trip, so a revoked key
-is refused from the next request on, not after a cache timeout.
+Per request: a fixed one-minute window counter per key or address, the day's usage counters and the key-change
+epoch, in the index's Redis. A single lookup sends them along with its own Redis read (hexindex Piggyback), so
+they cost no round trip of their own; other work sends them in one round trip. Verified keys are remembered
+in-process; any change to any key (revoked, expired, new limit) bumps the epoch, which every request reads, so a
+revoked key is refused from the next request on, not after a cache timeout. Only what was asked is discarded when
+the counter says "over the limit"; from then on, until the window ends, this process refuses that caller before
+any lookup.
 
 When Redis does not answer, requests are admitted without limit or counting (a rate limiter must not take the
 lookup down with it) and Redis is left alone for a few seconds.
@@ -24,6 +28,7 @@ from django.conf import settings
 from django.http import HttpResponse, JsonResponse
 
 from accounts.security import client_address
+from hexindex.api import Piggyback
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +66,7 @@ class _State:
         self.lock = threading.Lock()
         self.keys: dict[str, KnownKey] = {}
         self.epoch: bytes | None = None
+        self.blocked: dict[str, int] = {}  # rate-limit bucket -> the window it is used up in
         self.redis_paused_until = 0.0
         self.client: redis.Redis | None = None
         self.client_url: str | None = None
@@ -69,8 +75,29 @@ class _State:
 _state = _State()
 
 
+_local = threading.local()
+
+
+def _send(commands: list[tuple]) -> list:
+    """The commands in one round trip over this thread's own plain connection, their replies in order. On the
+    request path: a client's pipeline bookkeeping would cost more than Redis itself."""
+    url = settings.HEXINDEX_REDIS_URL
+    connection = getattr(_local, "connection", None)
+    if connection is None or _local.url != url:
+        timeout = settings.HEXINDEX_LOOKUP_TIMEOUT
+        pool = redis.ConnectionPool.from_url(url, socket_connect_timeout=timeout, socket_timeout=timeout)
+        connection = pool.connection_class(**pool.connection_kwargs)
+        _local.connection, _local.url = connection, url
+    try:
+        connection.send_packed_command(connection.pack_commands(commands), check_health=False)
+        return [connection.read_response() for _ in commands]
+    except BaseException:
+        connection.disconnect()  # whatever state it is in, the next request starts afresh
+        raise
+
+
 def _redis() -> redis.Redis:
-    url = settings.CACHE_REDIS_URL
+    url = settings.HEXINDEX_REDIS_URL
     if _state.client is None or _state.client_url != url:
         timeout = settings.HEXINDEX_LOOKUP_TIMEOUT
         _state.client = redis.Redis.from_url(url, socket_timeout=timeout, socket_connect_timeout=timeout)
@@ -123,65 +150,135 @@ def _refused(status: int, detail: str, code: str, headers: dict | None = None) -
     return JsonResponse({"detail": detail, "code": code}, status=status, headers=headers)
 
 
-def admit(request, *, points: int = 1) -> tuple[Admission | None, HttpResponse | None]:
-    """(the admission, None) to go on, or (None, a 401/429 response) to answer instead."""
-    key = raw_key(request)
-    known = None
-    if key is not None:
-        known = _known(key)
-        if known is None:
-            return None, _refused(401, INVALID_KEY, "invalid_api_key", {"WWW-Authenticate": "Api-Key"})
-        limit, who = known.rate_per_minute, known.prefix
-        bucket = f"partners:rate:k:{known.prefix}"
+@dataclass(slots=True)
+class Gate:
+    """A request checked before the work (check), judged after it (settle). `also` carries the counting commands;
+    the lookup sends them with its own Redis read (saving a round trip), anything else leaves them to settle."""
+
+    key: str | None = None
+    known: KnownKey | None = None
+    limit: int | None = None
+    who: str = ANONYMOUS
+    bucket: str = ""
+    points: int = 1
+    now: float = 0.0
+    refused: HttpResponse | None = None
+    also: Piggyback | None = None
+
+
+def _unknown_key() -> JsonResponse:
+    return _refused(401, INVALID_KEY, "invalid_api_key", {"WWW-Authenticate": "Api-Key"})
+
+
+def _too_many(gate: Gate, limit: int) -> JsonResponse:
+    window_end = (int(gate.now // WINDOW_SECONDS) + 1) * WINDOW_SECONDS
+    detail = (
+        f"Rate limit: {limit} points per minute "
+        f"({'for this key' if gate.known else 'without an API key, per address'}); this request needs {gate.points}."
+    )
+    headers = {
+        "Retry-After": str(max(1, int(window_end - gate.now + 0.999))),
+        "X-RateLimit-Limit": str(limit),
+        "X-RateLimit-Remaining": "0",
+    }
+    return _refused(429, detail, "rate_limited", headers)
+
+
+def check(request, *, points: int = 1) -> Gate:
+    """Before the work: the key (401 when it is not a usable one), and a 429 at once for a caller this process has
+    already seen over its limit in this window (so a client hammering past its limit costs no lookups)."""
+    gate = Gate(key=raw_key(request), points=points, now=time.time())
+    if gate.key is not None:
+        gate.known = _known(gate.key)
+        if gate.known is None:
+            gate.refused = _unknown_key()
+            return gate
+        gate.limit, gate.who = gate.known.rate_per_minute, gate.known.prefix
+        gate.bucket = f"partners:rate:k:{gate.known.prefix}"
     else:
-        limit, who = settings.LOOKUP_ANONYMOUS_RATE_PER_MINUTE, ANONYMOUS
-        bucket = f"partners:rate:a:{client_address(request)}"
+        gate.limit = settings.LOOKUP_ANONYMOUS_RATE_PER_MINUTE
+        gate.bucket = f"partners:rate:a:{client_address(request)}"
     if time.monotonic() < _state.redis_paused_until:
-        return Admission(known, None, None), None
-    now = time.time()
-    window = int(now // WINDOW_SECONDS)
-    day = datetime.fromtimestamp(now, UTC).date().isoformat()
+        return gate  # no counting, no limits for a few seconds
+    window = int(gate.now // WINDOW_SECONDS)
+    day = datetime.fromtimestamp(gate.now, UTC).date().isoformat()
+    if gate.limit is not None and _state.blocked.get(gate.bucket) == window:
+        _count_quietly([("HINCRBY", USAGE_KEY, f"{day} {gate.who} throttled", 1)])
+        gate.refused = _too_many(gate, gate.limit)
+        return gate
+    commands = [("GET", EPOCH_KEY)]
+    if gate.limit is not None:
+        counter = f"{gate.bucket}:{window}"
+        commands += [("INCRBY", counter, points), ("EXPIRE", counter, 2 * WINDOW_SECONDS)]
+    commands += [
+        ("HINCRBY", USAGE_KEY, f"{day} {gate.who} requests", 1),
+        ("HINCRBY", USAGE_KEY, f"{day} {gate.who} points", points),
+    ]
+    gate.also = Piggyback(commands)
+    return gate
+
+
+def settle(gate: Gate) -> tuple[Admission | None, HttpResponse | None]:
+    """After the work: (the admission, None) to answer, or (None, a 401/429) to answer instead."""
+    if gate.refused is not None:
+        return None, gate.refused
+    if gate.also is None:
+        return Admission(gate.known, None, None), None
     try:
-        pipe = _redis().pipeline(transaction=False)
-        pipe.get(EPOCH_KEY)
-        if limit is not None:
-            pipe.incrby(f"{bucket}:{window}", points)
-            pipe.expire(f"{bucket}:{window}", 2 * WINDOW_SECONDS)
-        pipe.hincrby(USAGE_KEY, f"{day} {who} requests", 1)
-        pipe.hincrby(USAGE_KEY, f"{day} {who} points", points)
-        replies = pipe.execute()
-        epoch = replies[0]
-        if epoch != _state.epoch:
-            # Some key changed since this process last looked: forget every key, check this one again.
-            with _state.lock:
-                _state.keys.clear()
-                _state.epoch = epoch
-            if key is not None:
-                known = _known(key)
-                if known is None:
-                    return None, _refused(401, INVALID_KEY, "invalid_api_key", {"WWW-Authenticate": "Api-Key"})
-                limit = known.rate_per_minute
-        if limit is None:
-            return Admission(known, None, None), None
-        used = int(replies[1])
-        if used > limit:
-            retry_after = max(1, int((window + 1) * WINDOW_SECONDS - now + 0.999))
-            undo = _redis().pipeline(transaction=False)
-            undo.hincrby(USAGE_KEY, f"{day} {who} requests", -1)
-            undo.hincrby(USAGE_KEY, f"{day} {who} points", -points)
-            undo.hincrby(USAGE_KEY, f"{day} {who} throttled", 1)
-            undo.execute()
-            detail = (
-                f"Rate limit: {limit} points per minute "
-                f"({'for this key' if known else 'without an API key, per address'}); this request needs {points}."
-            )
-            headers = {"Retry-After": str(retry_after), "X-RateLimit-Limit": str(limit), "X-RateLimit-Remaining": "0"}
-            return None, _refused(429, detail, "rate_limited", headers)
-        return Admission(known, limit, limit - used), None
+        replies = gate.also.replies
+        if replies is None:  # the work did not read the index's Redis (PostGIS answered, or not a lookup)
+            replies = _send(gate.also.commands)
+        if isinstance(replies[0], Exception) or (len(replies) > 1 and isinstance(replies[1], Exception)):
+            raise redis.RedisError(str(replies[0]))
     except redis.RedisError:
         _state.redis_paused_until = time.monotonic() + REDIS_PAUSE_SECONDS
         log.warning("Redis unavailable: lookups admitted without rate limits or usage counts", exc_info=True)
+        return Admission(gate.known, None, None), None
+    known, limit = gate.known, gate.limit
+    if replies[0] != _state.epoch:
+        # Some key changed since this process last looked: forget every key, check this one again.
+        with _state.lock:
+            _state.keys.clear()
+            _state.blocked.clear()
+            _state.epoch = replies[0]
+        if gate.key is not None:
+            known = _known(gate.key)
+            if known is None:
+                return None, _unknown_key()
+            limit = known.rate_per_minute
+    if limit is None:
         return Admission(known, None, None), None
+    used = int(replies[1])
+    if used > limit:
+        day = datetime.fromtimestamp(gate.now, UTC).date().isoformat()
+        _count_quietly(
+            [
+                ("HINCRBY", USAGE_KEY, f"{day} {gate.who} requests", -1),
+                ("HINCRBY", USAGE_KEY, f"{day} {gate.who} points", -gate.points),
+                ("HINCRBY", USAGE_KEY, f"{day} {gate.who} throttled", 1),
+            ]
+        )
+        if used - gate.points >= limit:  # the window is used up, not just too small for this request
+            _state.blocked[gate.bucket] = int(gate.now // WINDOW_SECONDS)
+            if len(_state.blocked) > 100_000:
+                _state.blocked.clear()
+        return None, _too_many(gate, limit)
+    return Admission(known, limit, limit - used), None
+
+
+def admit(request, *, points: int = 1) -> tuple[Admission | None, HttpResponse | None]:
+    """check and settle at once, for work that does not read the index's Redis itself."""
+    gate = check(request, points=points)
+    if gate.refused is not None:
+        return None, gate.refused
+    return settle(gate)
+
+
+def _count_quietly(commands: list[tuple]) -> None:
+    try:
+        _send(commands)
+    except redis.RedisError:
+        log.warning("could not count a refused request", exc_info=True)
 
 
 def finish(response: HttpResponse, admission: Admission | None) -> HttpResponse:

@@ -128,9 +128,7 @@ def test_an_expired_key_is_refused(api, airport, make_key):
     assert api.get(LOOKUP, AIRPORT, HTTP_X_API_KEY=soon).status_code == 401
 
 
-def test_a_new_limit_applies_at_once(
-    api, airport, make_key, make_user, client_for, django_capture_on_commit_callbacks
-):
+def test_a_new_limit_applies_at_once(api, airport, make_key, make_user, client_for, django_capture_on_commit_callbacks):
     record, key = make_key(rate=100)
     assert api.get(LOOKUP, AIRPORT, HTTP_X_API_KEY=key)["X-RateLimit-Limit"] == "100"
     staff = client_for(make_user(staff=True))
@@ -193,7 +191,7 @@ def test_a_flush_that_died_half_way_adds_nothing_twice(make_key):
 
 def test_without_redis_lookups_are_admitted_and_not_counted(api, airport, make_key, settings):
     settings.LOOKUP_ANONYMOUS_RATE_PER_MINUTE = 1
-    settings.CACHE_REDIS_URL = "redis://127.0.0.1:1/0"
+    settings.HEXINDEX_REDIS_URL = "redis://127.0.0.1:1/0"  # nothing listens there: PostGIS answers, uncounted
     _, key = make_key(rate=1)
     for headers in ({}, {}, {"HTTP_X_API_KEY": key}, {"HTTP_X_API_KEY": key}):
         assert lookup_ids(api.get(LOOKUP, AIRPORT, **headers)) == [airport.id]
@@ -239,3 +237,37 @@ def test_the_admin_shows_a_new_key_once_and_usage(make_user, client, make_key):
     page = client.get("/admin/partners/keyusage/")
     assert page.status_code == 200 and "Acme Travel" in page.content.decode()
     assert client.get(f"/admin/partners/partner/{partner.id}/change/").status_code == 200
+
+
+def test_a_lookup_counts_in_its_own_redis_read_not_a_round_trip_of_its_own(api, airport, make_key, monkeypatch):
+    _, key = make_key(rate=2)
+    assert lookup_ids(api.get(LOOKUP, AIRPORT, HTTP_X_API_KEY=key)) == [airport.id]  # the key verified once
+
+    def no_round_trip(commands):
+        raise AssertionError(f"a round trip of its own: {commands}")
+
+    sent = access._send
+    monkeypatch.setattr(access, "_send", no_round_trip)
+    response = api.get(LOOKUP, AIRPORT, HTTP_X_API_KEY=key)
+    assert lookup_ids(response) == [airport.id] and response["X-RateLimit-Remaining"] == "0"
+    monkeypatch.setattr(access, "_send", sent)
+    assert api.get(LOOKUP, AIRPORT, HTTP_X_API_KEY=key).status_code == 429
+
+
+def test_past_its_limit_a_caller_is_refused_before_any_lookup(api, airport, make_key, monkeypatch):
+    from areas import views
+
+    _, key = make_key(rate=1)
+    assert api.get(LOOKUP, AIRPORT, HTTP_X_API_KEY=key).status_code == 200
+    assert api.get(LOOKUP, AIRPORT, HTTP_X_API_KEY=key).status_code == 429  # looked up, answer discarded
+
+    def no_lookup(**kwargs):
+        raise AssertionError("looked up for a caller already over its limit")
+
+    monkeypatch.setattr(views, "lookup", no_lookup)
+    for _ in range(3):
+        refused = api.get(LOOKUP, AIRPORT, HTTP_X_API_KEY=key)
+        assert refused.status_code == 429 and int(refused["Retry-After"]) >= 1
+    assert KeyUsage.objects.count() == 0 and flush_usage() == 1
+    usage = KeyUsage.objects.get()
+    assert (usage.requests, usage.points, usage.throttled) == (1, 1, 4)
