@@ -10,6 +10,7 @@ from partners.views import PartnerKeyViewSet, PartnerViewSet, UsageView
 from project.health import health, live
 from project.metrics import metrics_view
 from providers.views import ProviderViewSet
+from webhooks.views import WebhookViewSet
 
 router = DefaultRouter(trailing_slash=True)
 router.register("providers", ProviderViewSet, basename="provider")
@@ -17,6 +18,7 @@ router.register("service-areas", ServiceAreaViewSet, basename="service-area")
 router.register("auth/tokens", ApiTokenViewSet, basename="api-token")
 router.register("partners", PartnerViewSet, basename="partner")
 router.register("partner-keys", PartnerKeyViewSet, basename="partner-key")
+router.register("webhooks", WebhookViewSet, basename="webhook")
 
 api_v1 = [
     path("lookup/", LookupView.as_view(), name="lookup"),  # first: the hot path resolves with one pattern tried

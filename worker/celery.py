@@ -28,6 +28,9 @@ app.conf.task_routes = {
     "hexindex.sweep": {"queue": "maintenance"},
     "worker.publish_queue_depth": {"queue": "maintenance"},
     "partners.flush_usage": {"queue": "maintenance"},
+    "webhooks.dispatch": {"queue": "maintenance"},
+    "webhooks.deliver": {"queue": "maintenance"},
+    "webhooks.prune_deliveries": {"queue": "maintenance"},
 }
 
 
@@ -51,6 +54,13 @@ def _schedule(sender, **kwargs):
         "sweep-index": {"task": "hexindex.sweep", "schedule": settings.HEXINDEX_SWEEP_SECONDS},
         "publish-queue-depth": {"task": "worker.publish_queue_depth", "schedule": 60.0},
         "flush-key-usage": {"task": "partners.flush_usage", "schedule": 60.0},
+        # A dispatch not started before the next one is due is dropped, so a stopped worker finds no pile of them.
+        "webhooks-dispatch": {
+            "task": "webhooks.dispatch",
+            "schedule": settings.WEBHOOKS_POLL_SECONDS,
+            "options": {"expires": settings.WEBHOOKS_POLL_SECONDS},
+        },
+        "webhooks-prune-deliveries": {"task": "webhooks.prune_deliveries", "schedule": 3600.0},
     }
 
 
