@@ -295,7 +295,7 @@ def lookup_response(request) -> HttpResponse:
         return cors(request, JsonResponse(exc.detail, status=400))
     started = time.perf_counter()
     try:
-        gate = check(request, points=1)
+        gate = check(request, kind="lookup")
         if gate.refused is not None:
             return cors(request, gate.refused)
         response = _lookup_response(request, lat, lng, include_mine, filters, started, gate)
@@ -431,7 +431,7 @@ class BatchLookupView(APIView):
                 errors[str(i)] = exc.detail
         if errors:
             raise ValidationError({"points": errors})
-        admission, refused = admit(request, points=len(points))
+        admission, refused = admit(request, kind="batch", points=len(points))
         if refused is not None:
             return refused
         started = time.perf_counter()
@@ -511,7 +511,7 @@ def trip_response(request) -> HttpResponse:
     except ValidationError as exc:
         return JsonResponse(exc.detail, status=400)
     try:
-        admission, refused = admit(request, points=2)
+        admission, refused = admit(request, kind="trip", points=2)
         if refused is not None:
             return refused
         body = orjson.dumps(trip(pickup=ends[0], dropoff=ends[1], filters=filters))
@@ -596,7 +596,7 @@ class ChangeFeedView(APIView):
         raw_limit = request.query_params.get("limit", "500")
         if not raw_limit.isascii() or not raw_limit.isdigit() or not 1 <= int(raw_limit) <= CHANGES_LIMIT:
             raise ValidationError({"limit": [f"A number from 1 to {CHANGES_LIMIT}."]})
-        admission, refused = admit(request, points=1)
+        admission, refused = admit(request, kind="feed")
         if refused is not None:
             return refused
         return finish(Response(changes_since(cursor, limit=int(raw_limit))), admission)

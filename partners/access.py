@@ -1,7 +1,7 @@
 """Who may look up, how much: partner API keys, a rate limit per key, a low one per address without a key, and
 usage counters per key and day. Used by the lookup endpoints, including the lean (middleware-free) ones, so it is
-plain Django: `check(request, points=n)` before the work, `settle(gate)` after it (or `admit` for both at once),
-`finish(response, admission)` for the headers.
+plain Django: `check(request, kind=..., points=n)` before the work, `settle(gate)` after it (or `admit` for both
+at once), `finish(response, admission)` for the headers.
 
 Per request: a fixed one-minute window counter per key or address, the day's usage counters and the key-change
 epoch, in the index's Redis. A single lookup sends them along with its own Redis read (hexindex Piggyback), so
@@ -33,7 +33,11 @@ from hexindex.api import Piggyback
 log = logging.getLogger(__name__)
 
 EPOCH_KEY = "partners:epoch"
-USAGE_KEY = "partners:usage"  # hash: "<day> <key prefix or -> <requests|points|throttled>" -> count
+USAGE_KEY = "partners:usage"  # hash: "<day> <key prefix or -> <counter>" -> count
+# What a request was, as counted per key and day: kind -> its counter (a batch also counts its points).
+KINDS = {"lookup": "lookups", "batch": "batches", "trip": "trips", "feed": "feed_reads"}
+BATCH_POINTS, THROTTLED = "batch_points", "throttled"
+COUNTERS = (*KINDS.values(), BATCH_POINTS, THROTTLED)
 WINDOW_SECONDS = 60
 REDIS_PAUSE_SECONDS = 5.0
 # A backstop for a key change announced while Redis was down (the epoch never moved): verified keys are checked
@@ -159,6 +163,7 @@ class Gate:
     known: KnownKey | None = None
     limit: int | None = None
     who: str = ANONYMOUS
+    kind: str = "lookup"
     bucket: str = ""
     points: int = 1
     now: float = 0.0
@@ -184,10 +189,18 @@ def _too_many(gate: Gate, limit: int) -> JsonResponse:
     return _refused(429, detail, "rate_limited", headers)
 
 
-def check(request, *, points: int = 1) -> Gate:
+def _usage(gate: Gate, day: str, sign: int) -> list[tuple]:
+    """The usage counters of the request, counted (sign 1) or taken back (-1)."""
+    commands = [("HINCRBY", USAGE_KEY, f"{day} {gate.who} {KINDS[gate.kind]}", sign)]
+    if gate.kind == "batch":
+        commands.append(("HINCRBY", USAGE_KEY, f"{day} {gate.who} {BATCH_POINTS}", sign * gate.points))
+    return commands
+
+
+def check(request, *, kind: str, points: int = 1) -> Gate:
     """Before the work: the key (401 when it is not a usable one), and a 429 at once for a caller this process has
     already seen over its limit in this window (so a client hammering past its limit costs no lookups)."""
-    gate = Gate(key=raw_key(request), points=points, now=time.time())
+    gate = Gate(key=raw_key(request), kind=kind, points=points, now=time.time())
     if gate.key is not None:
         gate.known = _known(gate.key)
         if gate.known is None:
@@ -203,17 +216,14 @@ def check(request, *, points: int = 1) -> Gate:
     window = int(gate.now // WINDOW_SECONDS)
     day = datetime.fromtimestamp(gate.now, UTC).date().isoformat()
     if gate.limit is not None and _state.blocked.get(gate.bucket) == window:
-        _count_quietly([("HINCRBY", USAGE_KEY, f"{day} {gate.who} throttled", 1)])
+        _count_quietly([("HINCRBY", USAGE_KEY, f"{day} {gate.who} {THROTTLED}", 1)])
         gate.refused = _too_many(gate, gate.limit)
         return gate
     commands = [("GET", EPOCH_KEY)]
     if gate.limit is not None:
         counter = f"{gate.bucket}:{window}"
         commands += [("INCRBY", counter, points), ("EXPIRE", counter, 2 * WINDOW_SECONDS)]
-    commands += [
-        ("HINCRBY", USAGE_KEY, f"{day} {gate.who} requests", 1),
-        ("HINCRBY", USAGE_KEY, f"{day} {gate.who} points", points),
-    ]
+    commands += _usage(gate, day, 1)
     gate.also = Piggyback(commands)
     return gate
 
@@ -251,13 +261,7 @@ def settle(gate: Gate) -> tuple[Admission | None, HttpResponse | None]:
     used = int(replies[1])
     if used > limit:
         day = datetime.fromtimestamp(gate.now, UTC).date().isoformat()
-        _count_quietly(
-            [
-                ("HINCRBY", USAGE_KEY, f"{day} {gate.who} requests", -1),
-                ("HINCRBY", USAGE_KEY, f"{day} {gate.who} points", -gate.points),
-                ("HINCRBY", USAGE_KEY, f"{day} {gate.who} throttled", 1),
-            ]
-        )
+        _count_quietly([*_usage(gate, day, -1), ("HINCRBY", USAGE_KEY, f"{day} {gate.who} {THROTTLED}", 1)])
         if used - gate.points >= limit:  # the window is used up, not just too small for this request
             _state.blocked[gate.bucket] = int(gate.now // WINDOW_SECONDS)
             if len(_state.blocked) > 100_000:
@@ -266,9 +270,9 @@ def settle(gate: Gate) -> tuple[Admission | None, HttpResponse | None]:
     return Admission(known, limit, limit - used), None
 
 
-def admit(request, *, points: int = 1) -> tuple[Admission | None, HttpResponse | None]:
+def admit(request, *, kind: str, points: int = 1) -> tuple[Admission | None, HttpResponse | None]:
     """check and settle at once, for work that does not read the index's Redis itself."""
-    gate = check(request, points=points)
+    gate = check(request, kind=kind, points=points)
     if gate.refused is not None:
         return None, gate.refused
     return settle(gate)

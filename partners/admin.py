@@ -46,7 +46,7 @@ class PartnerKeyAdmin(APIKeyModelAdmin):
 class KeyUsageAdmin(admin.ModelAdmin):
     """Per key and UTC day; the worker adds what Redis counted every minute."""
 
-    list_display = ["day", "key", "partner", "requests", "points", "throttled"]
+    list_display = ["day", "key", "partner", "lookups", "batches", "batch_points", "trips", "feed_reads", "throttled"]
     list_filter = ["day", "key__partner"]
     search_fields = ["key__prefix", "key__name", "key__partner__name"]
     date_hierarchy = "day"

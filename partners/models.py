@@ -45,8 +45,11 @@ class KeyUsage(models.Model):
 
     key = models.ForeignKey(PartnerKey, null=True, blank=True, on_delete=models.CASCADE, related_name="usage")
     day = models.DateField()
-    requests = models.PositiveBigIntegerField(default=0, help_text="Lookup, batch and trip requests answered.")
-    points = models.PositiveBigIntegerField(default=0, help_text="Points looked up (a batch counts each point).")
+    lookups = models.PositiveBigIntegerField(default=0, help_text="Single lookups answered.")
+    batches = models.PositiveBigIntegerField(default=0, help_text="Batch lookups answered.")
+    batch_points = models.PositiveBigIntegerField(default=0, help_text="Points looked up in those batches.")
+    trips = models.PositiveBigIntegerField(default=0, help_text="Trip lookups answered.")
+    feed_reads = models.PositiveBigIntegerField(default=0, help_text="Change feed pages answered.")
     throttled = models.PositiveBigIntegerField(default=0, help_text="Requests refused with 429.")
 
     class Meta:

@@ -39,4 +39,15 @@ class KeyUsageSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = KeyUsage
-        fields = ["day", "key", "key_name", "partner", "requests", "points", "throttled"]
+        fields = [
+            "day",
+            "key",
+            "key_name",
+            "partner",
+            "lookups",
+            "batches",
+            "batch_points",
+            "trips",
+            "feed_reads",
+            "throttled",
+        ]

@@ -20,15 +20,13 @@ from partners import access
 from partners.models import PartnerKey, UsageFlush
 
 BATCH_PREFIX = f"{access.USAGE_KEY}:batch:"
-FIELDS = ("requests", "points", "throttled")
 
-UPSERT_SQL = """
-INSERT INTO partners_keyusage (key_id, day, requests, points, throttled)
-SELECT * FROM unnest(%s::varchar[], %s::date[], %s::bigint[], %s::bigint[], %s::bigint[])
+FIELDS = access.COUNTERS
+UPSERT_SQL = f"""
+INSERT INTO partners_keyusage (key_id, day, {", ".join(FIELDS)})
+SELECT * FROM unnest(%s::varchar[], %s::date[], {", ".join("%s::bigint[]" for _ in FIELDS)})
 ON CONFLICT (key_id, day) DO UPDATE SET
-    requests = partners_keyusage.requests + excluded.requests,
-    points = partners_keyusage.points + excluded.points,
-    throttled = partners_keyusage.throttled + excluded.throttled
+    {", ".join(f"{name} = partners_keyusage.{name} + excluded.{name}" for name in FIELDS)}
 """
 
 
@@ -47,7 +45,7 @@ def flush_usage() -> int:
 def _add_batch(client: redis.Redis, name: str) -> int:
     totals: dict[tuple[str, str], dict[str, int]] = defaultdict(lambda: dict.fromkeys(FIELDS, 0))
     for field, value in client.hgetall(name).items():
-        day, who, what = field.decode().split(" ")
+        day, who, what = field.decode().split(" ")  # "<day> <key prefix or -> <counter>"
         if what in FIELDS:
             totals[(day, who)][what] += int(value)
     prefixes = {who for _, who in totals if who != access.ANONYMOUS}

@@ -109,7 +109,8 @@ def _day(query_params, name: str, default: date) -> date:
 
 @extend_schema(
     summary="Usage per key and day",
-    description="Requests answered, points looked up and requests refused with 429, per key and UTC day (today's "
+    description="Single lookups, batches and the points in them, trips and change-feed pages answered, and requests "
+    "refused with 429, per key and UTC day (today's "
     "figures are up to the minute). With a partner API key (`X-API-Key`): your own keys. With a staff token: every "
     "key, and anonymous callers together (`key`: null); filter by `partner` or `key`. Newest day first.",
     auth=[{"ApiKeyAuth": []}, {"knoxApiToken": []}],
@@ -129,8 +130,11 @@ def _day(query_params, name: str, default: date) -> date:
                     "key": "Xk3v9QaL",
                     "key_name": "Booking engine (production)",
                     "partner": 4,
-                    "requests": 18250,
-                    "points": 40112,
+                    "lookups": 18250,
+                    "batches": 120,
+                    "batch_points": 11872,
+                    "trips": 940,
+                    "feed_reads": 288,
                     "throttled": 3,
                 },
                 {
@@ -138,8 +142,11 @@ def _day(query_params, name: str, default: date) -> date:
                     "key": "Xk3v9QaL",
                     "key_name": "Booking engine (production)",
                     "partner": 4,
-                    "requests": 30411,
-                    "points": 61020,
+                    "lookups": 30411,
+                    "batches": 98,
+                    "batch_points": 9800,
+                    "trips": 1022,
+                    "feed_reads": 288,
                     "throttled": 0,
                 },
             ],

@@ -60,8 +60,11 @@ class Migration(migrations.Migration):
             fields=[
                 ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
                 ('day', models.DateField()),
-                ('requests', models.PositiveBigIntegerField(default=0, help_text='Lookup, batch and trip requests answered.')),
-                ('points', models.PositiveBigIntegerField(default=0, help_text='Points looked up (a batch counts each point).')),
+                ('lookups', models.PositiveBigIntegerField(default=0, help_text='Single lookups answered.')),
+                ('batches', models.PositiveBigIntegerField(default=0, help_text='Batch lookups answered.')),
+                ('batch_points', models.PositiveBigIntegerField(default=0, help_text='Points looked up in those batches.')),
+                ('trips', models.PositiveBigIntegerField(default=0, help_text='Trip lookups answered.')),
+                ('feed_reads', models.PositiveBigIntegerField(default=0, help_text='Change feed pages answered.')),
                 ('throttled', models.PositiveBigIntegerField(default=0, help_text='Requests refused with 429.')),
                 ('key', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.CASCADE, related_name='usage', to='partners.partnerkey')),
             ],

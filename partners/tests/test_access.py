@@ -148,6 +148,8 @@ def test_usage_per_key_and_day_for_the_partner_and_staff(api, airport, make_key,
     api.post(BATCH, {"points": [AIRPORT, AIRPORT]}, format="json", HTTP_X_API_KEY=key)
     api.get(LOOKUP, AIRPORT, HTTP_X_API_KEY=key)  # over the limit
     api.get(LOOKUP, AIRPORT, HTTP_X_API_KEY=other_key)
+    api.get(TRIP, {"from_lat": 40.64, "from_lng": -73.78, "to_lat": 1, "to_lng": 2}, HTTP_X_API_KEY=other_key)
+    api.get(CHANGES, HTTP_X_API_KEY=other_key)
     api.get(LOOKUP, AIRPORT)
     api.get(LOOKUP, AIRPORT)  # anonymous, over the limit
     today = timezone.now().date().isoformat()
@@ -160,14 +162,26 @@ def test_usage_per_key_and_day_for_the_partner_and_staff(api, airport, make_key,
             "key": record.prefix,
             "key_name": "booking engine",
             "partner": record.partner_id,
-            "requests": 3,
-            "points": 4,
+            "lookups": 2,
+            "batches": 1,
+            "batch_points": 2,
+            "trips": 0,
+            "feed_reads": 0,
             "throttled": 1,
         }
     ]
     staff = client_for(make_user(staff=True)).get(USAGE)
-    rows = {row["key"]: (row["requests"], row["points"], row["throttled"]) for row in staff.json()}
-    assert rows == {record.prefix: (3, 4, 1), other_record.prefix: (1, 1, 0), None: (1, 1, 1)}
+    rows = {
+        row["key"]: tuple(
+            row[name] for name in ("lookups", "batches", "batch_points", "trips", "feed_reads", "throttled")
+        )
+        for row in staff.json()
+    }
+    assert rows == {
+        record.prefix: (2, 1, 2, 0, 0, 1),
+        other_record.prefix: (1, 0, 0, 1, 1, 0),
+        None: (1, 0, 0, 0, 0, 1),
+    }
     assert api.get(USAGE).status_code == 401
     assert client_for(make_user()).get(USAGE).status_code == 401  # a provider's token is not a partner's key
     assert api.get(USAGE, {"since": "yesterday"}, HTTP_X_API_KEY=key).status_code == 400
@@ -178,14 +192,14 @@ def test_a_flush_that_died_half_way_adds_nothing_twice(make_key):
     client = access._redis()
     today = timezone.now().date().isoformat()
     recorded, unrecorded = f"{BATCH_PREFIX}aaa", f"{BATCH_PREFIX}bbb"
-    client.hset(recorded, f"{today} {record.prefix} requests", 5)  # added, then the flush died before DEL
+    client.hset(recorded, f"{today} {record.prefix} lookups", 5)  # added, then the flush died before DEL
     UsageFlush.objects.create(batch="aaa")
-    client.hset(unrecorded, f"{today} {record.prefix} requests", 7)  # renamed, then the flush died
-    client.hset(access.USAGE_KEY, f"{today} {record.prefix} points", 11)
+    client.hset(unrecorded, f"{today} {record.prefix} lookups", 7)  # renamed, then the flush died
+    client.hset(access.USAGE_KEY, f"{today} {record.prefix} batch_points", 11)
     flush_usage()
     flush_usage()
     usage = KeyUsage.objects.get(key=record)
-    assert (usage.requests, usage.points) == (7, 11)
+    assert (usage.lookups, usage.batch_points) == (7, 11)
     assert not list(client.scan_iter(match=f"{BATCH_PREFIX}*"))
 
 
@@ -233,7 +247,7 @@ def test_the_admin_shows_a_new_key_once_and_usage(make_user, client, make_key):
     record = PartnerKey.objects.get(name="from the admin")
     assert f"{record.prefix}." in response.content.decode()
     record_usage, _ = make_key()
-    KeyUsage.objects.create(key=record_usage, day=timezone.now().date(), requests=12, points=30)
+    KeyUsage.objects.create(key=record_usage, day=timezone.now().date(), lookups=12, batch_points=30)
     page = client.get("/admin/partners/keyusage/")
     assert page.status_code == 200 and "Acme Travel" in page.content.decode()
     assert client.get(f"/admin/partners/partner/{partner.id}/change/").status_code == 200
@@ -270,4 +284,4 @@ def test_past_its_limit_a_caller_is_refused_before_any_lookup(api, airport, make
         assert refused.status_code == 429 and int(refused["Retry-After"]) >= 1
     assert KeyUsage.objects.count() == 0 and flush_usage() == 1
     usage = KeyUsage.objects.get()
-    assert (usage.requests, usage.points, usage.throttled) == (1, 1, 4)
+    assert (usage.lookups, usage.throttled) == (1, 4)
