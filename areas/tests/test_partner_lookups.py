@@ -198,3 +198,8 @@ def test_the_lean_paths_answer_a_cors_preflight_themselves(rf, settings):
     assert response.status_code == 204
     assert response["Access-Control-Allow-Origin"] == "https://partner.example"
     assert "if-none-match" in response["Access-Control-Allow-Headers"]
+    assert "x-api-key" in response["Access-Control-Allow-Headers"]  # partners' keys from a web page
+    answer = LookupView.as_view()(rf.get(LOOKUP, {"lat": 1, "lng": 2}, HTTP_ORIGIN="https://partner.example"))
+    assert {"ETag", "Retry-After", "X-RateLimit-Remaining"} <= {
+        header.strip() for header in answer["Access-Control-Expose-Headers"].split(",")
+    }
