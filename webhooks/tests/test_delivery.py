@@ -220,6 +220,8 @@ def test_only_one_delivery_of_a_webhook_runs_at_a_time(receiver, make_webhook, c
         other.autocommit = True
         other.cursor().execute("SELECT pg_advisory_lock(%s, %s)", [LOCK_NAMESPACE, webhook.id])  # delivering
         busy = deliver(webhook)
+        # Released before closing: a closed session's locks go only once its server process has noticed.
+        other.cursor().execute("SELECT pg_advisory_unlock(%s, %s)", [LOCK_NAMESPACE, webhook.id])
     finally:
         other.close()
     assert busy.skipped == "another delivery of this webhook is running" and receiver.requests == []
