@@ -29,6 +29,7 @@ from django.http import HttpResponse, JsonResponse
 
 from accounts.security import client_address
 from hexindex.api import Piggyback
+from project import metrics
 
 log = logging.getLogger(__name__)
 
@@ -176,6 +177,7 @@ def _unknown_key() -> JsonResponse:
 
 
 def _too_many(gate: Gate, limit: int) -> JsonResponse:
+    metrics.rate_limited(with_key=gate.known is not None)
     window_end = (int(gate.now // WINDOW_SECONDS) + 1) * WINDOW_SECONDS
     detail = (
         f"Rate limit: {limit} points per minute "

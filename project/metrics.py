@@ -66,6 +66,11 @@ BATCH_SECONDS = Histogram(
     "Time to answer a batch lookup in the web process",
     buckets=(0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0),
 )
+RATE_LIMITED = Counter(
+    "servicearea_rate_limited_total",
+    "Requests refused with 429 by the lookup endpoints' rate limits, by caller: key (a partner key) or anonymous",
+    ["caller"],
+)
 REDIS_CIRCUIT_OPEN = Gauge(
     "servicearea_redis_circuit_open",
     "1 while a web process's Redis circuit breaker is open (its lookups go straight to PostGIS)",
@@ -132,6 +137,10 @@ def lookup_answered(result, seconds: float) -> None:
 def batch_answered(points: int, seconds: float) -> None:
     BATCH_POINTS.inc(points)
     BATCH_SECONDS.observe(seconds)
+
+
+def rate_limited(*, with_key: bool) -> None:
+    RATE_LIMITED.labels("key" if with_key else "anonymous").inc()
 
 
 def lookup_failed(seconds: float) -> None:

@@ -89,3 +89,19 @@ def test_lookup_counts_go_to_cloudwatch_as_embedded_metrics_once_a_minute(settin
     assert document["_aws"]["CloudWatchMetrics"][0]["Namespace"] == "stack/Celery"
     assert (document["LookupsIndexed"], document["LookupsPostgis"], document["LookupsError"]) == (2, 1, 0)
     assert counter.counts == {"indexed": 0, "postgis": 0, "error": 0}
+
+
+def test_rate_limited_requests_and_batch_points_are_counted(api, client, make_area, index_all, settings):
+    make_area(square(10.0, 50.0, 0.5))
+    index_all()
+    settings.LOOKUP_ANONYMOUS_RATE_PER_MINUTE = 3
+    before = scrape(client)
+    api.post("/api/v1/lookup/batch/", {"points": [{"lat": 50.0, "lng": 10.0}] * 3}, format="json")
+    assert api.get(LOOKUP, {"lat": 50.0, "lng": 10.0}).status_code == 429
+    after = scrape(client)
+    assert (
+        after['servicearea_rate_limited_total{caller="anonymous"}']
+        - before.get('servicearea_rate_limited_total{caller="anonymous"}', 0)
+        == 1
+    )
+    assert after["servicearea_batch_points_total"] - before.get("servicearea_batch_points_total", 0) == 3
