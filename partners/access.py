@@ -306,9 +306,10 @@ def keys_changed() -> None:
 
 
 def partner_for_request(request):
-    """The Partner whose valid key the request carries, or None (no key, or not a usable one)."""
+    """The Partner whose valid key the request carries, or None (no key, or not a usable one). Checked in the
+    database every time: management requests are few, and must see a revocation at once in every process."""
     from partners.models import Partner
 
     key = raw_key(getattr(request, "_request", request))
-    known = _known(key) if key is not None else None
+    known = _verify(key) if key is not None else None
     return Partner.objects.filter(id=known.partner_id).first() if known is not None else None
