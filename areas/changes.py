@@ -14,13 +14,22 @@ START = (0, 0)
 _CURSOR = re.compile(r"([0-9]{1,19})-([0-9]{1,19})")
 BAD_CURSOR = "A cursor from a previous answer (e.g. 7341-2210), or nothing to start from the beginning."
 
-FEED_SQL = """
+
+def visible_sql(alias: str = "") -> str:
+    """The feed's one visibility rule, as SQL on areas_areachange (`alias`: the table's alias in the query): a
+    change is listed once every transaction that started before it has ended."""
+    prefix = f"{alias}." if alias else ""
+    return f"{prefix}xid < txid_snapshot_xmin(txid_current_snapshot())"
+
+
+FEED_SQL = f"""
 SELECT xid, id, area_id, provider_id, kind, fields, changed_at
 FROM areas_areachange
-WHERE (xid, id) > (%s, %s) AND xid < txid_snapshot_xmin(txid_current_snapshot())
+WHERE (xid, id) > (%s, %s) AND {visible_sql()}
 ORDER BY xid, id
 LIMIT %s
 """
+FEED_END_SQL = f"SELECT xid, id FROM areas_areachange WHERE {visible_sql()} ORDER BY xid DESC, id DESC LIMIT 1"
 
 
 def parse_cursor(raw: str | None) -> tuple[int, int]:
@@ -56,3 +65,12 @@ def changes_since(cursor: tuple[int, int], *, limit: int) -> dict:
     ]
     last = (rows[-1][0], rows[-1][1]) if rows else cursor
     return {"changes": changes, "cursor": format_cursor(last), "more": more}
+
+
+def feed_end() -> tuple[int, int]:
+    """The cursor of the newest change the feed lists now (START when it lists none): reading from it gives exactly
+    the changes listed after this moment."""
+    with connection.cursor() as db:
+        db.execute(FEED_END_SQL)
+        row = db.fetchone()
+    return (row[0], row[1]) if row else START

@@ -307,9 +307,14 @@ def keys_changed() -> None:
 
 def partner_for_request(request):
     """The Partner whose valid key the request carries, or None (no key, or not a usable one). Checked in the
-    database every time: management requests are few, and must see a revocation at once in every process."""
-    from partners.models import Partner
+    database every time (one query, with the partner): management requests are few, and must see a revocation at
+    once in every process."""
+    from partners.models import PartnerKey
 
     key = raw_key(getattr(request, "_request", request))
-    known = _verify(key) if key is not None else None
-    return Partner.objects.filter(id=known.partner_id).first() if known is not None else None
+    if key is None or len(key) > 100 or "." not in key:
+        return None
+    record = PartnerKey.objects.get_usable_keys().select_related("partner").filter(prefix=key.partition(".")[0]).first()
+    if record is None or record.has_expired or not record.is_valid(key):
+        return None
+    return record.partner

@@ -18,6 +18,7 @@ from django.conf import settings
 from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
+from areas import changes
 from areas.changes import changes_since, format_cursor, parse_cursor
 from areas.models import AreaChange
 from partners.models import Partner
@@ -132,7 +133,7 @@ WHERE w.active
   AND (w.queued_at IS NULL OR w.queued_at < now() - make_interval(secs => %(requeue)s))
   AND EXISTS (
     SELECT 1 FROM {AreaChange._meta.db_table} AS c
-    WHERE (c.xid, c.id) > (w.cursor_xid, w.cursor_id) AND c.xid < txid_snapshot_xmin(txid_current_snapshot())
+    WHERE (c.xid, c.id) > (w.cursor_xid, w.cursor_id) AND {changes.visible_sql("c")}
   )
 RETURNING w.id
 """
