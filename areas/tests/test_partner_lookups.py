@@ -203,3 +203,19 @@ def test_the_lean_paths_answer_a_cors_preflight_themselves(rf, settings):
     assert {"ETag", "Retry-After", "X-RateLimit-Remaining"} <= {
         header.strip() for header in answer["Access-Control-Expose-Headers"].split(",")
     }
+
+
+def test_a_batch_over_http_costs_at_most_one_query_and_two_with_a_language_filter(
+    api, world, django_assert_max_num_queries
+):
+    import random
+
+    rng = random.Random(3)
+    points = [{"lat": rng.uniform(40.3, 41.0), "lng": rng.uniform(-74.3, -73.5)} for _ in range(100)]
+    with django_assert_max_num_queries(1):
+        plain = api.post(BATCH, {"points": points}, format="json")
+    with django_assert_max_num_queries(2):
+        german = api.post(f"{BATCH}?language=de", {"points": points}, format="json")
+    for point, answer, filtered in zip(points, plain.json()["results"], german.json()["results"], strict=True):
+        assert [r["id"] for r in answer["results"]] == reference(point["lat"], point["lng"])
+        assert [r["id"] for r in filtered["results"]] == reference(point["lat"], point["lng"], language="de")
