@@ -28,7 +28,7 @@ from django.conf import settings
 from django.http import HttpResponse, JsonResponse
 
 from accounts.security import client_address
-from hexindex.api import Piggyback
+from hexindex.api import Piggyback, circuit_state
 from project import metrics
 
 log = logging.getLogger(__name__)
@@ -239,6 +239,8 @@ def settle(gate: Gate) -> tuple[Admission | None, HttpResponse | None]:
     try:
         replies = gate.also.replies
         if replies is None:  # the work did not read the index's Redis (PostGIS answered, or not a lookup)
+            if circuit_state() == "open":
+                raise redis.RedisError("the index's Redis failed moments ago")  # no waiting for another timeout
             replies = _send(gate.also.commands)
         if isinstance(replies[0], Exception) or (len(replies) > 1 and isinstance(replies[1], Exception)):
             raise redis.RedisError(str(replies[0]))

@@ -285,3 +285,27 @@ def test_past_its_limit_a_caller_is_refused_before_any_lookup(api, airport, make
     assert KeyUsage.objects.count() == 0 and flush_usage() == 1
     usage = KeyUsage.objects.get()
     assert (usage.lookups, usage.throttled) == (1, 4)
+
+
+def test_a_silent_redis_costs_one_timeout_not_two(api, airport, make_key, settings):
+    import socket
+    import time
+
+    _, key = make_key(rate=1)
+    silent = socket.socket()  # accepts connections and never answers
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(16)
+    settings.HEXINDEX_REDIS_URL = f"redis://127.0.0.1:{silent.getsockname()[1]}/0"
+    settings.HEXINDEX_LOOKUP_TIMEOUT = 0.5
+    try:
+        started = time.perf_counter()
+        assert lookup_ids(api.get(LOOKUP, AIRPORT, HTTP_X_API_KEY=key)) == [airport.id]
+        first = time.perf_counter() - started
+        started = time.perf_counter()
+        for _ in range(3):
+            assert lookup_ids(api.get(LOOKUP, AIRPORT, HTTP_X_API_KEY=key)) == [airport.id]
+        later = (time.perf_counter() - started) / 3
+        assert first < 0.9, first  # the lookup's timeout only (two would be 1 s)
+        assert later < 0.15, later  # then neither waits
+    finally:
+        silent.close()
