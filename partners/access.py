@@ -188,7 +188,10 @@ def _too_many(gate: Gate, limit: int) -> JsonResponse:
         "X-RateLimit-Limit": str(limit),
         "X-RateLimit-Remaining": "0",
     }
-    return _refused(429, detail, "rate_limited", headers)
+    response = _refused(429, detail, "rate_limited", headers)
+    # Counted in the metrics; a client hammering past its limit must not write a log line per request too.
+    response._has_been_logged = True
+    return response
 
 
 def _usage(gate: Gate, day: str, sign: int) -> list[tuple]:

@@ -309,3 +309,11 @@ def test_a_silent_redis_costs_one_timeout_not_two(api, airport, make_key, settin
         assert later < 0.15, later  # then neither waits
     finally:
         silent.close()
+
+
+def test_refusals_are_counted_not_logged_one_by_one(api, airport, settings, caplog):
+    settings.LOOKUP_ANONYMOUS_RATE_PER_MINUTE = 1
+    api.get(LOOKUP, AIRPORT)
+    with caplog.at_level("WARNING", logger="django.request"):
+        assert [api.get(LOOKUP, AIRPORT).status_code for _ in range(5)] == [429] * 5
+    assert not [record for record in caplog.records if record.name == "django.request"]
