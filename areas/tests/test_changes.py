@@ -4,6 +4,7 @@ import pytest
 from django.db import connection
 
 from areas.services import area_create, area_delete, area_update
+from areas.tests.feed import feed_settled
 from conftest import square
 from hexindex.tests.helpers import geometry
 from providers.services import provider_set_approval, provider_update
@@ -13,6 +14,7 @@ pytestmark = pytest.mark.django_db(transaction=True)  # the feed only lists comm
 
 
 def feed(api, since=None, **params):
+    feed_settled()
     response = api.get(URL, {**({"since": since} if since else {}), **params})
     assert response.status_code == 200, response.content
     return response.json()

@@ -9,9 +9,8 @@ import time
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-from django.db import connection
-
 from areas.changes import changes_since
+from areas.tests.feed import feed_settled
 
 
 @dataclass(frozen=True)
@@ -75,21 +74,6 @@ def signature_valid(secret: str, request: Received, tolerance: int = 300) -> boo
     expected = hmac.new(secret.encode(), timestamp.encode() + b"." + request.body, hashlib.sha256).hexdigest()
     recent = abs(time.time() - int(timestamp)) <= tolerance
     return recent and hmac.compare_digest(f"sha256={expected}", request.headers["X-Webhook-Signature"])
-
-
-def feed_settled(timeout: float = 10.0) -> None:
-    """Wait until the feed lists everything committed so far: every transaction in the cluster that started
-    before now has ended (other test runs on the same server may hold one open for a moment)."""
-    with connection.cursor() as db:
-        db.execute("SELECT txid_current()")
-        now = db.fetchone()[0]
-        deadline = time.monotonic() + timeout
-        while True:
-            db.execute("SELECT txid_snapshot_xmin(txid_current_snapshot())")
-            if db.fetchone()[0] > now:
-                return
-            assert time.monotonic() < deadline, "a transaction elsewhere on the server kept the feed from advancing"
-            time.sleep(0.05)
 
 
 def feed_cursors(since: tuple[int, int]) -> list[str]:
