@@ -18,6 +18,8 @@ from hexindex.invalidation import INDEX_UNAVAILABLE, IndexUnavailable, areas_cha
 from hexindex.models import INDEXED_SQL, IndexStatus, indexed
 from hexindex.payload import AreaPayload
 from hexindex.redis_index import Piggyback
+from hexindex.redis_index import client as redis_client
+from hexindex.redis_index import send as redis_send
 from hexindex.selectors import LookupResult, lookup, lookup_exact, lookup_exact_many, lookup_many
 
 __all__ = [
@@ -41,6 +43,8 @@ __all__ = [
     "lookup_exact_many",
     "lookup_many",
     "pending_stats",
+    "redis_client",
+    "redis_send",
     "summarise",
     "unindexed_count",
 ]

@@ -129,19 +129,23 @@ def _lookup_connection() -> redis.connection.AbstractConnection:
     return connection
 
 
-def _transaction(commands: list[tuple]) -> list:
-    """MULTI, the commands, EXEC in one round trip; the EXEC reply (one reply per command)."""
+def send(commands: list[tuple]) -> list:
+    """The commands in one round trip over this thread's lookup connection, their replies in order (for the request
+    path: a client's pipeline bookkeeping would cost more than Redis itself)."""
     connection = _lookup_connection()
     try:
         # hiredis packs each command in C; redis-py's own packing costs ~4x as much in Python per lookup.
-        payload = b"".join([hiredis.pack_command(command) for command in (("MULTI",), *commands, ("EXEC",))])
+        payload = b"".join([hiredis.pack_command(command) for command in commands])
         connection.send_packed_command([payload], check_health=False)
-        for _ in range(len(commands) + 1):
-            connection.read_response()  # OK, then QUEUED per command
-        return connection.read_response()
+        return [connection.read_response() for _ in commands]
     except BaseException:
         connection.disconnect()  # whatever state it is in, the next lookup starts afresh
         raise
+
+
+def _transaction(commands: list[tuple]) -> list:
+    """MULTI, the commands, EXEC in one round trip; the EXEC reply (one reply per command)."""
+    return send([("MULTI",), *commands, ("EXEC",)])[-1]
 
 
 def _read_live(command: Callable[[int], list[tuple]], also: Piggyback | None = None) -> tuple[int, list] | None:

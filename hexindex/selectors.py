@@ -24,7 +24,9 @@ from __future__ import annotations
 import logging
 import time
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TypeVar
 
 import h3.api.basic_int as h3
 import numpy as np
@@ -77,6 +79,7 @@ ORDER BY a.price, a.id
 """
 
 _ONE = np.uint64(1)
+T = TypeVar("T")
 
 
 @dataclass(slots=True)
@@ -214,12 +217,17 @@ class _Inconsistent(Exception):
 def lookup(*, lat: float, lng: float, also: redis_index.Piggyback | None = None) -> LookupResult:
     """Every service area covering the point, cheapest first, then by id, as the lookup's JSON body. `also`:
     commands sent to the index's Redis with the lookup's first read (see redis_index.Piggyback)."""
+    return _indexed_or_exact(lambda: _lookup_indexed(lat, lng, also), lambda: lookup_exact(lat=lat, lng=lng))
+
+
+def _indexed_or_exact(indexed: Callable[[], T | None], exact: Callable[[], T]) -> T:
+    """The index's answer, or the exact query's when Redis is unreachable or holds no index."""
     breaker = redis_index.breaker
     for _ in range(2):
         if not breaker.allows():
             break  # Redis failed moments ago: straight to PostGIS, no waiting for another timeout
         try:
-            result = _lookup_indexed(lat, lng, also)
+            result = indexed()
         except _Inconsistent:
             continue
         except RedisError:
@@ -234,7 +242,7 @@ def lookup(*, lat: float, lng: float, also: redis_index.Piggyback | None = None)
             request_redis_rebuild()
             break
         return result
-    return lookup_exact(lat=lat, lng=lng)
+    return exact()
 
 
 def lookup_exact(*, lat: float, lng: float, owner_id: int | None = None) -> LookupResult:
@@ -263,21 +271,7 @@ def _lookup_indexed(lat: float, lng: float, also: redis_index.Piggyback | None =
     _results.use_generation(point.generation)
     _shapes.use_generation(point.generation)
 
-    interior = _records(point.interior, codec.INTERIOR)
-    boundary, boundary_res = _boundary_records(point.boundary)
-    if point.pending:
-        pending = np.array(point.pending, dtype=np.int64)
-        interior = interior[~np.isin(interior["area"], pending)]
-        keep = ~np.isin(boundary["area"], pending)
-        boundary, boundary_res = boundary[keep], boundary_res[keep]
-    result = LookupResult(b"", 0, "index", len(interior) + len(boundary), len(boundary), pending=len(point.pending))
-    result.redis_seconds = redis_seconds
-
-    inside, check = _settle(boundary, boundary_res, cell)
-    found = [interior, boundary[inside]]
-    checks = boundary[check]
-    result.exact_checks = len(checks)
-    check_cells = np.array(chain, dtype=np.uint64).view(np.int64)[boundary_res[check]].tolist()
+    result, found, checks, check_cells = _candidates(point, cell, chain, redis_seconds)
     shapes = _known_shapes(checks, check_cells)
     # One more Redis read, only for what this process has not seen yet: results, and shared outlines.
     candidates = np.concatenate([part["area"].astype(np.int64) for part in (*found, checks)])
@@ -291,6 +285,25 @@ def _lookup_indexed(lat: float, lng: float, also: redis_index.Piggyback | None =
     areas = np.concatenate([part["area"].astype(np.int64) for part in found])
     result.body, result.count = _render(areas, pending_rows)
     return result
+
+
+def _candidates(point: redis_index.PointRecords, cell: int, chain: list[int], redis_seconds: float):
+    """A point's records as (its LookupResult so far, the records settled as covering, the boundary records that
+    need an exact check, the chain cell of each check): pending areas left out, masks read at the point's digits."""
+    interior = _records(point.interior, codec.INTERIOR)
+    boundary, boundary_res = _boundary_records(point.boundary)
+    if point.pending:
+        pending = np.array(point.pending, dtype=np.int64)
+        interior = interior[~np.isin(interior["area"], pending)]
+        keep = ~np.isin(boundary["area"], pending)
+        boundary, boundary_res = boundary[keep], boundary_res[keep]
+    result = LookupResult(b"", 0, "index", len(interior) + len(boundary), len(boundary), pending=len(point.pending))
+    result.redis_seconds = redis_seconds
+    inside, check = _settle(boundary, boundary_res, cell)
+    checks = boundary[check]
+    result.exact_checks = len(checks)
+    check_cells = np.array(chain, dtype=np.uint64).view(np.int64)[boundary_res[check]].tolist()
+    return result, [interior, boundary[inside]], checks, check_cells
 
 
 def _records(blobs: list[bytes | None], dtype: np.dtype) -> np.ndarray:
@@ -375,17 +388,7 @@ def _check(result: LookupResult, lat, lng, checks: np.ndarray, cells: list[int],
     """Exact checks (covered, per check) and the rows of pending areas covering the point."""
     areas = checks["area"].astype(np.int64).tolist()
     versions = checks["version"].tolist()
-    covered = np.zeros(len(areas), bool)
-    seen = [i for i, shape in enumerate(shapes) if shape is not None]
-    unsure = [(i, True) for i, shape in enumerate(shapes) if shape is None]  # (check, fetch its shape)
-    if seen:
-        inside, near = covered_or_unsure(lng, lat, [shapes[i] for i in seen])
-        for i, is_inside, is_near in zip(seen, inside.tolist(), near.tolist(), strict=True):
-            if is_near:
-                unsure.append((i, False))  # too close to the outline to decide here: PostGIS decides
-            else:
-                covered[i] = is_inside
-                result.checks_in_process += 1
+    covered, unsure = _check_in_process(result, lat, lng, shapes)
     pending_rows: list[AreaPayload] = []
     if unsure or pending:
         started = time.perf_counter()
@@ -401,18 +404,43 @@ def _check(result: LookupResult, lat, lng, checks: np.ndarray, cells: list[int],
                 i = index_of[(area, cell)]
                 covered[i] = is_covered
                 if shape is not None:
-                    key_cell = cell if clipped else _Shapes.WHOLE
-                    segments = outline_segments(shapely.from_wkb(bytes(shape)))
-                    _shapes.store(area, key_cell, versions[i], segments)
-                    shared[shape_field(area, key_cell)] = encode_shape(versions[i], segments)
+                    _keep_shape(area, cell if clipped else _Shapes.WHOLE, versions[i], shape, shared)
             else:
                 pending_rows.append(AreaPayload(area, *payload))
-        if shared:
-            try:
-                redis_index.share_shapes(_shapes.generation, shared)
-            except RedisError:
-                log.warning("could not share outlines in Redis", exc_info=True)
+        _share_shapes(shared)
     return covered, pending_rows
+
+
+def _check_in_process(result: LookupResult, lat, lng, shapes: list) -> tuple[np.ndarray, list[tuple[int, bool]]]:
+    """Exact checks settled here from outlines seen before: (covered, per check) and the checks left to PostgreSQL
+    as (check, whether to fetch its outline)."""
+    covered = np.zeros(len(shapes), bool)
+    seen = [i for i, shape in enumerate(shapes) if shape is not None]
+    unsure = [(i, True) for i, shape in enumerate(shapes) if shape is None]
+    if seen:
+        inside, near = covered_or_unsure(lng, lat, [shapes[i] for i in seen])
+        for i, is_inside, is_near in zip(seen, inside.tolist(), near.tolist(), strict=True):
+            if is_near:
+                unsure.append((i, False))  # too close to the outline to decide here: PostGIS decides
+            else:
+                covered[i] = is_inside
+                result.checks_in_process += 1
+    return covered, unsure
+
+
+def _keep_shape(area: int, key_cell: int, version: int, wkb, shared: dict[bytes, bytes]) -> None:
+    """An outline PostgreSQL returned: kept in this process, and collected to share with the others."""
+    segments = outline_segments(shapely.from_wkb(bytes(wkb)))
+    _shapes.store(area, key_cell, version, segments)
+    shared[shape_field(area, key_cell)] = encode_shape(version, segments)
+
+
+def _share_shapes(shared: dict[bytes, bytes]) -> None:
+    if shared:
+        try:
+            redis_index.share_shapes(_shapes.generation, shared)
+        except RedisError:
+            log.warning("could not share outlines in Redis", exc_info=True)
 
 
 def _render(areas: np.ndarray, pending_rows: list[AreaPayload]):
@@ -503,27 +531,7 @@ def lookup_many(points: list[tuple[float, float]]) -> list[LookupResult]:
     outlines yet) and at most one PostgreSQL query for the whole batch."""
     if not points:
         return []
-    breaker = redis_index.breaker
-    for _ in range(2):
-        if not breaker.allows():
-            break
-        try:
-            results = _lookup_many_indexed(points)
-        except _Inconsistent:
-            continue
-        except RedisError:
-            breaker.failed()
-            log.warning("Redis unavailable: lookups served by PostGIS for a while", exc_info=True)
-            break
-        if breaker.failures:
-            breaker.succeeded()
-        if results is None:
-            from hexindex.maintenance import request_redis_rebuild
-
-            request_redis_rebuild()
-            break
-        return results
-    return lookup_exact_many(points)
+    return _indexed_or_exact(lambda: _lookup_many_indexed(points), lambda: lookup_exact_many(points))
 
 
 def lookup_exact_many(points: list[tuple[float, float]]) -> list[LookupResult]:
@@ -553,30 +561,9 @@ def _lookup_many_indexed(points: list[tuple[float, float]]) -> list[LookupResult
         if point.pending is None:  # many areas pending here: the exact query answers this point
             work.append(_PointWork(lat, lng, LookupResult(b"", 0, "postgis"), [], exact=True))
             continue
-        interior = _records(point.interior, codec.INTERIOR)
-        boundary, boundary_res = _boundary_records(point.boundary)
-        if point.pending:
-            pending = np.array(point.pending, dtype=np.int64)
-            interior = interior[~np.isin(interior["area"], pending)]
-            keep = ~np.isin(boundary["area"], pending)
-            boundary, boundary_res = boundary[keep], boundary_res[keep]
-        result = LookupResult(b"", 0, "index", len(interior) + len(boundary), len(boundary), pending=len(point.pending))
-        result.redis_seconds = redis_seconds
-        inside, check = _settle(boundary, boundary_res, cell)
-        checks = boundary[check]
-        result.exact_checks = len(checks)
-        check_cells = np.array(chain, dtype=np.uint64).view(np.int64)[boundary_res[check]].tolist()
+        result, found, checks, check_cells = _candidates(point, cell, chain, redis_seconds)
         work.append(
-            _PointWork(
-                lat,
-                lng,
-                result,
-                [interior, boundary[inside]],
-                checks,
-                check_cells,
-                _known_shapes(checks, check_cells),
-                point.pending,
-            )
+            _PointWork(lat, lng, result, found, checks, check_cells, _known_shapes(checks, check_cells), point.pending)
         )
 
     indexed = [w for w in work if not w.exact]
@@ -598,7 +585,7 @@ def _lookup_many_indexed(points: list[tuple[float, float]]) -> list[LookupResult
         for w in indexed:
             w.shapes = all_shapes[start : start + len(w.checks)]
             start += len(w.checks)
-            w.covered = _check_in_process(w)
+            w.covered, w.unsure = _check_in_process(w.result, w.lat, w.lng, w.shapes)
     _confirm_many(work)
     for w in work:
         if not w.exact:
@@ -607,22 +594,6 @@ def _lookup_many_indexed(points: list[tuple[float, float]]) -> list[LookupResult
             areas = np.concatenate([part["area"].astype(np.int64) for part in w.found])
             w.result.body, w.result.count = _render(areas, w.pending_rows or [])
     return [w.result for w in work]
-
-
-def _check_in_process(w: _PointWork) -> np.ndarray:
-    """Exact checks settled here from known outlines; the others are left to _confirm_many (marked unsure)."""
-    covered = np.zeros(len(w.checks), bool)
-    seen = [i for i, shape in enumerate(w.shapes) if shape is not None]
-    w.unsure = [(i, True) for i, shape in enumerate(w.shapes) if shape is None]  # (check, fetch its shape)
-    if seen:
-        inside, near = covered_or_unsure(w.lng, w.lat, [w.shapes[i] for i in seen])
-        for i, is_inside, is_near in zip(seen, inside.tolist(), near.tolist(), strict=True):
-            if is_near:
-                w.unsure.append((i, False))
-            else:
-                covered[i] = is_inside
-                w.result.checks_in_process += 1
-    return covered
 
 
 def _confirm_many(work: list[_PointWork]) -> None:
@@ -664,11 +635,7 @@ def _confirm_many(work: list[_PointWork]) -> None:
             i = index_of[n][(area, cell)]
             w.covered[i] = is_covered
             if shape is not None:
-                key_cell = cell if clipped else _Shapes.WHOLE
-                version = int(w.checks["version"][i])
-                segments = outline_segments(shapely.from_wkb(bytes(shape)))
-                _shapes.store(area, key_cell, version, segments)
-                shared[shape_field(area, key_cell)] = encode_shape(version, segments)
+                _keep_shape(area, cell if clipped else _Shapes.WHOLE, int(w.checks["version"][i]), shape, shared)
         elif kind == "p":
             w.pending_rows = [*(w.pending_rows or []), AreaPayload(*payload)]
         else:
@@ -681,8 +648,4 @@ def _confirm_many(work: list[_PointWork]) -> None:
     for n in took_part:
         work[n].result.postgres_queries = 1
         work[n].result.postgres_seconds = seconds / len(took_part)
-    if shared:
-        try:
-            redis_index.share_shapes(_shapes.generation, shared)
-        except RedisError:
-            log.warning("could not share outlines in Redis", exc_info=True)
+    _share_shapes(shared)

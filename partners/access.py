@@ -28,7 +28,7 @@ from django.conf import settings
 from django.http import HttpResponse, JsonResponse
 
 from accounts.security import client_address
-from hexindex.api import Piggyback, circuit_state
+from hexindex.api import Piggyback, circuit_state, redis_client, redis_send
 from project import metrics
 
 log = logging.getLogger(__name__)
@@ -73,41 +73,19 @@ class _State:
         self.epoch: bytes | None = None
         self.blocked: dict[str, int] = {}  # rate-limit bucket -> the window it is used up in
         self.redis_paused_until = 0.0
-        self.client: redis.Redis | None = None
-        self.client_url: str | None = None
 
 
 _state = _State()
 
 
-_local = threading.local()
-
-
 def _send(commands: list[tuple]) -> list:
-    """The commands in one round trip over this thread's own plain connection, their replies in order. On the
-    request path: a client's pipeline bookkeeping would cost more than Redis itself."""
-    url = settings.HEXINDEX_REDIS_URL
-    connection = getattr(_local, "connection", None)
-    if connection is None or _local.url != url:
-        timeout = settings.HEXINDEX_LOOKUP_TIMEOUT
-        pool = redis.ConnectionPool.from_url(url, socket_connect_timeout=timeout, socket_timeout=timeout)
-        connection = pool.connection_class(**pool.connection_kwargs)
-        _local.connection, _local.url = connection, url
-    try:
-        connection.send_packed_command(connection.pack_commands(commands), check_health=False)
-        return [connection.read_response() for _ in commands]
-    except BaseException:
-        connection.disconnect()  # whatever state it is in, the next request starts afresh
-        raise
+    """The commands in one round trip on the lookups' own Redis connection (the counters live in the index's
+    Redis so that a lookup's read can carry them)."""
+    return redis_send(commands)
 
 
 def _redis() -> redis.Redis:
-    url = settings.HEXINDEX_REDIS_URL
-    if _state.client is None or _state.client_url != url:
-        timeout = settings.HEXINDEX_LOOKUP_TIMEOUT
-        _state.client = redis.Redis.from_url(url, socket_timeout=timeout, socket_connect_timeout=timeout)
-        _state.client_url = url
-    return _state.client
+    return redis_client()
 
 
 def raw_key(request) -> str | None:
