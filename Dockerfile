@@ -13,8 +13,11 @@ FROM python:3.11-slim-bookworm AS build
 ENV PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_CACHE_DIR=1
 RUN python -m venv /venv
 COPY requirements.txt /tmp/requirements.txt
-# Exactly the locked files: every requirement carries the hashes of its files (`make lock`).
-RUN /venv/bin/pip install --require-hashes -r /tmp/requirements.txt
+# Exactly the locked files: every requirement carries the hashes of its files (`make lock`), and the lock lists every
+# dependency, so pip does not resolve again (a resolver run can pick a release newer than the lock: ops/bootstrap.sh).
+COPY ops/lockcheck.py /tmp/lockcheck.py
+RUN /venv/bin/pip install --no-deps --only-binary=:all: --require-hashes -r /tmp/requirements.txt \
+    && /venv/bin/pip check && /venv/bin/python /tmp/lockcheck.py /tmp/requirements.txt
 
 FROM python:3.11-slim-bookworm
 RUN apt-get update \

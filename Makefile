@@ -1,11 +1,15 @@
 # Two commands do everything: `make run` and `make test`. Both install what is missing first.
-.PHONY: run test faults bench lint format services-start services-stop services-status clean lock audit
+.PHONY: run run-smoke test faults bench lint format services-start services-stop services-status clean lock audit
 
 run:
 	@ops/run.sh
 
 test:
 	@ops/test.sh $(ARGS)
+
+# `make run` started as a new user would, on spare ports, until it serves the demo; then stopped (CI runs it).
+run-smoke:
+	@ops/run-smoke.sh
 
 # Breaks a private stack (its own PostgreSQL, Redis, gunicorn, worker and beat on other ports) and measures how it
 # recovers: faults/. A few minutes; safe next to `make run` and `make test`.

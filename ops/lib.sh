@@ -75,6 +75,23 @@ services_down() {
   rm -f "${STARTED_SERVICES:-}"
 }
 
+# The virtualenv is whole (`pip check`: every installed package's requirements are met) and holds exactly what the
+# lock pins, nothing more (ops/lockcheck.py). Fails when the lock misses a dependency or something else installed.
+check_lock() {
+  local lock="$1" report
+  if ! report="$("$VENV/bin/pip" check 2>&1)"; then
+    printf '%s\n' "$report" >&2
+    die "the virtualenv's requirements are not all met: $lock misses a dependency (make lock)"
+  fi
+  "$PY" "$ROOT/ops/lockcheck.py" exact "$lock" >/dev/null || die "the virtualenv is not exactly $lock"
+}
+
+# Both locks pin every dependency of what their .in files ask for (extras included), at versions that satisfy it.
+check_locks_closed() {
+  "$PY" "$ROOT/ops/lockcheck.py" closed "$ROOT/requirements-dev.txt" "$ROOT/requirements-dev.in"
+  "$PY" "$ROOT/ops/lockcheck.py" closed "$ROOT/requirements.txt" "$ROOT/requirements.in"
+}
+
 # Advisories accepted on purpose, each as `--ignore-vuln ID` with the reason beside it.
 AUDIT_IGNORED=()
 

@@ -11,6 +11,10 @@ cd "$ROOT"
 load_env
 export DJANGO_SETTINGS_MODULE=project.settings.test
 
+log "the virtualenv is exactly the lock, whole (pip check), and both locks are closed"
+check_lock "$ROOT/requirements-dev.txt"
+check_locks_closed
+
 log "ruff (lint and format, 120 columns)"
 "$VENV/bin/ruff" check .
 "$VENV/bin/ruff" format --check .
