@@ -11,14 +11,21 @@ LOG="$(mktemp)"
 started=$SECONDS
 
 cd "$ROOT"
-WEB_PORT=$WEB_PORT FLOWER_PORT=$FLOWER_PORT setsid ops/run.sh >"$LOG" 2>&1 &
+# As in a terminal: its own process group, SIGINT not ignored (a background job of a script ignores it), so the
+# Ctrl-C below reaches every process of the group, as a terminal's does.
+WEB_PORT=$WEB_PORT FLOWER_PORT=$FLOWER_PORT python3 -c '
+import os, signal, sys
+signal.signal(signal.SIGINT, signal.SIG_DFL)
+os.setpgid(0, 0)
+os.execvp(sys.argv[1], sys.argv[1:])' ops/run.sh >"$LOG" 2>&1 &
 run_pid=$!
-stop_run() {
-  kill -INT -- "-$run_pid" 2>/dev/null || true
-  for _ in $(seq 120); do kill -0 "$run_pid" 2>/dev/null || return 0; sleep 0.5; done
-  kill -KILL -- "-$run_pid" 2>/dev/null || true
+ctrl_c() {
+  kill -INT -- "-$run_pid" 2>/dev/null || return 0
+  for _ in $(seq 60); do kill -0 "$run_pid" 2>/dev/null || return 0; sleep 0.5; done
+  return 1
 }
-trap 'stop_run; rm -f "$LOG"' EXIT
+kill_all() { kill -KILL -- "-$run_pid" 2>/dev/null || true; }
+trap 'kill_all; rm -f "$LOG"' EXIT
 
 base="http://127.0.0.1:$WEB_PORT"
 until grep -q "Service area lookup is running" "$LOG"; do
@@ -38,7 +45,12 @@ curl -fsS "$base/api/docs/" >/dev/null || die "Swagger UI did not load"
 curl -fsS "$base/api/schema/" >/dev/null || die "the OpenAPI schema did not load"
 log "the demo lookup, the portal and the API docs answer"
 
-stop_run
-trap 'rm -f "$LOG"' EXIT
+ctrl_c || { tail -30 "$LOG" >&2; die "make run did not stop within 30 s of Ctrl-C"; }
+sleep 1
+if pgrep -g "$run_pid" >/dev/null; then
+  ps -o pid,args -g "$run_pid" >&2
+  die "processes of make run are left after Ctrl-C"
+fi
+if grep -q "starting it again" "$LOG"; then tail -30 "$LOG" >&2; die "Ctrl-C restarted processes instead of stopping"; fi
 if curl -fs "$base/health/live/" >/dev/null 2>&1; then die "the web server still answers after Ctrl-C"; fi
-log "make run stopped cleanly; $((SECONDS - started)) s in all"
+log "make run stopped cleanly on Ctrl-C; $((SECONDS - started)) s in all"
