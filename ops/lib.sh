@@ -11,6 +11,15 @@ log() { printf '\033[1;34m==>\033[0m %s\n' "$*" >&2; }
 die() { printf '\033[1;31mxx\033[0m %s\n' "$*" >&2; exit 1; }
 warn() { printf '\033[1;33m!!\033[0m %s\n' "$*" >&2; }
 
+port_free() { ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
+# The first port from $1 on that nothing listens on (another checkout's services keep theirs).
+free_port_from() {
+  local port="$1"
+  while ! port_free "$port"; do port=$((port + 1)); done
+  printf '%s' "$port"
+}
+
 is_root() { [ "$(id -u)" -eq 0 ]; }
 
 # Run a command as root: directly when we are root, through sudo otherwise.

@@ -8,7 +8,6 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 WEB_PORT="${WEB_PORT:-8000}"
 FLOWER_PORT="${FLOWER_PORT:-5555}"
 
-port_free() { ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 for port in "$WEB_PORT" "$FLOWER_PORT"; do
   port_free "$port" || die "port $port is already in use (another 'make run'?); set WEB_PORT / FLOWER_PORT to move"
 done
