@@ -9,6 +9,17 @@ current data, until a build makes them live again (hexindex.build).
 An area is registered at cells covering the bounding boxes of its geometry *before and after* the write
 (cells.pending_cells), so that whichever of the two the database holds (the write may still roll back) is
 found by a lookup through the point's own cell chain: pending areas are found spatially, however many there are.
+
+Only areas public lookups can see are registered: those of approved providers, before or after the write. An
+unapproved provider's areas are never live in Redis, so whatever its owner does costs public lookups nothing (and
+such writes need no Redis at all). To keep "public before / after" true while approval changes concurrently, the
+providers' rows are share-locked before the areas are read: an approval or revocation (which locks its provider
+for update) either finishes before the write reads them or waits for it to commit. Lock order everywhere: the
+provider, then its areas.
+
+Staff revoking a provider must succeed even when Redis cannot be reached or is full: the registration then waits
+in PostgreSQL (hexindex_pendingmark, written in the revoking transaction) and is replayed into Redis by the first
+web process that finds Redis again before it trusts it, and by the worker every few seconds.
 """
 
 from __future__ import annotations
@@ -22,22 +33,31 @@ from django.utils import timezone
 from redis.exceptions import RedisError
 
 from hexindex import cells, codec, redis_index
-from hexindex.models import AreaIndex
+from hexindex.models import AreaIndex, PendingMark
+from hexindex.payload import PUBLIC_SQL
 
 log = logging.getLogger(__name__)
 
 INDEX_UNAVAILABLE = "The lookup index cannot be reached, so nothing was changed. Please try again shortly."
 
 Box = tuple[float, float, float, float]
-# Above this many areas changed at once (an import, a provider rename), register them everywhere: lookups answer
-# from PostGIS alone until they are live again, which is what checking that many areas would cost anyway.
-MAX_PRECISE_REGISTRATIONS = 200
+# Above this many public areas changed at once (a bulk import, staff approving a large provider), register them
+# everywhere: lookups answer from PostGIS alone until they are live again, which is what checking that many areas
+# would cost anyway. No single owner's write reaches it: provider renames wait for staff review, and areas change
+# one per request.
+MAX_PRECISE_REGISTRATIONS = 2000
 
-# One row per polygon part: a multi-part area far apart (or split at the antimeridian) gets small boxes.
-_BOXES_SQL = """
+# The providers of the areas, share-locked (see the module docstring), and only then the areas themselves.
+_LOCK_PROVIDERS_SQL = """
+SELECT id FROM providers_provider
+WHERE id IN (SELECT provider_id FROM areas_servicearea WHERE id = ANY(%s)) ORDER BY id FOR SHARE
+"""
+# One row per polygon part of each public area: a multi-part area far apart (or split at the antimeridian) gets
+# small boxes.
+_BOXES_SQL = f"""
 SELECT a.id, ST_XMin(part.geom), ST_YMin(part.geom), ST_XMax(part.geom), ST_YMax(part.geom)
-FROM areas_servicearea a, ST_Dump(a.geometry) part
-WHERE a.id = ANY(%s)
+FROM areas_servicearea a JOIN providers_provider p ON p.id = a.provider_id, ST_Dump(a.geometry) part
+WHERE a.id = ANY(%s) AND {PUBLIC_SQL}
 """
 
 
@@ -49,12 +69,14 @@ class IndexUnavailable(Exception):
 
 
 def current_boxes(area_ids: Iterable[int], *, lock: bool = True) -> dict[int, list[Box]]:
-    """The areas' part boxes as the database holds them now. With `lock`, the rows are locked for the rest of the
-    transaction first, so no other writer changes them between this read and the caller's write."""
+    """Where public lookups can see the areas now: the part boxes of those whose provider is approved (the others
+    are absent). Their providers are share-locked until the transaction ends; with `lock`, the area rows are locked
+    for update too, so no other writer changes them between this read and the caller's write."""
     area_ids = sorted(set(area_ids))
     if not area_ids:
         return {}
     with connection.cursor() as cursor:
+        cursor.execute(_LOCK_PROVIDERS_SQL, [area_ids])
         if lock:
             cursor.execute("SELECT id FROM areas_servicearea WHERE id = ANY(%s) ORDER BY id FOR UPDATE", [area_ids])
         cursor.execute(_BOXES_SQL, [area_ids])
@@ -79,15 +101,51 @@ def registrations(*box_maps: dict[int, list[Box]]) -> dict[int, bytes | None]:
     return result
 
 
-def mark(registered: dict[int, bytes | None]) -> str:
-    """Register the areas as pending, or refuse the caller's write."""
-    if not redis_index.breaker.allows():
-        raise IndexUnavailable()  # Redis failed moments ago: refuse now rather than after a timeout
+def mark(registered: dict[int, bytes | None], *, or_defer: bool = False) -> str:
+    """Register the areas as pending, or refuse the caller's write (IndexUnavailable). With `or_defer` (staff
+    revoking a provider), a Redis that cannot take the registration does not refuse the write: the registration is
+    written to PostgreSQL in the caller's transaction and replayed into Redis later (replay_deferred)."""
+    if not registered:
+        return ""  # nothing public changed: Redis is not involved
     try:
+        if not redis_index.breaker.allows():
+            raise IndexUnavailable()  # Redis failed moments ago: refuse now rather than after a timeout
         return redis_index.mark_pending(registered)
-    except RedisError as exc:
+    except (RedisError, IndexUnavailable) as exc:
+        if isinstance(exc, RedisError):
+            redis_index.breaker.failed()  # this process's lookups replay deferred registrations when it is back
+        if or_defer:
+            log.warning("Redis cannot take a registration: kept in PostgreSQL until it can", exc_info=True)
+            PendingMark.objects.bulk_create(
+                [PendingMark(area_id=area_id, cells=cells) for area_id, cells in registered.items()]
+            )
+            return ""
         log.warning("cannot register areas as pending in Redis; refusing the write", exc_info=True)
         raise IndexUnavailable() from exc
+
+
+def replay_deferred(limit: int = 5000) -> int:
+    """Registrations PostgreSQL holds because Redis could not take them (mark with or_defer): into Redis, then out
+    of PostgreSQL. Returns how many were replayed. Raises RedisError while Redis still cannot take them."""
+    with transaction.atomic():
+        deferred = list(PendingMark.objects.select_for_update(skip_locked=True).order_by("id")[:limit])
+        if not deferred:
+            return 0
+        registered: dict[int, bytes | None] = {}
+        for row in deferred:
+            registered[row.area_id] = (
+                redis_index.EVERYWHERE
+                if row.cells is None or registered.get(row.area_id, b"") is redis_index.EVERYWHERE
+                else registered.get(row.area_id, b"") + bytes(row.cells)
+            )
+        redis_index.mark_pending(registered)
+        PendingMark.objects.filter(id__in=[row.id for row in deferred]).delete()
+    return len(deferred)
+
+
+def deferred_waiting() -> bool:
+    """Whether registrations wait in PostgreSQL (one indexed probe)."""
+    return PendingMark.objects.exists()
 
 
 def areas_changed(
@@ -96,15 +154,16 @@ def areas_changed(
     before: dict[int, list[Box]] | None = None,
     versions: dict[int, int] | None = None,
     enqueue_builds: bool = True,
+    or_defer: bool = False,
 ) -> None:
-    """The areas were created or changed in the current transaction (`before`: their boxes before the change,
-    from current_boxes). Take them out of the live index now, and once the transaction commits, register them
-    again and queue their rebuild: `versions` (geometry versions) queue one versioned build per area; without
-    it, one refresh for all of them (payload changes, imports)."""
+    """The areas were created or changed in the current transaction (`before`: where public lookups saw them before
+    the change, from current_boxes). Take the public ones out of the live index now, and once the transaction
+    commits, register them again and queue their rebuild: `versions` (geometry versions) queue one versioned build
+    per area; without it, one refresh for all of them (payload changes, imports). `or_defer`: see mark."""
     if not area_ids:
         return
     registered = registrations(before or {}, current_boxes(area_ids, lock=False))
-    mark(registered)
+    mark(registered, or_defer=or_defer)
     now = timezone.now()
     AreaIndex.objects.bulk_create(
         [AreaIndex(area_id=area_id, indexed_version=0, enqueued_at=now) for area_id in area_ids],
@@ -115,7 +174,10 @@ def areas_changed(
 
     def after_commit() -> None:
         try:
-            redis_index.mark_pending(registered)
+            if registered:
+                redis_index.mark_pending(registered)
+            if or_defer:
+                replay_deferred()
         except RedisError:
             log.warning("could not re-register committed areas as pending; the sweep will catch up", exc_info=True)
         if not enqueue_builds:
@@ -130,11 +192,14 @@ def areas_changed(
 
 
 def areas_deleting(area_ids: list[int]) -> None:
-    """The areas are about to be deleted in the current transaction. Until it commits lookups check them in
-    PostGIS; after, they are forgotten by the index (their cell rows go with them)."""
+    """The areas are about to be deleted in the current transaction. Until it commits lookups check the public ones
+    in PostGIS; after, they are forgotten by the index (their cell rows go with them)."""
     if not area_ids:
         return
-    mark(registrations(current_boxes(area_ids)))
+    registered = registrations(current_boxes(area_ids))
+    mark(registered)
+    if not registered:
+        return  # none was live: nothing to forget in Redis
 
     def after_commit() -> None:
         from hexindex.build import forget

@@ -74,3 +74,17 @@ def indexed():
 INDEXED_SQL = (
     "EXISTS (SELECT 1 FROM hexindex_areaindex s WHERE s.area_id = a.id AND s.indexed_version = a.geometry_version)"
 )
+
+
+class PendingMark(models.Model):
+    """A pending registration Redis could not take when it was made (a provider revoked while Redis was down or
+    full): kept here, in the revoking transaction, and replayed into Redis (invalidation.replay_deferred) before
+    lookups trust Redis again. Not a foreign key: the area may be deleted meanwhile, and registering a deleted
+    area is harmless (lookups check it in PostGIS, where it is gone)."""
+
+    area_id = models.BigIntegerField()
+    cells = models.BinaryField(null=True, help_text="Packed 8-byte cells; null: everywhere.")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self):
+        return f"deferred registration of area {self.area_id}"

@@ -35,7 +35,7 @@ from django.conf import settings
 from django.db import connection
 from redis.exceptions import RedisError
 
-from hexindex import codec, redis_index
+from hexindex import codec, invalidation, redis_index
 from hexindex.cells import EXACT_CHECK_MARGIN, MAX_RES, mask_bits
 from hexindex.payload import PAYLOAD_COLUMNS, PUBLIC_SQL, AreaPayload, render
 
@@ -227,6 +227,9 @@ def _indexed_or_exact(indexed: Callable[[], T | None], exact: Callable[[], T]) -
         if not breaker.allows():
             break  # Redis failed moments ago: straight to PostGIS, no waiting for another timeout
         try:
+            if breaker.failures:
+                # Redis is back for this process: registrations made while it was away go in before it is trusted.
+                _replay_deferred()
             result = indexed()
         except _Inconsistent:
             continue
@@ -243,6 +246,12 @@ def _indexed_or_exact(indexed: Callable[[], T | None], exact: Callable[[], T]) -
             break
         return result
     return exact()
+
+
+def _replay_deferred() -> None:
+    if invalidation.deferred_waiting():
+        replayed = invalidation.replay_deferred()
+        log.warning("Redis is back: replayed %d registrations made while it was away", replayed)
 
 
 def lookup_exact(*, lat: float, lng: float, owner_id: int | None = None) -> LookupResult:

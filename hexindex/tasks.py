@@ -4,7 +4,7 @@ from celery import shared_task
 from django.db import DatabaseError
 from redis.exceptions import RedisError
 
-from hexindex import build, maintenance
+from hexindex import build, invalidation, maintenance
 from worker.deliveries import DeliveryCountingTask
 
 TRANSIENT = (DatabaseError, RedisError)
@@ -86,3 +86,15 @@ def sweep_index() -> dict:
     """Periodic backstop: re-enqueue areas stuck pending or failed, reconcile Redis with PostgreSQL, and rebuild
     Redis when it has no index."""
     return maintenance.sweep()
+
+
+@shared_task(name="hexindex.replay_deferred", ignore_result=True, soft_time_limit=20, time_limit=30)
+def replay_deferred() -> int:
+    """Registrations Redis could not take (a revocation while it was down or full), into Redis once it can.
+    Every few seconds; a no-op (one indexed probe) when none wait."""
+    if not invalidation.deferred_waiting():
+        return 0
+    try:
+        return invalidation.replay_deferred()
+    except RedisError:
+        return 0  # still away: the next run tries again

@@ -2,7 +2,7 @@ from django.contrib import admin, messages
 
 from hexindex.api import IndexUnavailable
 from providers.models import Provider
-from providers.services import provider_delete, provider_set_approval, provider_update
+from providers.services import provider_delete, provider_review, provider_set_approval, provider_update
 
 
 @admin.register(Provider)
@@ -10,19 +10,30 @@ class ProviderAdmin(admin.ModelAdmin):
     """Changes and deletes go through the same services as the API, so the lookup index hears of them; approval
     only through the actions (it changes what every lookup shows)."""
 
-    list_display = ["id", "name", "email", "phone_number", "language", "currency", "owner", "approved"]
+    list_display = [
+        "id",
+        "name",
+        "email",
+        "phone_number",
+        "language",
+        "currency",
+        "owner",
+        "approved",
+        "pending_review",
+    ]
     search_fields = ["name", "email"]
-    list_filter = ["approved", "language", "currency"]
+    list_filter = ["approved", ("review_requested_at", admin.EmptyFieldListFilter), "language", "currency"]
     raw_id_fields = ["owner"]
-    readonly_fields = ["approved", "approved_at"]
-    actions = ["approve", "revoke"]
+    readonly_fields = ["approved", "approved_at", "pending_review", "review_requested_at"]
+    actions = ["approve", "revoke", "accept_changes", "reject_changes"]
 
     def save_model(self, request, obj, form, change):
         if not change:
             super().save_model(request, obj, form, change)  # a new provider has no areas yet
             return
         stored = Provider.objects.get(pk=obj.pk)
-        _guarded(request, provider_update, provider=stored, data={f: form.cleaned_data[f] for f in form.changed_data})
+        data = {f: form.cleaned_data[f] for f in form.changed_data}
+        _guarded(request, provider_update, provider=stored, data=data, by=request.user)
 
     def delete_model(self, request, obj):
         _guarded(request, provider_delete, provider=obj)
@@ -40,6 +51,16 @@ class ProviderAdmin(admin.ModelAdmin):
     def revoke(self, request, queryset):
         for provider in queryset:
             _guarded(request, provider_set_approval, provider=provider, approved=False)
+
+    @admin.action(description="Accept the changes waiting for review (name, currency)")
+    def accept_changes(self, request, queryset):
+        for provider in queryset.exclude(review_requested_at=None):
+            _guarded(request, provider_review, provider=provider, accept=True)
+
+    @admin.action(description="Reject the changes waiting for review")
+    def reject_changes(self, request, queryset):
+        for provider in queryset.exclude(review_requested_at=None):
+            _guarded(request, provider_review, provider=provider, accept=False)
 
 
 def _guarded(request, action, **kwargs) -> None:

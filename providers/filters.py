@@ -10,7 +10,13 @@ class ProviderFilter(django_filters.FilterSet):
     currency = django_filters.ChoiceFilter(choices=CURRENCY_CHOICES)
     owner = django_filters.NumberFilter(field_name="owner_id")
     approved = django_filters.BooleanFilter(help_text="Only approved (true) or unapproved (false) providers.")
+    review_pending = django_filters.BooleanFilter(
+        field_name="review_requested_at",
+        lookup_expr="isnull",
+        exclude=True,
+        help_text="Only providers with changes waiting for staff review (true), or without (false).",
+    )
 
     class Meta:
         model = Provider
-        fields = ["name", "language", "currency", "owner", "approved"]
+        fields = ["name", "language", "currency", "owner", "approved", "review_pending"]

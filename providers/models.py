@@ -17,6 +17,10 @@ class Provider(models.Model):
     # before travellers see its prices. Owners still see, edit and test their own areas meanwhile.
     approved = models.BooleanField(default=False)
     approved_at = models.DateTimeField(null=True, blank=True)
+    # What public lookups show of an approved provider (its name and currency) changes only once staff accept it:
+    # the owner's proposals wait here, e.g. {"name": "Acme Transfers"}. Empty: nothing waits.
+    pending_review = models.JSONField(default=dict, blank=True)
+    review_requested_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -31,6 +35,7 @@ class Provider(models.Model):
             models.Index(fields=["language"]),
             models.Index(fields=["currency"]),
             models.Index(fields=["approved"]),
+            models.Index(fields=["review_requested_at"], name="provider_review_requested"),
         ]
 
     def __str__(self):

@@ -36,6 +36,8 @@ EMAIL_TAKEN = "You have a provider with this email already."
                 "currency": "USD",
                 "approved": True,
                 "approved_at": "2026-11-28T10:00:00Z",
+                "pending_review": {},
+                "review_requested_at": None,
                 "created_at": "2026-11-28T09:00:00Z",
                 "updated_at": "2026-11-28T09:00:00Z",
             },
@@ -61,12 +63,29 @@ class ProviderSerializer(serializers.ModelSerializer):
             "currency",
             "approved",
             "approved_at",
+            "pending_review",
+            "review_requested_at",
             "created_at",
             "updated_at",
         ]
-        read_only_fields = ["id", "owner", "approved", "approved_at", "created_at", "updated_at"]
+        read_only_fields = [
+            "id",
+            "owner",
+            "approved",
+            "approved_at",
+            "pending_review",
+            "review_requested_at",
+            "created_at",
+            "updated_at",
+        ]
         extra_kwargs = {
             "approved": {"help_text": "Public lookups show only approved providers' areas; staff approve."},
+            "pending_review": {
+                "help_text": "Changes to an approved provider's name or currency (what public lookups show) wait "
+                'here until staff accept them, e.g. {"name": "Acme Transfers"}; sending the current value withdraws '
+                "one. Empty when nothing waits."
+            },
+            "review_requested_at": {"help_text": "When the oldest change waiting for review was proposed."},
             "email": {"help_text": "Shown only to the owner and staff."},
         }
 
@@ -74,8 +93,8 @@ class ProviderSerializer(serializers.ModelSerializer):
         data = super().to_representation(instance)
         request = self.context.get("request")
         if request is not None and not can_see_private(request.user, instance):
-            # Other users see who a provider is, not how to reach it.
-            for private in PRIVATE_FIELDS:
+            # Other users see who a provider is, not how to reach it, nor what it proposed.
+            for private in (*PRIVATE_FIELDS, "pending_review", "review_requested_at"):
                 data.pop(private, None)
         return data
 

@@ -8,7 +8,13 @@ from providers.filters import ProviderFilter
 from providers.models import Provider
 from providers.permissions import IsProviderManagerOrReadOnly, IsStaff, visible_providers
 from providers.serializers import ProviderSerializer
-from providers.services import provider_create, provider_delete, provider_set_approval, provider_update
+from providers.services import (
+    provider_create,
+    provider_delete,
+    provider_review,
+    provider_set_approval,
+    provider_update,
+)
 
 
 @extend_schema_view(
@@ -27,7 +33,8 @@ from providers.services import provider_create, provider_delete, provider_set_ap
     update=extend_schema(summary="Replace a provider", description="Owner or staff only.", parameters=[IF_MATCH]),
     partial_update=extend_schema(
         summary="Update some fields of a provider",
-        description="Owner or staff only. Only the fields sent are written.",
+        description="Owner or staff only. Only the fields sent are written. A new `name` or `currency` of an "
+        "approved provider (what public lookups show) waits in `pending_review` until staff accept it.",
         parameters=[IF_MATCH],
     ),
     destroy=extend_schema(
@@ -52,7 +59,7 @@ class ProviderViewSet(ETagMixin, viewsets.ModelViewSet):
 
     def perform_update(self, serializer):
         serializer.instance = self.etag_object = provider_update(
-            provider=serializer.instance, data=serializer.validated_data, if_match=self.if_match
+            provider=serializer.instance, data=serializer.validated_data, if_match=self.if_match, by=self.request.user
         )
 
     def perform_destroy(self, instance):
@@ -78,6 +85,41 @@ class ProviderViewSet(ETagMixin, viewsets.ModelViewSet):
     @action(detail=True, methods=["post"], permission_classes=[permissions.IsAuthenticated, IsStaff])
     def revoke(self, request, pk=None):
         return self._set_approval(approved=False)
+
+    @extend_schema(
+        summary="Accept the changes waiting for review (staff)",
+        description="The provider's proposed name or currency (`pending_review`) become what public lookups show. "
+        "400 when nothing waits.",
+        request=None,
+        responses={200: ProviderSerializer},
+    )
+    @action(
+        detail=True,
+        methods=["post"],
+        url_path="accept-changes",
+        permission_classes=[permissions.IsAuthenticated, IsStaff],
+    )
+    def accept_changes(self, request, pk=None):
+        return self._review(accept=True)
+
+    @extend_schema(
+        summary="Reject the changes waiting for review (staff)",
+        description="The proposals in `pending_review` are dropped; public lookups keep showing what they showed.",
+        request=None,
+        responses={200: ProviderSerializer},
+    )
+    @action(
+        detail=True,
+        methods=["post"],
+        url_path="reject-changes",
+        permission_classes=[permissions.IsAuthenticated, IsStaff],
+    )
+    def reject_changes(self, request, pk=None):
+        return self._review(accept=False)
+
+    def _review(self, *, accept: bool) -> Response:
+        provider = self.etag_object = provider_review(provider=self.get_object(), accept=accept)
+        return Response(self.get_serializer(provider).data)
 
     def _set_approval(self, *, approved: bool) -> Response:
         provider = self.etag_object = provider_set_approval(provider=self.get_object(), approved=approved)

@@ -26,6 +26,7 @@ app.conf.task_routes = {
     "hexindex.refresh_areas": {"queue": "index"},
     "hexindex.rebuild_redis": {"queue": "maintenance"},
     "hexindex.sweep": {"queue": "maintenance"},
+    "hexindex.replay_deferred": {"queue": "index"},
     "worker.publish_queue_depth": {"queue": "maintenance"},
     "partners.flush_usage": {"queue": "maintenance"},
     "webhooks.dispatch": {"queue": "maintenance"},
@@ -52,6 +53,12 @@ def _schedule(sender, **kwargs):
 
     sender.conf.beat_schedule = {
         "sweep-index": {"task": "hexindex.sweep", "schedule": settings.HEXINDEX_SWEEP_SECONDS},
+        # Revocations made while Redis was away reach it within seconds of its return (hexindex.invalidation).
+        "replay-deferred-registrations": {
+            "task": "hexindex.replay_deferred",
+            "schedule": settings.HEXINDEX_REPLAY_SECONDS,
+            "options": {"expires": settings.HEXINDEX_REPLAY_SECONDS},
+        },
         "publish-queue-depth": {"task": "worker.publish_queue_depth", "schedule": 60.0},
         "flush-key-usage": {"task": "partners.flush_usage", "schedule": 60.0},
         # A dispatch not started before the next one is due is dropped, so a stopped worker finds no pile of them.

@@ -7,7 +7,7 @@ from areas.services import area_create, area_delete, area_update
 from areas.tests.feed import feed_settled
 from conftest import square
 from hexindex.tests.helpers import geometry
-from providers.services import provider_set_approval, provider_update
+from providers.services import provider_review, provider_set_approval, provider_update
 
 URL = "/api/v1/changes/"
 pytestmark = pytest.mark.django_db(transaction=True)  # the feed only lists committed transactions
@@ -60,11 +60,13 @@ def test_unapproved_providers_are_absent_until_approved_and_leave_when_revoked(a
     assert [c[:2] for c in kinds(feed(api, start))] == [(area.id, "created"), (area.id, "deleted")]
 
 
-def test_a_provider_rename_lists_its_areas_as_updated(api, make_provider):
+def test_a_provider_rename_lists_its_areas_as_updated_once_staff_accept_it(api, make_provider):
     provider = make_provider()
     areas = [new_area(provider, lng) for lng in (1.0, 2.0)]
     start = feed(api)["cursor"]
     provider_update(provider=provider, data={"name": "Renamed"})
+    assert feed(api, start)["changes"] == []  # waiting for review: public lookups still show the old name
+    provider_review(provider=provider, accept=True)
     assert sorted(kinds(feed(api, start))) == sorted((a.id, "updated", ["provider"]) for a in areas)
 
 

@@ -339,6 +339,9 @@ HEXINDEX_SWEEP_SECONDS = env.float("HEXINDEX_SWEEP_SECONDS", default=60.0)
 HEXINDEX_REENQUEUE_AFTER = env.int("HEXINDEX_REENQUEUE_AFTER", default=120)
 HEXINDEX_FAILED_RETRY_AFTER = env.int("HEXINDEX_FAILED_RETRY_AFTER", default=600)
 HEXINDEX_RETRY_MAX_WAIT = env.int("HEXINDEX_RETRY_MAX_WAIT", default=6 * 3600)
+# Registrations Redis could not take (staff revoking a provider while it was down or full) wait in PostgreSQL and
+# are replayed this often (and by each web process before it trusts Redis again).
+HEXINDEX_REPLAY_SECONDS = env.float("HEXINDEX_REPLAY_SECONDS", default=5.0)
 # When set (production on AWS), the worker publishes its queue depths there every minute for autoscaling.
 CLOUDWATCH_METRICS_NAMESPACE = env.str("CLOUDWATCH_METRICS_NAMESPACE", default="")
 

@@ -1,0 +1,171 @@
+"""No tenant can push public lookups off the index: an unapproved provider's writes never reach what public lookups
+read, an approved one's cost a bounded amount, and staff can always revoke, even with Redis down."""
+
+import random
+
+import orjson
+import pytest
+
+from areas.models import ServiceArea
+from conftest import feature, square
+from hexindex import api as index
+from hexindex import invalidation, redis_index
+from hexindex.models import PendingMark
+from hexindex.tests.helpers import WEST, closed_port, live_at
+
+PROVIDERS = "/api/v1/providers/"
+AREAS = "/api/v1/service-areas/"
+LOOKUP = "/api/v1/lookup/"
+
+
+def registered(client) -> dict:
+    """Everything Redis holds about pending areas: tokens, and the members of every per-cell and global set."""
+    cells = {key: client.smembers(key) for key in client.scan_iter("hx:p:*")}
+    return {"pending": client.hgetall(redis_index.PENDING_KEY), "cells": cells}
+
+
+@pytest.fixture
+def builds_wait(monkeypatch):
+    """The worker is behind: builds are queued nowhere, so whatever a write registers stays registered."""
+    monkeypatch.setattr(invalidation, "enqueue", lambda **kwargs: True)
+    monkeypatch.setattr(invalidation, "enqueue_refresh", lambda area_ids: True)
+
+
+def test_an_unapproved_providers_writes_register_nothing_in_redis(client_for, make_provider, index_redis, builds_wait):
+    provider = make_provider(approved=False)
+    owner = client_for(provider.owner)
+    created = owner.post(AREAS, feature(WEST, provider=provider.id, name="W", price="5"), format="json")
+    assert created.status_code == 201
+    area_id = created.json()["id"]
+    moved = owner.patch(f"{AREAS}{area_id}/", feature(square(11.0, 51.0, 0.3)), format="json")
+    assert moved.status_code == 200
+    assert owner.patch(f"{PROVIDERS}{provider.id}/", {"name": "Renamed"}, format="json").status_code == 200
+    assert owner.delete(f"{AREAS}{area_id}/").status_code == 204
+    assert registered(index_redis) == {"pending": {}, "cells": {}}
+
+
+def test_an_unapproved_owner_can_write_while_redis_is_down_and_an_approved_one_cannot(
+    client_for, make_provider, settings
+):
+    hidden, public = make_provider(approved=False), make_provider()
+    settings.HEXINDEX_REDIS_URL = f"redis://127.0.0.1:{closed_port()}/0"
+    for provider, expected in ((hidden, 201), (public, 503)):
+        body = feature(WEST, provider=provider.id, name="W", price="5")
+        assert client_for(provider.owner).post(AREAS, body, format="json").status_code == expected
+    assert list(ServiceArea.objects.values_list("provider_id", flat=True)) == [hidden.id]
+
+
+def test_editing_one_area_in_a_loop_keeps_one_copy_of_each_pending_cell(make_area, index_redis, builds_wait):
+    from areas.services import area_update
+    from hexindex.tests.helpers import geometry
+
+    area = make_area(square(10.0, 50.0, 0.2))
+    shapes = [square(10.0, 50.0, 0.2), square(10.05, 50.05, 0.2)]
+    for n in range(40):
+        area_update(area=ServiceArea.objects.get(pk=area.pk), data={"geometry": geometry(shapes[n % 2])})
+    listed = index_redis.hget(redis_index.PENDING_CELLS_KEY, area.id)
+    cells = [listed[i : i + 8] for i in range(0, len(listed), 8)]
+    assert len(cells) == len(set(cells))  # each cell once, however many edits
+    members = {key for key, ids in registered(index_redis)["cells"].items() if str(area.id).encode() in ids}
+    assert len(members) == len(cells)
+
+
+def test_public_lookups_stay_on_the_index_while_accounts_rename_and_edit_in_a_loop(
+    api, client_for, make_provider, make_area, index_all, builds_wait
+):
+    """The flood the issue measured: an unapproved account with 260 tiny areas renaming its provider in a loop sent
+    up to 42 % of public lookups to PostgreSQL. Here an unapproved and an approved account each hold 260 tiny areas
+    over the same city and rename and redraw in a loop while the worker is behind; public lookups at random points
+    of the city must stay on the index, and stay exact."""
+    public = make_provider()
+    for n in range(6):
+        make_area(square(10.0 + n * 0.05, 50.0, 0.3), provider=public, price=f"{10 + n}.00")
+    index_all()
+    rng = random.Random(7)
+    tenants = []
+    for approved in (False, True):
+        provider = make_provider(approved=approved)
+        areas = [
+            make_area(square(10.0 + rng.uniform(-0.2, 0.2), 50.0 + rng.uniform(-0.2, 0.2), 0.01), provider=provider)
+            for _ in range(260)
+        ]
+        tenants.append((client_for(provider.owner), provider, areas))
+    index_all()
+
+    sources = []
+    for n in range(30):
+        for owner, provider, areas in tenants:
+            renamed = owner.patch(f"{PROVIDERS}{provider.id}/", {"name": f"Flood {n}"}, format="json")
+            assert renamed.status_code == 200
+            area = areas[n % len(areas)]
+            moved = square(10.0 + rng.uniform(-0.2, 0.2), 50.0 + rng.uniform(-0.2, 0.2), 0.01)
+            assert owner.patch(f"{AREAS}{area.id}/", feature(moved), format="json").status_code == 200
+        for _ in range(10):
+            lat, lng = 50.0 + rng.uniform(-0.25, 0.25), 10.0 + rng.uniform(-0.25, 0.25)
+            result = index.lookup(lat=lat, lng=lng)
+            sources.append(result.source)
+            assert result.body == index.lookup_exact(lat=lat, lng=lng).body
+    on_index = sources.count("index") / len(sources)
+    assert on_index >= 0.95, f"{on_index:.0%} of {len(sources)} lookups answered from the index"
+
+
+def test_a_revocation_commits_while_redis_is_down_and_reaches_redis_when_it_is_back(
+    api, client_for, make_user, make_area, index_all, settings
+):
+    area = make_area(WEST)
+    index_all()
+    assert area.id in live_at(50.0, 10.0)
+    staff = client_for(make_user(staff=True))
+    working_url = settings.HEXINDEX_REDIS_URL
+    settings.HEXINDEX_REDIS_URL = f"redis://127.0.0.1:{closed_port()}/0"
+    settings.HEXINDEX_BREAKER_SECONDS = 0.0
+
+    revoked = staff.post(f"{PROVIDERS}{area.provider_id}/revoke/")
+    assert revoked.status_code == 200 and revoked.json()["approved"] is False
+    assert PendingMark.objects.filter(area_id=area.id).exists()  # kept in PostgreSQL until Redis takes it
+    assert orjson.loads(api.get(LOOKUP, {"lat": 50.0, "lng": 10.0}).content)["results"] == []  # PostGIS answers
+
+    settings.HEXINDEX_REDIS_URL = working_url  # back, with the revoked area's records still live
+    assert area.id in live_at(50.0, 10.0)
+    assert orjson.loads(api.get(LOOKUP, {"lat": 50.0, "lng": 10.0}).content)["results"] == []
+    assert not PendingMark.objects.exists()  # replayed before this process trusted Redis again
+    assert area.id in redis_index.pending_tokens_all()
+
+
+def test_the_worker_replays_deferred_registrations_for_processes_that_never_saw_redis_fail(make_area, index_all):
+    from hexindex.tasks import replay_deferred
+
+    area = make_area(WEST)
+    index_all()
+    PendingMark.objects.create(area_id=area.id, cells=None)
+    assert redis_index.breaker.failures == 0  # this process would trust Redis as it is
+    assert replay_deferred() == 1
+    assert area.id in redis_index.pending_tokens_all() and not PendingMark.objects.exists()
+    assert replay_deferred() == 0
+
+
+@pytest.fixture
+def shared_point(make_provider, make_area, index_all):
+    """At (50, 10): an area of an approved provider and a larger, cheaper one of an unapproved provider."""
+    public = make_area(WEST, price="20.00")
+    make_area(square(10.0, 50.0, 1.0), provider=make_provider(approved=False), price="1.00")
+    index_all()
+    return public
+
+
+@pytest.mark.parametrize("redis_state", ["down", "empty"])
+def test_unapproved_areas_stay_out_of_exact_answers_with_redis_down_or_empty(
+    api, shared_point, settings, index_redis, redis_state
+):
+    if redis_state == "down":
+        settings.HEXINDEX_REDIS_URL = f"redis://127.0.0.1:{closed_port()}/0"
+    else:
+        index_redis.flushdb()  # restarted empty: answered by the exact query while it is rebuilt
+    single = orjson.loads(api.get(LOOKUP, {"lat": 50.0, "lng": 10.0}).content)
+    assert [r["id"] for r in single["results"]] == [shared_point.id]
+    batch = api.post("/api/v1/lookup/batch/", {"points": [{"lat": 50.0, "lng": 10.0}] * 2}, format="json").json()
+    assert [[r["id"] for r in answer["results"]] for answer in batch["results"]] == [[shared_point.id]] * 2
+    trip = orjson.loads(
+        api.get("/api/v1/lookup/trip/", {"from_lat": 50.0, "from_lng": 10.0, "to_lat": 50.1, "to_lng": 10.1}).content
+    )
+    assert [r["provider"]["id"] for r in trip["results"]] == [shared_point.provider_id]
