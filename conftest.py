@@ -13,7 +13,7 @@ from areas.models import ServiceArea
 from areas.services import area_create
 from hexindex import redis_index
 from hexindex.build import index_areas
-from partners import access
+from partners import access, usage
 from providers.models import Provider
 
 _serial = itertools.count(1)
@@ -127,10 +127,11 @@ def index_redis(settings):
     client.flushdb()
     client.set(redis_index.GEN_KEY, 1)
     redis_index.breaker.succeeded()  # a test that broke Redis leaves no open circuit behind
-    access._state.redis_paused_until = 0.0  # ... nor paused rate limits, nor callers blocked in this process
-    access._state.blocked.clear()
+    access._state = access._State()  # ... nor paused rate limits, nor callers blocked in this process
+    usage.forget_unwritten()  # ... nor usage counted by another test
     yield client
     client.flushdb()
+    usage.forget_unwritten()
 
 
 @pytest.fixture

@@ -1,4 +1,5 @@
 import hashlib
+import json
 import math
 import re
 import time
@@ -445,8 +446,9 @@ class BatchLookupView(APIView):
 
 
 def _as_query(point: dict) -> dict:
-    """A point's lat/lng as the strings a query string would carry, so both are validated the same way."""
-    return {key: (value if isinstance(value, str) else orjson.dumps(value).decode()) for key, value in point.items()}
+    """A point's lat/lng as the strings a query string would carry, so both are validated the same way. The standard
+    library writes any value JSON can hold (orjson refuses integers beyond 64 bits: a 500 once)."""
+    return {key: (value if isinstance(value, str) else json.dumps(value)) for key, value in point.items()}
 
 
 @extend_schema(

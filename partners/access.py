@@ -1,27 +1,29 @@
 """Who may look up, how much: partner API keys, a rate limit per key, a low one per address without a key, and
-usage counters per key and day. Used by the lookup endpoints, including the lean (middleware-free) ones, so it is
-plain Django: `check(request, kind=..., points=n)` before the work, `settle(gate)` after it (or `admit` for both
-at once), `finish(response, admission)` for the headers.
+usage per key and day (partners.usage). Used by the lookup endpoints, including the lean (middleware-free) ones,
+so it is plain Django: `check(request, kind=..., points=n)` before the work, `settle(gate)` after it (or `admit`
+for both at once), `finish(response, admission)` for the headers.
 
-Per request: a fixed one-minute window counter per key or address, the day's usage counters and the key-change
-epoch, in the index's Redis. A single lookup sends them along with its own Redis read (hexindex Piggyback), so
-they cost no round trip of their own; other work sends them in one round trip. Verified keys are remembered
-in-process; any change to any key (revoked, expired, new limit) bumps the epoch, which every request reads, so a
-revoked key is refused from the next request on, not after a cache timeout. Only what was asked is discarded when
-the counter says "over the limit"; from then on, until the window ends, this process refuses that caller before
-any lookup.
+Limits are fixed one-minute windows counted in the index's Redis, with the key-change epoch. A single lookup sends
+them along with its own Redis read (hexindex Piggyback), so they cost no round trip of their own; other work sends
+them in one round trip. Verified keys are remembered in-process; any change to any key (revoked, expired, new
+limit) bumps the epoch, which every request reads, so a revoked key is refused from the next request on. A caller
+over its limit is refused, from then on until its window ends, by this process before any lookup.
 
-When Redis does not answer, requests are admitted without limit or counting (a rate limiter must not take the
-lookup down with it) and Redis is left alone for a few seconds.
+When Redis cannot count (down, slow, or failed moments ago), limits do not switch off: each process counts the
+same windows itself and admits RATE_LIMIT_FALLBACK_SHARE of each limit, so the processes together stay within it,
+and the answers carry the limit that applied. Usage is counted in the process either way (partners.usage).
+
+An address sending unknown keys is refused (429) after PARTNER_UNKNOWN_KEYS_PER_MINUTE of them in a minute, before
+any database query: guessing keys costs the database nothing.
 """
 
 from __future__ import annotations
 
 import logging
+import math
 import threading
 import time
 from dataclasses import dataclass
-from datetime import UTC, datetime
 
 import redis
 from django.conf import settings
@@ -29,16 +31,12 @@ from django.http import HttpResponse, JsonResponse
 
 from accounts.security import client_address
 from hexindex.api import Piggyback, circuit_state, redis_client, redis_send
+from partners import usage
 from project import metrics
 
 log = logging.getLogger(__name__)
 
 EPOCH_KEY = "partners:epoch"
-USAGE_KEY = "partners:usage"  # hash: "<day> <key prefix or -> <counter>" -> count
-# What a request was, as counted per key and day: kind -> its counter (a batch also counts its points).
-KINDS = {"lookup": "lookups", "batch": "batches", "trip": "trips", "feed": "feed_reads"}
-BATCH_POINTS, THROTTLED = "batch_points", "throttled"
-COUNTERS = (*KINDS.values(), BATCH_POINTS, THROTTLED)
 WINDOW_SECONDS = 60
 REDIS_PAUSE_SECONDS = 5.0
 # A backstop for a key change announced while Redis was down (the epoch never moved): verified keys are checked
@@ -47,6 +45,7 @@ KEY_RECHECK_SECONDS = 300.0
 ANONYMOUS = "-"
 
 INVALID_KEY = "Unknown, revoked or expired API key."
+TOO_MANY_UNKNOWN_KEYS = "Too many unknown API keys from this address; try again in a minute."
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,6 +65,33 @@ class Admission:
     remaining: int | None
 
 
+class _Windows:
+    """Fixed one-minute windows counted in this process: refusals remembered (`blocked`), the fallback counts when
+    Redis cannot count, and unknown keys per address."""
+
+    def __init__(self):
+        self.window = -1
+        self.fallback: dict[str, int] = {}
+        self.unknown_keys: dict[str, int] = {}
+
+    def _roll(self, now: float) -> None:
+        window = int(now // WINDOW_SECONDS)
+        if window != self.window:
+            self.window, self.fallback, self.unknown_keys = window, {}, {}
+
+    def add(self, table: str, bucket: str, amount: int, now: float) -> int:
+        self._roll(now)
+        counts = getattr(self, table)
+        if len(counts) > 100_000:  # far more callers than a minute holds: somebody is cycling addresses
+            counts.clear()
+        counts[bucket] = counts.get(bucket, 0) + amount
+        return counts[bucket]
+
+    def get(self, table: str, bucket: str, now: float) -> int:
+        self._roll(now)
+        return getattr(self, table).get(bucket, 0)
+
+
 class _State:
     def __init__(self):
         self.lock = threading.Lock()
@@ -73,6 +99,7 @@ class _State:
         self.epoch: bytes | None = None
         self.blocked: dict[str, int] = {}  # rate-limit bucket -> the window it is used up in
         self.redis_paused_until = 0.0
+        self.windows = _Windows()
 
 
 _state = _State()
@@ -130,106 +157,125 @@ def _known(key: str) -> KnownKey | None:
 
 
 def _refused(status: int, detail: str, code: str, headers: dict | None = None) -> JsonResponse:
-    return JsonResponse({"detail": detail, "code": code}, status=status, headers=headers)
+    response = JsonResponse({"detail": detail, "code": code}, status=status, headers=headers)
+    # Counted in the metrics; a client hammering past its limit must not write a log line per request too.
+    response._has_been_logged = True
+    return response
 
 
 @dataclass(slots=True)
 class Gate:
     """A request checked before the work (check), judged after it (settle). `also` carries the counting commands;
-    the lookup sends them with its own Redis read (saving a round trip), anything else leaves them to settle."""
+    the lookup sends them with its own Redis read (saving a round trip), anything else leaves them to settle.
+    `admission` is set when this process decided alone (Redis could not count)."""
 
     key: str | None = None
     known: KnownKey | None = None
     limit: int | None = None
-    who: str = ANONYMOUS
     kind: str = "lookup"
     bucket: str = ""
     points: int = 1
     now: float = 0.0
     refused: HttpResponse | None = None
     also: Piggyback | None = None
+    admission: Admission | None = None
+
+    @property
+    def key_id(self) -> str | None:
+        return self.known.pk if self.known is not None else None
 
 
-def _unknown_key() -> JsonResponse:
+def _unknown_key(gate: Gate, address: str) -> JsonResponse:
+    _state.windows.add("unknown_keys", address, 1, gate.now)
     return _refused(401, INVALID_KEY, "invalid_api_key", {"WWW-Authenticate": "Api-Key"})
 
 
 def _too_many(gate: Gate, limit: int) -> JsonResponse:
     metrics.rate_limited(with_key=gate.known is not None)
-    window_end = (int(gate.now // WINDOW_SECONDS) + 1) * WINDOW_SECONDS
+    usage.count(key_id=gate.key_id, kind=usage.THROTTLED, at=gate.now)
     detail = (
         f"Rate limit: {limit} points per minute "
         f"({'for this key' if gate.known else 'without an API key, per address'}); this request needs {gate.points}."
     )
-    headers = {
-        "Retry-After": str(max(1, int(window_end - gate.now + 0.999))),
-        "X-RateLimit-Limit": str(limit),
-        "X-RateLimit-Remaining": "0",
-    }
-    response = _refused(429, detail, "rate_limited", headers)
-    # Counted in the metrics; a client hammering past its limit must not write a log line per request too.
-    response._has_been_logged = True
-    return response
+    headers = {"Retry-After": _retry_after(gate.now), "X-RateLimit-Limit": str(limit), "X-RateLimit-Remaining": "0"}
+    return _refused(429, detail, "rate_limited", headers)
 
 
-def _usage(gate: Gate, day: str, sign: int) -> list[tuple]:
-    """The usage counters of the request, counted (sign 1) or taken back (-1)."""
-    commands = [("HINCRBY", USAGE_KEY, f"{day} {gate.who} {KINDS[gate.kind]}", sign)]
-    if gate.kind == "batch":
-        commands.append(("HINCRBY", USAGE_KEY, f"{day} {gate.who} {BATCH_POINTS}", sign * gate.points))
-    return commands
+def _retry_after(now: float) -> str:
+    window_end = (int(now // WINDOW_SECONDS) + 1) * WINDOW_SECONDS
+    return str(max(1, int(window_end - now + 0.999)))
 
 
 def check(request, *, kind: str, points: int = 1) -> Gate:
     """Before the work: the key (401 when it is not a usable one), and a 429 at once for a caller this process has
     already seen over its limit in this window (so a client hammering past its limit costs no lookups)."""
     gate = Gate(key=raw_key(request), kind=kind, points=points, now=time.time())
+    address = client_address(request)
     if gate.key is not None:
+        if _state.windows.get("unknown_keys", address, gate.now) >= settings.PARTNER_UNKNOWN_KEYS_PER_MINUTE:
+            metrics.rate_limited(with_key=False)
+            gate.refused = _refused(429, TOO_MANY_UNKNOWN_KEYS, "rate_limited", {"Retry-After": _retry_after(gate.now)})
+            return gate
         gate.known = _known(gate.key)
         if gate.known is None:
-            gate.refused = _unknown_key()
+            gate.refused = _unknown_key(gate, address)
             return gate
-        gate.limit, gate.who = gate.known.rate_per_minute, gate.known.prefix
+        gate.limit = gate.known.rate_per_minute
         gate.bucket = f"partners:rate:k:{gate.known.prefix}"
     else:
         gate.limit = settings.LOOKUP_ANONYMOUS_RATE_PER_MINUTE
-        gate.bucket = f"partners:rate:a:{client_address(request)}"
-    if time.monotonic() < _state.redis_paused_until:
-        return gate  # no counting, no limits for a few seconds
-    window = int(gate.now // WINDOW_SECONDS)
-    day = datetime.fromtimestamp(gate.now, UTC).date().isoformat()
-    if gate.limit is not None and _state.blocked.get(gate.bucket) == window:
-        _count_quietly([("HINCRBY", USAGE_KEY, f"{day} {gate.who} {THROTTLED}", 1)])
+        gate.bucket = f"partners:rate:a:{address}"
+    if gate.limit is not None and _state.blocked.get(gate.bucket) == int(gate.now // WINDOW_SECONDS):
         gate.refused = _too_many(gate, gate.limit)
+        return gate
+    if time.monotonic() < _state.redis_paused_until or circuit_state() == "open":
+        _decide_here(gate)  # Redis failed moments ago: no waiting for another timeout
         return gate
     commands = [("GET", EPOCH_KEY)]
     if gate.limit is not None:
-        counter = f"{gate.bucket}:{window}"
+        counter = f"{gate.bucket}:{int(gate.now // WINDOW_SECONDS)}"
         commands += [("INCRBY", counter, points), ("EXPIRE", counter, 2 * WINDOW_SECONDS)]
-    commands += _usage(gate, day, 1)
     gate.also = Piggyback(commands)
     return gate
 
 
+def _decide_here(gate: Gate) -> None:
+    """Redis cannot count: this process's share of the limit, counted here (sets gate.admission or gate.refused)."""
+    if gate.limit is None:
+        gate.admission = Admission(gate.known, None, None)
+        return
+    limit = max(1, math.floor(gate.limit * settings.RATE_LIMIT_FALLBACK_SHARE))
+    used = _state.windows.add("fallback", gate.bucket, gate.points, gate.now)
+    if used > limit:
+        gate.refused = _too_many(gate, limit)
+    else:
+        gate.admission = Admission(gate.known, limit, limit - used)
+
+
 def settle(gate: Gate) -> tuple[Admission | None, HttpResponse | None]:
-    """After the work: (the admission, None) to answer, or (None, a 401/429) to answer instead."""
+    """After the work: (the admission, None) to answer, or (None, a 401/429) to answer instead. Counts the usage."""
+    if gate.refused is None and gate.admission is None:
+        _settle_with_redis(gate)
     if gate.refused is not None:
         return None, gate.refused
-    if gate.also is None:
-        return Admission(gate.known, None, None), None
+    usage.count(key_id=gate.key_id, kind=gate.kind, points=gate.points, at=gate.now)
+    return gate.admission, None
+
+
+def _settle_with_redis(gate: Gate) -> None:
     try:
         replies = gate.also.replies
         if replies is None:  # the work did not read the index's Redis (PostGIS answered, or not a lookup)
             if circuit_state() == "open":
                 raise redis.RedisError("the index's Redis failed moments ago")  # no waiting for another timeout
             replies = _send(gate.also.commands)
-        if isinstance(replies[0], Exception) or (len(replies) > 1 and isinstance(replies[1], Exception)):
-            raise redis.RedisError(str(replies[0]))
+        if any(isinstance(reply, Exception) for reply in replies):
+            raise redis.RedisError(str(next(reply for reply in replies if isinstance(reply, Exception))))
     except redis.RedisError:
         _state.redis_paused_until = time.monotonic() + REDIS_PAUSE_SECONDS
-        log.warning("Redis unavailable: lookups admitted without rate limits or usage counts", exc_info=True)
-        return Admission(gate.known, None, None), None
-    known, limit = gate.known, gate.limit
+        log.warning("Redis unavailable: rate limits counted in this process for a while", exc_info=True)
+        _decide_here(gate)
+        return
     if replies[0] != _state.epoch:
         # Some key changed since this process last looked: forget every key, check this one again.
         with _state.lock:
@@ -237,22 +283,23 @@ def settle(gate: Gate) -> tuple[Admission | None, HttpResponse | None]:
             _state.blocked.clear()
             _state.epoch = replies[0]
         if gate.key is not None:
-            known = _known(gate.key)
-            if known is None:
-                return None, _unknown_key()
-            limit = known.rate_per_minute
-    if limit is None:
-        return Admission(known, None, None), None
+            gate.known = _known(gate.key)
+            if gate.known is None:
+                gate.refused = _refused(401, INVALID_KEY, "invalid_api_key", {"WWW-Authenticate": "Api-Key"})
+                return
+            gate.limit = gate.known.rate_per_minute
+    if gate.limit is None:
+        gate.admission = Admission(gate.known, None, None)
+        return
     used = int(replies[1])
-    if used > limit:
-        day = datetime.fromtimestamp(gate.now, UTC).date().isoformat()
-        _count_quietly([*_usage(gate, day, -1), ("HINCRBY", USAGE_KEY, f"{day} {gate.who} {THROTTLED}", 1)])
-        if used - gate.points >= limit:  # the window is used up, not just too small for this request
+    if used > gate.limit:
+        if used - gate.points >= gate.limit:  # the window is used up, not just too small for this request
             _state.blocked[gate.bucket] = int(gate.now // WINDOW_SECONDS)
             if len(_state.blocked) > 100_000:
                 _state.blocked.clear()
-        return None, _too_many(gate, limit)
-    return Admission(known, limit, limit - used), None
+        gate.refused = _too_many(gate, gate.limit)
+        return
+    gate.admission = Admission(gate.known, gate.limit, gate.limit - used)
 
 
 def admit(request, *, kind: str, points: int = 1) -> tuple[Admission | None, HttpResponse | None]:
@@ -263,18 +310,12 @@ def admit(request, *, kind: str, points: int = 1) -> tuple[Admission | None, Htt
     return settle(gate)
 
 
-def _count_quietly(commands: list[tuple]) -> None:
-    try:
-        _send(commands)
-    except redis.RedisError:
-        log.warning("could not count a refused request", exc_info=True)
-
-
 def finish(response: HttpResponse, admission: Admission | None) -> HttpResponse:
-    """The rate-limit headers on an admitted request's response."""
+    """The rate-limit headers on an admitted request's response; usage written now and then (partners.usage)."""
     if admission is not None and admission.limit is not None:
         response["X-RateLimit-Limit"] = str(admission.limit)
         response["X-RateLimit-Remaining"] = str(max(0, admission.remaining))
+    usage.flush_if_due()
     return response
 
 

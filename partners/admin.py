@@ -1,12 +1,8 @@
-import contextlib
-
-import redis
 from django.contrib import admin
 from rest_framework_api_key.admin import APIKeyModelAdmin
 from rest_framework_api_key.models import APIKey
 
 from partners.models import KeyUsage, Partner, PartnerKey
-from partners.usage import flush_usage
 
 # The library's own model is unused (partners.PartnerKey replaces it, and it has no table).
 if admin.site.is_registered(APIKey):
@@ -44,7 +40,7 @@ class PartnerKeyAdmin(APIKeyModelAdmin):
 
 @admin.register(KeyUsage)
 class KeyUsageAdmin(admin.ModelAdmin):
-    """Per key and UTC day; the worker adds what Redis counted every minute."""
+    """Per key and UTC day; each web process adds what it counted every few seconds (partners.usage)."""
 
     list_display = ["day", "key", "partner", "lookups", "batches", "batch_points", "trips", "feed_reads", "throttled"]
     list_filter = ["day", "key__partner"]
@@ -55,11 +51,6 @@ class KeyUsageAdmin(admin.ModelAdmin):
     @admin.display(ordering="key__partner__name")
     def partner(self, usage):
         return usage.key.partner if usage.key else "anonymous"
-
-    def changelist_view(self, request, extra_context=None):
-        with contextlib.suppress(redis.RedisError):  # today's figures up to now; the last flush's without Redis
-            flush_usage()
-        return super().changelist_view(request, extra_context)
 
     def has_add_permission(self, request):
         return False

@@ -40,8 +40,8 @@ class PartnerKey(AbstractAPIKey):
 
 
 class KeyUsage(models.Model):
-    """What a key (or, with no key, all anonymous callers together) used on one UTC day. Counted in Redis on the
-    request path and added here by the worker every minute (partners.usage)."""
+    """What a key (or, with no key, all anonymous callers together) used on one UTC day. Counted by each web
+    process and added here every few seconds (partners.usage)."""
 
     key = models.ForeignKey(PartnerKey, null=True, blank=True, on_delete=models.CASCADE, related_name="usage")
     day = models.DateField()
@@ -62,13 +62,3 @@ class KeyUsage(models.Model):
 
     def __str__(self):
         return f"{self.key or 'anonymous'} on {self.day}"
-
-
-class UsageFlush(models.Model):
-    """A batch of Redis counters already added to KeyUsage: a flush retried after a crash adds nothing twice."""
-
-    batch = models.CharField(max_length=64, unique=True)
-    flushed_at = models.DateTimeField(auto_now_add=True)
-
-    def __str__(self):
-        return self.batch

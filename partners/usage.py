@@ -1,72 +1,125 @@
-"""Usage per key and day: counted in Redis on the request path (partners.access), added to KeyUsage here.
+"""Usage per key and UTC day, as partners are billed: counted in each web process and added to KeyUsage in
+PostgreSQL by that process, at most every USAGE_FLUSH_SECONDS (by the first request after that long) and when it
+exits.
 
-A flush renames the live counters to a batch of its own (atomic: requests go on counting in a new hash), adds the
-batch in one transaction that also records the batch's name, then deletes it. A flush that dies half-way is
-finished by the next one, and a batch already recorded is never added twice.
+Counting does not depend on Redis, so what was counted survives a Redis restart, failover or slowness (the rate
+limits, which may be lost, live there). What a process counted and had not written yet is lost only when the
+process dies without exiting (killed, out of memory): at most USAGE_FLUSH_SECONDS of that one process's requests.
+A flush adds its counts in one statement and forgets them only once that committed, so nothing is added twice; a
+flush that fails (the database is down) keeps them for the next one.
 """
 
 from __future__ import annotations
 
-import contextlib
-import uuid
+import atexit
+import logging
+import threading
+import time
 from collections import defaultdict
-from datetime import date, timedelta
+from datetime import UTC, date, datetime
 
-import redis
-from django.db import connection, transaction
-from django.utils import timezone
+from django.conf import settings
+from django.db import DatabaseError, connection, transaction
 
-from partners import access
-from partners.models import PartnerKey, UsageFlush
+log = logging.getLogger(__name__)
 
-BATCH_PREFIX = f"{access.USAGE_KEY}:batch:"
+# What a request was, as counted per key and day: kind -> its counter (a batch also counts its points).
+KINDS = {"lookup": "lookups", "batch": "batches", "trip": "trips", "feed": "feed_reads"}
+BATCH_POINTS, THROTTLED = "batch_points", "throttled"
+COUNTERS = (*KINDS.values(), BATCH_POINTS, THROTTLED)
 
-FIELDS = access.COUNTERS
 UPSERT_SQL = f"""
-INSERT INTO partners_keyusage (key_id, day, {", ".join(FIELDS)})
-SELECT * FROM unnest(%s::varchar[], %s::date[], {", ".join("%s::bigint[]" for _ in FIELDS)})
+INSERT INTO partners_keyusage (key_id, day, {", ".join(COUNTERS)})
+SELECT * FROM unnest(%s::varchar[], %s::date[], {", ".join("%s::bigint[]" for _ in COUNTERS)})
 ON CONFLICT (key_id, day) DO UPDATE SET
-    {", ".join(f"{name} = partners_keyusage.{name} + excluded.{name}" for name in FIELDS)}
+    {", ".join(f"{name} = partners_keyusage.{name} + excluded.{name}" for name in COUNTERS)}
 """
+# A key deleted since its requests were counted takes its usage with it.
+_LIVE_KEYS_SQL = "SELECT id FROM partners_partnerkey WHERE id = ANY(%s)"
 
 
-def flush_usage() -> int:
-    """Add the counters gathered in Redis to KeyUsage; the number of (key, day) rows touched."""
-    client = access._redis()
-    batch = f"{BATCH_PREFIX}{uuid.uuid4().hex}"
-    with contextlib.suppress(redis.ResponseError):  # no such key: nothing counted since the last flush
-        client.rename(access.USAGE_KEY, batch)
-    touched = 0
-    for name in client.scan_iter(match=f"{BATCH_PREFIX}*", count=100):
-        touched += _add_batch(client, name.decode())
-    return touched
+class _Counts:
+    """(key id or None for anonymous callers, day) -> counter -> count, not yet in PostgreSQL."""
+
+    def __init__(self):
+        self.lock = threading.Lock()
+        self.pending: dict[tuple[str | None, date], dict[str, int]] = defaultdict(lambda: dict.fromkeys(COUNTERS, 0))
+        self.flushed_at = time.monotonic()
 
 
-def _add_batch(client: redis.Redis, name: str) -> int:
-    totals: dict[tuple[str, str], dict[str, int]] = defaultdict(lambda: dict.fromkeys(FIELDS, 0))
-    for field, value in client.hgetall(name).items():
-        day, who, what = field.decode().split(" ")  # "<day> <key prefix or -> <counter>"
-        if what in FIELDS:
-            totals[(day, who)][what] += int(value)
-    prefixes = {who for _, who in totals if who != access.ANONYMOUS}
-    key_ids = dict(PartnerKey.objects.filter(prefix__in=prefixes).values_list("prefix", "id"))
-    rows = [
-        (None if who == access.ANONYMOUS else key_ids[who], date.fromisoformat(day), counts)
-        for (day, who), counts in totals.items()
-        if who == access.ANONYMOUS or who in key_ids  # a deleted key's usage goes with it
-    ]
-    with transaction.atomic():
-        _, new = UsageFlush.objects.get_or_create(batch=name.removeprefix(BATCH_PREFIX))
-        if new and rows:
-            with connection.cursor() as cursor:
-                cursor.execute(
-                    UPSERT_SQL,
-                    [
-                        [key for key, _, _ in rows],
-                        [day for _, day, _ in rows],
-                        *([counts[what] for _, _, counts in rows] for what in FIELDS),
-                    ],
-                )
-    client.delete(name)
-    UsageFlush.objects.filter(flushed_at__lt=timezone.now() - timedelta(days=7)).delete()
+_counts = _Counts()
+
+
+def count(*, key_id: str | None, kind: str, points: int = 1, at: float | None = None) -> None:
+    """One request answered (`kind`, a KINDS key) or refused with 429 (`kind` THROTTLED)."""
+    day = datetime.fromtimestamp(at if at is not None else time.time(), UTC).date()
+    with _counts.lock:
+        counters = _counts.pending[(key_id, day)]
+        if kind == THROTTLED:
+            counters[THROTTLED] += 1
+        else:
+            counters[KINDS[kind]] += 1
+            if kind == "batch":
+                counters[BATCH_POINTS] += points
+
+
+def flush_if_due() -> None:
+    """Called on the request path, after the response is ready: one INSERT every USAGE_FLUSH_SECONDS at most."""
+    if time.monotonic() - _counts.flushed_at >= settings.USAGE_FLUSH_SECONDS:
+        flush()
+
+
+def flush() -> int:
+    """Add what this process counted to KeyUsage; the number of (key, day) rows touched. Never raises."""
+    with _counts.lock:
+        taken, _counts.pending = _counts.pending, defaultdict(lambda: dict.fromkeys(COUNTERS, 0))
+        _counts.flushed_at = time.monotonic()
+    if not taken:
+        return 0
+    try:
+        return _write(taken)
+    except DatabaseError:
+        log.warning("could not write key usage; kept for the next flush", exc_info=True)
+        with _counts.lock:
+            for group, counters in taken.items():
+                for name, value in counters.items():
+                    _counts.pending[group][name] += value
+        return 0
+
+
+def _write(taken: dict[tuple[str | None, date], dict[str, int]]) -> int:
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute(_LIVE_KEYS_SQL, [sorted({key for key, _ in taken if key is not None})])
+        live = {row[0] for row in cursor.fetchall()}
+        rows = [(key, day, counters) for (key, day), counters in taken.items() if key is None or key in live]
+        if rows:
+            cursor.execute(
+                UPSERT_SQL,
+                [
+                    [key for key, _, _ in rows],
+                    [day for _, day, _ in rows],
+                    *([counters[name] for _, _, counters in rows] for name in COUNTERS),
+                ],
+            )
     return len(rows)
+
+
+def unwritten() -> dict[tuple[str | None, date], dict[str, int]]:
+    """What this process counted and has not written yet (for tests and diagnostics)."""
+    with _counts.lock:
+        return {group: dict(counters) for group, counters in _counts.pending.items()}
+
+
+def forget_unwritten() -> None:
+    """Drop what this process counted (a test starting afresh)."""
+    with _counts.lock:
+        _counts.pending.clear()
+
+
+@atexit.register
+def _flush_at_exit() -> None:
+    # A web process that exits (a deploy, gunicorn recycling it, Ctrl-C) writes what it counted.
+    try:
+        flush()
+    except Exception:  # the settings or the database may be gone at interpreter exit
+        log.warning("could not write key usage at exit", exc_info=True)

@@ -8,11 +8,11 @@ from rest_framework.exceptions import NotAuthenticated, ValidationError
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from partners import usage
 from partners.access import partner_for_request, raw_key
 from partners.models import KeyUsage, Partner, PartnerKey
 from partners.serializers import KeyUsageSerializer, NewPartnerKeySerializer, PartnerKeySerializer, PartnerSerializer
 from partners.services import key_create, key_revoke, key_update
-from partners.usage import flush_usage
 
 MAX_USAGE_DAYS = 366
 NEED_KEY_OR_STAFF = "Send your partner API key (X-API-Key), or a staff token."
@@ -163,18 +163,18 @@ class UsageView(APIView):
         until = _day(request.query_params, "until", today)
         if since > until or (until - since).days >= MAX_USAGE_DAYS:
             raise ValidationError({"since": [f"From `since` to `until`: at most {MAX_USAGE_DAYS} days."]})
-        usage = KeyUsage.objects.select_related("key").filter(day__gte=since, day__lte=until)
+        rows = KeyUsage.objects.select_related("key").filter(day__gte=since, day__lte=until)
         if request.user.is_authenticated and request.user.is_staff and raw_key(request) is None:
             if partner := request.query_params.get("partner"):
                 if not partner.isascii() or not partner.isdigit():
                     raise ValidationError({"partner": ["A partner id."]})
-                usage = usage.filter(key__partner_id=int(partner))
+                rows = rows.filter(key__partner_id=int(partner))
             if key := request.query_params.get("key"):
-                usage = usage.filter(key__prefix=key)
+                rows = rows.filter(key__prefix=key)
         else:
             partner = partner_for_request(request)
             if partner is None:
                 raise NotAuthenticated(NEED_KEY_OR_STAFF)
-            usage = usage.filter(key__partner=partner)
-        flush_usage()  # today's figures up to this request
-        return Response(KeyUsageSerializer(usage.order_by("-day", "key__prefix"), many=True).data)
+            rows = rows.filter(key__partner=partner)
+        usage.flush()  # what this process counted; the others write theirs every USAGE_FLUSH_SECONDS
+        return Response(KeyUsageSerializer(rows.order_by("-day", "key__prefix"), many=True).data)

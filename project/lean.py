@@ -21,17 +21,32 @@ from django.conf import settings
 from django.core.handlers.exception import convert_exception_to_response
 from django.core.handlers.wsgi import WSGIHandler
 
+from project import errors
+
 NOSNIFF = ("X-Content-Type-Options", "nosniff")
 
 
 class LeanWSGIHandler(WSGIHandler):
-    """Django's WSGI handler without middleware: URL resolution, the view, 404/500 handling and signals."""
+    """Django's WSGI handler without middleware: URL resolution, the view, 404/500 handling and signals. An
+    unexpected error is answered as JSON (project.errors.server_error), with DEBUG too: never a debug page."""
 
     def load_middleware(self, is_async=False):
         self._view_middleware = []
         self._template_response_middleware = []
         self._exception_middleware = []
-        self._middleware_chain = convert_exception_to_response(self._get_response)
+        self._middleware_chain = convert_exception_to_response(json_on_error(self._get_response))
+
+
+def json_on_error(get_response: Callable) -> Callable:
+    def respond(request):
+        try:
+            return get_response(request)
+        except errors.CLIENT_ERRORS:
+            raise  # Django's own 4xx
+        except Exception as exc:
+            return errors.unexpected_error_response(request, exc)
+
+    return respond
 
 
 def _with_nosniff(start_response: Callable) -> Callable:

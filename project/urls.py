@@ -32,6 +32,7 @@ api_v1 = [
 ]
 
 handler400 = "project.errors.bad_request"
+handler404 = "project.errors.not_found"
 handler500 = "project.errors.server_error"
 
 urlpatterns = [

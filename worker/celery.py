@@ -28,7 +28,6 @@ app.conf.task_routes = {
     "hexindex.sweep": {"queue": "maintenance"},
     "hexindex.replay_deferred": {"queue": "index"},
     "worker.publish_queue_depth": {"queue": "maintenance"},
-    "partners.flush_usage": {"queue": "maintenance"},
     "webhooks.dispatch": {"queue": "maintenance"},
     "webhooks.deliver": {"queue": "maintenance"},
     "webhooks.prune_deliveries": {"queue": "maintenance"},
@@ -60,7 +59,6 @@ def _schedule(sender, **kwargs):
             "options": {"expires": settings.HEXINDEX_REPLAY_SECONDS},
         },
         "publish-queue-depth": {"task": "worker.publish_queue_depth", "schedule": 60.0},
-        "flush-key-usage": {"task": "partners.flush_usage", "schedule": 60.0},
         # A dispatch not started before the next one is due is dropped, so a stopped worker finds no pile of them.
         "webhooks-dispatch": {
             "task": "webhooks.dispatch",

@@ -140,6 +140,24 @@ def test_a_batch_with_a_bad_point_or_too_many_points_is_a_400(api, db):
     assert api.post(BATCH, {"points": [{"lat": True, "lng": 2}]}, format="json").status_code == 400
 
 
+@pytest.mark.parametrize(
+    "body",
+    [
+        b'{"points": [{"lat": 123456789012345678901234567890, "lng": 2}]}',  # beyond 64 bits: was a 500 (HTML)
+        b'{"points": [{"lat": 1e400, "lng": 2}]}',
+        b'{"points": [{"lat": [1], "lng": {"a": 1}}]}',
+        b'{"points": [{"lat": null, "lng": 2}]}',
+        b'{"points": [{"lat": -0.5e-400, "lng": 2, "extra": 123456789012345678901234567890}]}',
+    ],
+)
+def test_a_batch_point_of_any_json_value_is_a_400_naming_it_never_a_500(api, db, settings, body):
+    settings.DEBUG = True  # a 500 would have been Django's HTML debug page
+    response = api.post(BATCH, body, content_type="application/json")
+    assert response.status_code in (200, 400), response.content
+    if response.status_code == 400:
+        assert "0" in response.json()["points"]
+
+
 def test_a_trip_lists_providers_serving_both_ends_with_their_cheapest_area_at_each(api, world):
     response = api.get(TRIP, {"from_lat": AIRPORT[0], "from_lng": AIRPORT[1], "to_lat": HOTEL[0], "to_lng": HOTEL[1]})
     assert response.status_code == 200
@@ -189,7 +207,7 @@ def test_cors_allows_configured_origins_only(api, db, settings):
     assert batch["Access-Control-Allow-Origin"] == "https://partner.example"
 
 
-def test_the_lean_paths_answer_a_cors_preflight_themselves(rf, settings):
+def test_the_lean_paths_answer_a_cors_preflight_themselves(rf, settings, db):
     from areas.views import LookupView
 
     settings.CORS_ALLOWED_ORIGINS = ["https://partner.example"]

@@ -94,3 +94,48 @@ def test_writes_are_rate_limited_per_user_with_retry_after(client, provider, mon
     assert limited.status_code == 429 and int(limited["Retry-After"]) > 0
     assert client.get(URL).status_code == 200  # reads are not limited by it
     assert ServiceArea.objects.count() == 2
+
+
+@pytest.mark.django_db(transaction=True)
+def test_two_concurrent_creates_cannot_both_pass_the_last_place_in_a_quota(make_provider, settings):
+    """One create holds its transaction open after passing the quota; the other, started meanwhile, must wait for it
+    and then see its area. Without the owner's row lock the second would count without the first and pass too."""
+    import threading
+    import time
+
+    from django.db import connection, transaction
+
+    from areas.quotas import QuotaExceeded
+    from areas.services import area_create
+    from hexindex.tests.helpers import geometry
+
+    settings.QUOTA_AREAS_PER_OWNER = 1
+    provider = make_provider()
+    first_created, release = threading.Event(), threading.Event()
+    outcomes = {}
+
+    def create(name: str, hold: bool) -> None:
+        data = {"provider": provider, "name": name, "price": "1.00", "geometry": geometry(square(10.0, 50.0, 0.1))}
+        try:
+            with transaction.atomic():
+                area_create(data=data)
+                if hold:
+                    first_created.set()
+                    release.wait(10)
+            outcomes[name] = "created"
+        except QuotaExceeded:
+            outcomes[name] = "refused"
+        finally:
+            connection.close()
+
+    first = threading.Thread(target=create, args=("first", True))
+    first.start()
+    assert first_created.wait(10)
+    second = threading.Thread(target=create, args=("second", False))
+    second.start()
+    time.sleep(0.5)  # the second is now waiting for the first's lock (or, without one, already past the check)
+    release.set()
+    first.join(10)
+    second.join(10)
+    assert outcomes == {"first": "created", "second": "refused"}
+    assert list(ServiceArea.objects.values_list("name", flat=True)) == ["first"]

@@ -7,10 +7,9 @@ import pytest
 from django.utils import timezone
 
 from conftest import square
-from partners import access
-from partners.models import KeyUsage, Partner, PartnerKey, UsageFlush
+from partners import access, usage
+from partners.models import KeyUsage, Partner, PartnerKey
 from partners.services import key_create
-from partners.usage import BATCH_PREFIX, flush_usage
 
 LOOKUP = "/api/v1/lookup/"
 BATCH = "/api/v1/lookup/batch/"
@@ -187,29 +186,87 @@ def test_usage_per_key_and_day_for_the_partner_and_staff(api, airport, make_key,
     assert api.get(USAGE, {"since": "yesterday"}, HTTP_X_API_KEY=key).status_code == 400
 
 
-def test_a_flush_that_died_half_way_adds_nothing_twice(make_key):
+def test_usage_survives_a_redis_restart(api, airport, make_key, index_redis):
+    _, key = make_key()
+    for _ in range(3):
+        assert api.get(LOOKUP, AIRPORT, HTTP_X_API_KEY=key).status_code == 200
+    index_redis.flushall()  # Redis restarted empty (make run's keeps nothing): lookups go on, exact
+    for _ in range(2):
+        assert api.get(LOOKUP, AIRPORT, HTTP_X_API_KEY=key).status_code == 200
+    assert [row["lookups"] for row in api.get(USAGE, HTTP_X_API_KEY=key).json()] == [5]
+
+
+def test_each_process_writes_its_usage_every_few_seconds_without_being_asked(api, airport, make_key, settings):
+    record, key = make_key()
+    settings.USAGE_FLUSH_SECONDS = 3600.0
+    api.get(LOOKUP, AIRPORT, HTTP_X_API_KEY=key)
+    assert not KeyUsage.objects.exists()  # not due yet: counted in this process
+    settings.USAGE_FLUSH_SECONDS = 0.0
+    api.get(LOOKUP, AIRPORT, HTTP_X_API_KEY=key)
+    assert KeyUsage.objects.get(key=record).lookups == 2
+    assert usage.unwritten() == {}
+
+
+def test_a_flush_that_fails_keeps_its_counts_for_the_next_one(make_key, monkeypatch):
+    from django.db import DatabaseError
+
     record, _ = make_key()
-    client = access._redis()
-    today = timezone.now().date().isoformat()
-    recorded, unrecorded = f"{BATCH_PREFIX}aaa", f"{BATCH_PREFIX}bbb"
-    client.hset(recorded, f"{today} {record.prefix} lookups", 5)  # added, then the flush died before DEL
-    UsageFlush.objects.create(batch="aaa")
-    client.hset(unrecorded, f"{today} {record.prefix} lookups", 7)  # renamed, then the flush died
-    client.hset(access.USAGE_KEY, f"{today} {record.prefix} batch_points", 11)
-    flush_usage()
-    flush_usage()
-    usage = KeyUsage.objects.get(key=record)
-    assert (usage.lookups, usage.batch_points) == (7, 11)
-    assert not list(client.scan_iter(match=f"{BATCH_PREFIX}*"))
+    usage.count(key_id=record.pk, kind="batch", points=7)
+    write = usage._write
+
+    def database_down(taken):
+        raise DatabaseError("connection refused")
+
+    monkeypatch.setattr(usage, "_write", database_down)
+    assert usage.flush() == 0
+    monkeypatch.setattr(usage, "_write", write)
+    usage.count(key_id=record.pk, kind="lookup")
+    assert usage.flush() == 1
+    stored = KeyUsage.objects.get(key=record)
+    assert (stored.lookups, stored.batches, stored.batch_points) == (1, 1, 7)
+    assert usage.flush() == 0  # nothing added twice
 
 
-def test_without_redis_lookups_are_admitted_and_not_counted(api, airport, make_key, settings):
-    settings.LOOKUP_ANONYMOUS_RATE_PER_MINUTE = 1
-    settings.HEXINDEX_REDIS_URL = "redis://127.0.0.1:1/0"  # nothing listens there: PostGIS answers, uncounted
-    _, key = make_key(rate=1)
-    for headers in ({}, {}, {"HTTP_X_API_KEY": key}, {"HTTP_X_API_KEY": key}):
-        assert lookup_ids(api.get(LOOKUP, AIRPORT, **headers)) == [airport.id]
+def test_without_redis_each_process_keeps_its_share_of_the_limits_and_counts_usage(api, airport, make_key, settings):
+    settings.LOOKUP_ANONYMOUS_RATE_PER_MINUTE = 2
+    settings.RATE_LIMIT_FALLBACK_SHARE = 0.5
+    settings.HEXINDEX_REDIS_URL = "redis://127.0.0.1:1/0"  # nothing listens there: PostGIS answers
+    record, key = make_key(rate=4)
+    answered = [api.get(LOOKUP, AIRPORT, HTTP_X_API_KEY=key) for _ in range(3)]
+    assert [r.status_code for r in answered] == [200, 200, 429]
+    assert [(r["X-RateLimit-Limit"], r["X-RateLimit-Remaining"]) for r in answered] == [
+        ("2", "1"),
+        ("2", "0"),
+        ("2", "0"),
+    ]
+    assert lookup_ids(answered[0]) == [airport.id]
+    assert [api.get(LOOKUP, AIRPORT).status_code for _ in range(2)] == [200, 429]
     assert api.get(LOOKUP, AIRPORT, HTTP_X_API_KEY="abcdefgh.wrong").status_code == 401  # keys still checked
+    usage.flush()
+    stored = KeyUsage.objects.get(key=record)
+    assert (stored.lookups, stored.throttled) == (2, 1)
+
+
+def test_limits_hold_while_the_index_is_rebuilt(api, airport, make_key, index_redis):
+    _, key = make_key(rate=2)
+    index_redis.delete("hx:gen")  # Redis restarted empty: lookups answered by PostGIS until the rebuild is done
+    answered = [api.get(LOOKUP, AIRPORT, HTTP_X_API_KEY=key) for _ in range(3)]
+    assert [r.status_code for r in answered] == [200, 200, 429]
+    assert [r["X-RateLimit-Remaining"] for r in answered] == ["1", "0", "0"]
+
+
+def test_an_address_sending_unknown_keys_is_refused_before_the_database(
+    api, airport, make_key, settings, django_assert_num_queries
+):
+    settings.PARTNER_UNKNOWN_KEYS_PER_MINUTE = 3
+    _, key = make_key()
+    for n in range(3):
+        assert api.get(LOOKUP, AIRPORT, HTTP_X_API_KEY=f"guess{n}.secret").status_code == 401
+    with django_assert_num_queries(0):
+        refused = api.get(LOOKUP, AIRPORT, HTTP_X_API_KEY="guess9.secret")
+    assert refused.status_code == 429 and int(refused["Retry-After"]) >= 1
+    other = api.get(LOOKUP, AIRPORT, HTTP_X_API_KEY=key, REMOTE_ADDR="198.51.100.7")
+    assert other.status_code == 200  # another address is not held back
 
 
 def test_staff_create_list_and_revoke_keys_the_key_is_shown_once(make_user, client_for, api):
@@ -282,16 +339,16 @@ def test_past_its_limit_a_caller_is_refused_before_any_lookup(api, airport, make
     for _ in range(3):
         refused = api.get(LOOKUP, AIRPORT, HTTP_X_API_KEY=key)
         assert refused.status_code == 429 and int(refused["Retry-After"]) >= 1
-    assert KeyUsage.objects.count() == 0 and flush_usage() == 1
-    usage = KeyUsage.objects.get()
-    assert (usage.lookups, usage.throttled) == (1, 4)
+    assert KeyUsage.objects.count() == 0 and usage.flush() == 1
+    stored = KeyUsage.objects.get()
+    assert (stored.lookups, stored.throttled) == (1, 4)
 
 
 def test_a_silent_redis_costs_one_timeout_not_two(api, airport, make_key, settings):
     import socket
     import time
 
-    _, key = make_key(rate=1)
+    _, key = make_key(rate=16)  # its share without Redis: 4 a minute in this process
     silent = socket.socket()  # accepts connections and never answers
     silent.bind(("127.0.0.1", 0))
     silent.listen(16)
@@ -307,6 +364,8 @@ def test_a_silent_redis_costs_one_timeout_not_two(api, airport, make_key, settin
         later = (time.perf_counter() - started) / 3
         assert first < 0.9, first  # the lookup's timeout only (two would be 1 s)
         assert later < 0.15, later  # then neither waits
+        # ... and the limit still holds, counted in this process
+        assert api.get(LOOKUP, AIRPORT, HTTP_X_API_KEY=key).status_code == 429
     finally:
         silent.close()
 

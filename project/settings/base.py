@@ -83,6 +83,12 @@ API_KEY_CUSTOM_HEADER = "HTTP_X_API_KEY"
 PARTNER_KEY_DEFAULT_RATE_PER_MINUTE = env.int("PARTNER_KEY_DEFAULT_RATE_PER_MINUTE", default=600)
 _anonymous_rate = env.str("LOOKUP_ANONYMOUS_RATE_PER_MINUTE", default="30")
 LOOKUP_ANONYMOUS_RATE_PER_MINUTE = None if _anonymous_rate.lower() == "none" else int(_anonymous_rate)
+# When Redis cannot count (down, slow), each web process admits this share of every limit on its own: with up to
+# 1 / share processes, the limits hold. Unknown keys from one address, per process and minute, before a 429.
+RATE_LIMIT_FALLBACK_SHARE = env.float("RATE_LIMIT_FALLBACK_SHARE", default=0.25)
+PARTNER_UNKNOWN_KEYS_PER_MINUTE = env.int("PARTNER_UNKNOWN_KEYS_PER_MINUTE", default=20)
+# Usage per key and day is counted in each web process and written to PostgreSQL this often (and at exit).
+USAGE_FLUSH_SECONDS = env.float("USAGE_FLUSH_SECONDS", default=10.0)
 
 TEMPLATES = [
     {

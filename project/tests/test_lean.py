@@ -57,6 +57,7 @@ urlpatterns = [
     path("lean/", _csrf_page),
     path("full/", _csrf_page),
     path("boom/", _boom),
+    path("api/boom/", _boom),
     path("own-nosniff/", _sets_own_nosniff),
 ]
 
@@ -153,10 +154,11 @@ def test_lean_path_sends_the_request_signals(dispatcher):
     assert sent == [request_started, request_finished]
 
 
-def test_lean_path_errors_are_djangos_404_and_500(dispatcher, caplog):
+@pytest.mark.parametrize("debug", [False, True])
+def test_lean_path_errors_are_a_404_and_a_json_500_debug_or_not(dispatcher, caplog, settings, debug):
+    settings.DEBUG = debug
     status, headers, body = call(dispatcher, "/missing/")
     assert status == "404 Not Found"
-    assert b"Not Found" in body
     assert headers["X-Content-Type-Options"] == "nosniff"
 
     exceptions = []
@@ -171,7 +173,7 @@ def test_lean_path_errors_are_djangos_404_and_500(dispatcher, caplog):
     finally:
         got_request_exception.disconnect(record)
     assert status == "500 Internal Server Error"
-    assert b"Server Error (500)" in body  # handler500: the 500.html template
+    assert json.loads(body) == {"detail": "Internal server error.", "code": "server_error"}  # never a debug page
     assert headers["X-Content-Type-Options"] == "nosniff"
     assert exceptions == ["/boom/"]
     assert "Internal Server Error: /boom/" in caplog.text
@@ -181,3 +183,21 @@ def test_lean_path_keeps_a_nosniff_header_the_view_set(dispatcher):
     status, headers, _ = call(dispatcher, "/own-nosniff/")
     assert status == "200 OK"
     assert headers.get_all("X-Content-Type-Options") == ["nosniff"]
+
+
+def test_an_unknown_api_path_is_a_json_404_and_other_paths_keep_djangos_page(client, db):
+    api = client.get("/api/v1/no-such-thing/")
+    assert api.status_code == 404 and api.json() == {"detail": "Not found.", "code": "not_found"}
+    page = client.get("/no-such-page/")
+    assert page.status_code == 404 and page["Content-Type"].startswith("text/html")
+
+
+@pytest.mark.parametrize("debug", [False, True])
+def test_an_unexpected_error_under_api_on_the_full_path_is_a_json_500(settings, db, debug):
+    from django.test import Client
+
+    settings.ROOT_URLCONF = __name__
+    settings.DEBUG = debug
+    response = Client(raise_request_exception=False).get("/api/boom/")
+    assert response.status_code == 500
+    assert response.json() == {"detail": "Internal server error.", "code": "server_error"}
