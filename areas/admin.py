@@ -3,7 +3,7 @@ from rest_framework.exceptions import APIException
 
 from areas.models import ServiceArea
 from areas.services import area_delete, area_update
-from hexindex.api import IndexUnavailable
+from hexindex.api import IndexBusy, IndexUnavailable
 from portal.admin_map import ADMIN_MAP_CSS, ADMIN_MAP_JS, area_map_html
 
 
@@ -46,7 +46,7 @@ class ServiceAreaAdmin(admin.ModelAdmin):
 def _guarded(request, action, **kwargs) -> None:
     try:
         action(**kwargs)
-    except IndexUnavailable as exc:
+    except (IndexUnavailable, IndexBusy) as exc:
         messages.error(request, str(exc))
     except APIException as exc:  # a quota of the provider's owner
         messages.error(request, str(exc.detail))

@@ -6,12 +6,17 @@ from hexindex import api as index
 from project.concurrency import check_if_match
 
 
+def _limited_owner(provider) -> int | None:
+    """Whose limits on changes waiting to be indexed a write counts against (staff have none)."""
+    return None if provider.owner.is_staff else provider.owner_id
+
+
 @transaction.atomic
 def area_create(*, data: dict) -> ServiceArea:
     check_area_quotas(owner=data["provider"].owner, geometry=data["geometry"])
     area = ServiceArea(**data)
     area.save()
-    index.areas_changed([area.id], versions={area.id: area.geometry_version})
+    index.areas_changed([area.id], versions={area.id: area.geometry_version}, owner_id=_limited_owner(area.provider))
     return area
 
 
@@ -30,10 +35,11 @@ def area_update(*, area: ServiceArea, data: dict, if_match: str | None = None) -
     # Only the fields sent: a concurrent write of other fields (committed after this request read the row) stays.
     area.save(update_fields=[*data, "updated_at"])  # the database bumps geometry_version if the geometry changed
     # The versions (as the triggers moved them) say what changed, whatever this instance held before the lock.
+    owner_id = _limited_owner(area.provider)
     if area.geometry_version != geometry_before:
-        index.areas_changed([area.id], before=before, versions={area.id: area.geometry_version})
+        index.areas_changed([area.id], before=before, versions={area.id: area.geometry_version}, owner_id=owner_id)
     elif area.payload_version != payload_before:
-        index.areas_changed([area.id], before=before)  # same cells, new lookup result
+        index.areas_changed([area.id], before=before, owner_id=owner_id)  # same cells, new lookup result
     area.refresh_from_db()  # the response shows the row as stored, fields written by others included
     return area
 

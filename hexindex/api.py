@@ -14,7 +14,14 @@ from redis.exceptions import RedisError
 
 from hexindex import redis_index
 from hexindex.bulk import build_index, summarise
-from hexindex.invalidation import INDEX_UNAVAILABLE, IndexUnavailable, areas_changed, areas_deleting, current_boxes
+from hexindex.invalidation import (
+    INDEX_UNAVAILABLE,
+    IndexBusy,
+    IndexUnavailable,
+    areas_changed,
+    areas_deleting,
+    current_boxes,
+)
 from hexindex.models import INDEXED_SQL, IndexStatus, indexed
 from hexindex.payload import AreaPayload
 from hexindex.redis_index import Piggyback
@@ -25,6 +32,7 @@ from hexindex.selectors import LookupResult, lookup, lookup_exact, lookup_exact_
 __all__ = [
     "INDEX_UNAVAILABLE",
     "AreaPayload",
+    "IndexBusy",
     "IndexStatus",
     "IndexUnavailable",
     "LookupResult",

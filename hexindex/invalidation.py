@@ -61,11 +61,27 @@ WHERE a.id = ANY(%s) AND {PUBLIC_SQL}
 """
 
 
+INDEX_BUSY = (
+    "Your earlier changes are still being indexed ({reason}); nothing was changed. Please try again in a few seconds."
+)
+INDEX_BUSY_RETRY_SECONDS = 5
+
+
 class IndexUnavailable(Exception):
     """The index's Redis cannot be reached, so a write that it must know about was refused."""
 
     def __init__(self, message: str = INDEX_UNAVAILABLE):
         super().__init__(message)
+
+
+class IndexBusy(Exception):
+    """An owner's write would take it past its limits on changes waiting to be indexed (HEXINDEX_PENDING_*): refused
+    until the worker catches up, so no owner can grow Redis or crowd lookups off the index."""
+
+    retry_after = INDEX_BUSY_RETRY_SECONDS
+
+    def __init__(self, reason: str):
+        super().__init__(INDEX_BUSY.format(reason=reason))
 
 
 def current_boxes(area_ids: Iterable[int], *, lock: bool = True) -> dict[int, list[Box]]:
@@ -101,16 +117,19 @@ def registrations(*box_maps: dict[int, list[Box]]) -> dict[int, bytes | None]:
     return result
 
 
-def mark(registered: dict[int, bytes | None], *, or_defer: bool = False) -> str:
-    """Register the areas as pending, or refuse the caller's write (IndexUnavailable). With `or_defer` (staff
-    revoking a provider), a Redis that cannot take the registration does not refuse the write: the registration is
-    written to PostgreSQL in the caller's transaction and replayed into Redis later (replay_deferred)."""
+def mark(registered: dict[int, bytes | None], *, or_defer: bool = False, owner_id: int | None = None) -> str:
+    """Register the areas as pending, or refuse the caller's write (IndexUnavailable; IndexBusy when `owner_id`'s
+    limits are reached). With `or_defer` (staff revoking a provider), a Redis that cannot take the registration does
+    not refuse the write: the registration is written to PostgreSQL in the caller's transaction and replayed into
+    Redis later (replay_deferred)."""
     if not registered:
         return ""  # nothing public changed: Redis is not involved
     try:
         if not redis_index.breaker.allows():
             raise IndexUnavailable()  # Redis failed moments ago: refuse now rather than after a timeout
-        return redis_index.mark_pending(registered)
+        return redis_index.mark_pending(registered, owner_id=owner_id)
+    except redis_index.OwnerBusy as exc:
+        raise IndexBusy(str(exc)) from exc
     except (RedisError, IndexUnavailable) as exc:
         if isinstance(exc, RedisError):
             redis_index.breaker.failed()  # this process's lookups replay deferred registrations when it is back
@@ -155,15 +174,17 @@ def areas_changed(
     versions: dict[int, int] | None = None,
     enqueue_builds: bool = True,
     or_defer: bool = False,
+    owner_id: int | None = None,
 ) -> None:
     """The areas were created or changed in the current transaction (`before`: where public lookups saw them before
     the change, from current_boxes). Take the public ones out of the live index now, and once the transaction
     commits, register them again and queue their rebuild: `versions` (geometry versions) queue one versioned build
-    per area; without it, one refresh for all of them (payload changes, imports). `or_defer`: see mark."""
+    per area; without it, one refresh for all of them (payload changes, imports). `or_defer`: see mark. `owner_id`:
+    the write is that owner's, held to its limits (IndexBusy)."""
     if not area_ids:
         return
     registered = registrations(before or {}, current_boxes(area_ids, lock=False))
-    mark(registered, or_defer=or_defer)
+    mark(registered, or_defer=or_defer, owner_id=owner_id)
     now = timezone.now()
     AreaIndex.objects.bulk_create(
         [AreaIndex(area_id=area_id, indexed_version=0, enqueued_at=now) for area_id in area_ids],
@@ -175,7 +196,7 @@ def areas_changed(
     def after_commit() -> None:
         try:
             if registered:
-                redis_index.mark_pending(registered)
+                redis_index.mark_pending(registered)  # the same areas again: the owner's limits were checked
             if or_defer:
                 replay_deferred()
         except RedisError:

@@ -15,6 +15,8 @@ Keys (logical database HEXINDEX_REDIS_URL):
     hx:pending              hash: area id -> change token, for areas whose records are not to be trusted
     hx:pcells               hash: area id -> the cells (8 bytes each) it is registered at as pending
     hx:p:<cell, 8 bytes>    set of pending area ids registered at that cell; hx:p:all for everywhere
+    hx:po:<owner>           set of the areas an owner's writes registered as pending (its limit: mark_pending.lua)
+    hx:pown                 hash: area id -> the owner it is counted for in hx:po:<owner>
     hx:seq                  counter for change tokens
     hx:gen:counter          last generation number handed out
     hx:rebuild:requested    set for a minute when a rebuild was requested
@@ -308,16 +310,33 @@ def memory_bytes() -> int:
 # --- pending registrations ------------------------------------------------------------------------------------
 
 
-def mark_pending(registrations: dict[int, bytes | None]) -> str:
+class OwnerBusy(redis.exceptions.ResponseError):
+    """The owner's write would take it past its limits on pending registrations (mark_pending.lua)."""
+
+
+def mark_pending(registrations: dict[int, bytes | None], owner_id: int | None = None) -> str:
     """Register areas as pending at cells (packed, see codec.pack_cells) or EVERYWHERE. Returns the change token.
-    Raises redis.RedisError when Redis cannot be reached (the caller's transaction must not commit then)."""
+    With `owner_id`, the write is an owner's and held to its limits (OwnerBusy, and nothing registered). Raises
+    redis.RedisError when Redis cannot be reached (the caller's transaction must not commit then)."""
     token = ""
     items = list(registrations.items())
+    limits = (
+        [owner_id, settings.HEXINDEX_PENDING_AREAS_PER_OWNER, settings.HEXINDEX_PENDING_CELLS_PER_AREA]
+        if owner_id is not None
+        else ["", 0, 0]
+    )
+    if owner_id is not None and len(items) > 500:
+        raise OwnerBusy("INDEXBUSY too many areas at once")  # one script call decides for all of them
     for start in range(0, len(items), 500):  # each call blocks Redis: keep them short
-        args: list = [int(time.time())]
+        args: list = [int(time.time()), *limits]
         for area_id, cells in items[start : start + 500]:
             args += (area_id, b"all" if cells is EVERYWHERE else cells)
-        token = _run("mark_pending", args).decode()
+        try:
+            token = _run("mark_pending", args).decode()
+        except redis.exceptions.ResponseError as exc:
+            if str(exc).startswith("INDEXBUSY"):
+                raise OwnerBusy(str(exc).removeprefix("INDEXBUSY ")) from exc
+            raise
     return token
 
 

@@ -5,7 +5,7 @@ from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
 from areas.quotas import QuotaExceeded
-from hexindex.api import IndexUnavailable
+from hexindex.api import IndexBusy, IndexUnavailable
 from project.errors import dependency_error_response
 
 
@@ -18,6 +18,12 @@ def exception_handler(exc, context):
         return Response(
             {"detail": str(exc), "code": "index_unavailable", "service": "redis"},
             status=status.HTTP_503_SERVICE_UNAVAILABLE,
+        )
+    if isinstance(exc, IndexBusy):
+        return Response(
+            {"detail": str(exc), "code": "index_busy"},
+            status=status.HTTP_429_TOO_MANY_REQUESTS,
+            headers={"Retry-After": str(exc.retry_after)},
         )
     if (response := dependency_error_response(exc)) is not None:
         return Response(orjson.loads(response.content), status=503, headers={"Retry-After": response["Retry-After"]})

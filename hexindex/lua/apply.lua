@@ -71,6 +71,11 @@ if string.find(flags, 'p', 1, true) then
   redis.call('SREM', 'hx:p:all', id)
   redis.call('HDEL', 'hx:pcells', id)
   redis.call('HDEL', 'hx:pending', id)
+  local owner = redis.call('HGET', 'hx:pown', id)
+  if owner then
+    redis.call('SREM', 'hx:po:' .. owner, id)
+    redis.call('HDEL', 'hx:pown', id)
+  end
 end
 if string.find(flags, 'd', 1, true) then
   local building = redis.call('GET', 'hx:building')

@@ -14,6 +14,11 @@ for i = 1, #ARGV, 2 do
     redis.call('SREM', 'hx:p:all', id)
     redis.call('HDEL', 'hx:pcells', id)
     redis.call('HDEL', 'hx:pending', id)
+    local owner = redis.call('HGET', 'hx:pown', id)
+    if owner then
+      redis.call('SREM', 'hx:po:' .. owner, id)
+      redis.call('HDEL', 'hx:pown', id)
+    end
     cleared[#cleared + 1] = id
   end
 end

@@ -24,11 +24,15 @@ def registered(client) -> dict:
     return {"pending": client.hgetall(redis_index.PENDING_KEY), "cells": cells}
 
 
-@pytest.fixture
-def builds_wait(monkeypatch):
+def hold_builds(monkeypatch) -> None:
     """The worker is behind: builds are queued nowhere, so whatever a write registers stays registered."""
     monkeypatch.setattr(invalidation, "enqueue", lambda **kwargs: True)
     monkeypatch.setattr(invalidation, "enqueue_refresh", lambda area_ids: True)
+
+
+@pytest.fixture
+def builds_wait(monkeypatch):
+    hold_builds(monkeypatch)
 
 
 def test_an_unapproved_providers_writes_register_nothing_in_redis(client_for, make_provider, index_redis, builds_wait):
@@ -71,12 +75,13 @@ def test_editing_one_area_in_a_loop_keeps_one_copy_of_each_pending_cell(make_are
 
 
 def test_public_lookups_stay_on_the_index_while_accounts_rename_and_edit_in_a_loop(
-    api, client_for, make_provider, make_area, index_all, builds_wait
+    api, client_for, make_provider, make_area, index_all, monkeypatch, settings
 ):
     """The flood the issue measured: an unapproved account with 260 tiny areas renaming its provider in a loop sent
     up to 42 % of public lookups to PostgreSQL. Here an unapproved and an approved account each hold 260 tiny areas
     over the same city and rename and redraw in a loop while the worker is behind; public lookups at random points
     of the city must stay on the index, and stay exact."""
+    limit, settings.HEXINDEX_PENDING_AREAS_PER_OWNER = settings.HEXINDEX_PENDING_AREAS_PER_OWNER, 1000  # setting up
     public = make_provider()
     for n in range(6):
         make_area(square(10.0 + n * 0.05, 50.0, 0.3), provider=public, price=f"{10 + n}.00")
@@ -91,22 +96,25 @@ def test_public_lookups_stay_on_the_index_while_accounts_rename_and_edit_in_a_lo
         ]
         tenants.append((client_for(provider.owner), provider, areas))
     index_all()
+    hold_builds(monkeypatch)
+    settings.HEXINDEX_PENDING_AREAS_PER_OWNER = limit
 
-    sources = []
-    for n in range(30):
+    sources, edits = [], []
+    for n in range(150):  # past the approved owner's limit on changes waiting to be indexed (128 areas)
         for owner, provider, areas in tenants:
             renamed = owner.patch(f"{PROVIDERS}{provider.id}/", {"name": f"Flood {n}"}, format="json")
             assert renamed.status_code == 200
             area = areas[n % len(areas)]
             moved = square(10.0 + rng.uniform(-0.2, 0.2), 50.0 + rng.uniform(-0.2, 0.2), 0.01)
-            assert owner.patch(f"{AREAS}{area.id}/", feature(moved), format="json").status_code == 200
-        for _ in range(10):
+            edits.append(owner.patch(f"{AREAS}{area.id}/", feature(moved), format="json").status_code)
+        for _ in range(3):
             lat, lng = 50.0 + rng.uniform(-0.25, 0.25), 10.0 + rng.uniform(-0.25, 0.25)
             result = index.lookup(lat=lat, lng=lng)
             sources.append(result.source)
             assert result.body == index.lookup_exact(lat=lat, lng=lng).body
     on_index = sources.count("index") / len(sources)
     assert on_index >= 0.95, f"{on_index:.0%} of {len(sources)} lookups answered from the index"
+    assert edits.count(200) == 150 + 128 and set(edits) == {200, 429}  # the unapproved one's all; 128 approved
 
 
 def test_a_revocation_commits_while_redis_is_down_and_reaches_redis_when_it_is_back(
@@ -169,3 +177,40 @@ def test_unapproved_areas_stay_out_of_exact_answers_with_redis_down_or_empty(
         api.get("/api/v1/lookup/trip/", {"from_lat": 50.0, "from_lng": 10.0, "to_lat": 50.1, "to_lng": 10.1}).content
     )
     assert [r["provider"]["id"] for r in trip["results"]] == [shared_point.provider_id]
+
+
+def test_an_owner_with_too_many_changes_waiting_is_refused_until_the_worker_catches_up(
+    client_for, make_provider, settings, index_redis, builds_wait, index_all
+):
+    settings.HEXINDEX_PENDING_AREAS_PER_OWNER = 3
+    provider = make_provider()
+    owner = client_for(provider.owner)
+
+    def create(n: int):
+        return owner.post(AREAS, feature(square(10.0 + n, 50.0, 0.1), provider=provider.id, name=f"A{n}", price="1"))
+
+    assert [create(n).status_code for n in range(3)] == [201, 201, 201]
+    refused = create(3)
+    assert refused.status_code == 429 and refused.json()["code"] == "index_busy"
+    assert int(refused["Retry-After"]) >= 1
+    assert ServiceArea.objects.count() == 3  # nothing stored
+    other = make_provider()  # another owner is not held back by it
+    body = feature(WEST, provider=other.id, name="B", price="1")
+    assert client_for(other.owner).post(AREAS, body, format="json").status_code == 201
+    index_all()  # the worker catches up: the registrations are cleared, and the owner may write again
+    assert index_redis.scard(f"hx:po:{provider.owner_id}") == 0
+    assert create(3).status_code == 201
+
+
+def test_an_area_moved_across_the_map_in_a_loop_cannot_pile_up_cells(
+    client_for, make_area, settings, index_redis, builds_wait
+):
+    settings.HEXINDEX_PENDING_CELLS_PER_AREA = 500
+    area = make_area(square(10.0, 50.0, 0.05))
+    owner = client_for(area.provider.owner)
+    statuses = []
+    for n in range(40):
+        moved = feature(square(10.0 + n * 0.5, 50.0, 0.05))
+        statuses.append(owner.patch(f"{AREAS}{area.id}/", moved, format="json").status_code)
+    assert 429 in statuses and set(statuses) == {200, 429}
+    assert len(index_redis.hget(redis_index.PENDING_CELLS_KEY, area.id)) <= 500 * 8

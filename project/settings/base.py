@@ -348,6 +348,11 @@ HEXINDEX_RETRY_MAX_WAIT = env.int("HEXINDEX_RETRY_MAX_WAIT", default=6 * 3600)
 # Registrations Redis could not take (staff revoking a provider while it was down or full) wait in PostgreSQL and
 # are replayed this often (and by each web process before it trusts Redis again).
 HEXINDEX_REPLAY_SECONDS = env.float("HEXINDEX_REPLAY_SECONDS", default=5.0)
+# One owner's changes waiting to be indexed: at most this many areas at once, each registered at most this many
+# cells (what an area edited in a loop across the map could pile up); beyond, its writes get a 429 until the worker
+# catches up. Below MAX_PENDING_CHECKS (256), so one owner alone never sends lookups anywhere to PostgreSQL.
+HEXINDEX_PENDING_AREAS_PER_OWNER = env.int("HEXINDEX_PENDING_AREAS_PER_OWNER", default=128)
+HEXINDEX_PENDING_CELLS_PER_AREA = env.int("HEXINDEX_PENDING_CELLS_PER_AREA", default=4096)
 # When set (production on AWS), the worker publishes its queue depths there every minute for autoscaling.
 CLOUDWATCH_METRICS_NAMESPACE = env.str("CLOUDWATCH_METRICS_NAMESPACE", default="")
 
