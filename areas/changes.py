@@ -3,6 +3,10 @@
 A cursor is `<transaction id>-<change id>`. Changes are listed in that order and only once every transaction that
 started before them has ended (PostgreSQL's snapshot xmin), so a change that commits late is never behind a
 cursor already handed out: reading the feed again from the last cursor never misses anything.
+
+A cursor names a change this database listed: one it never issued (made up, copied from the documentation, from
+another deployment, or from before a restore) is refused, since reading from it would silently skip changes.
+`since=now` starts from the newest change listed, without paging through the history.
 """
 
 import re
@@ -11,8 +15,16 @@ from django.db import connection
 from rest_framework.exceptions import ValidationError
 
 START = (0, 0)
+NOW = "now"
 _CURSOR = re.compile(r"([0-9]{1,19})-([0-9]{1,19})")
-BAD_CURSOR = "A cursor from a previous answer (e.g. 7341-2210), or nothing to start from the beginning."
+BAD_CURSOR = (
+    "A cursor from a previous answer (e.g. 7341-2210), `now` to start from now, or nothing to start from the beginning."
+)
+UNKNOWN_CURSOR = (
+    "This feed never issued that cursor (made up, from another deployment, or from before a restore): reading from "
+    "it could skip changes. Start again without `since` (everything) or with `since=now`."
+)
+_ISSUED_SQL = "SELECT EXISTS (SELECT 1 FROM areas_areachange WHERE id = %s AND xid = %s)"
 
 
 def visible_sql(alias: str = "") -> str:
@@ -33,12 +45,26 @@ FEED_END_SQL = f"SELECT xid, id FROM areas_areachange WHERE {visible_sql()} ORDE
 
 
 def parse_cursor(raw: str | None) -> tuple[int, int]:
+    """The cursor to read after: START, the feed's end for `now`, or one this feed issued (else a 400)."""
     if raw is None or raw in ("", "0"):
         return START
+    if raw == NOW:
+        return feed_end()
     match = _CURSOR.fullmatch(raw)
     if match is None:
         raise ValidationError({"since": [BAD_CURSOR]})
-    return int(match[1]), int(match[2])
+    cursor = int(match[1]), int(match[2])
+    if cursor == START:
+        return START  # what an empty feed hands out
+    if cursor[0] > 2**63 - 1 or cursor[1] > 2**63 - 1 or not _issued(cursor):
+        raise ValidationError({"since": [UNKNOWN_CURSOR]})
+    return cursor
+
+
+def _issued(cursor: tuple[int, int]) -> bool:
+    with connection.cursor() as db:
+        db.execute(_ISSUED_SQL, [cursor[1], cursor[0]])
+        return db.fetchone()[0]
 
 
 def format_cursor(cursor: tuple[int, int]) -> str:

@@ -525,6 +525,7 @@ def trip_response(request) -> HttpResponse:
 
 
 CHANGES_LIMIT = 1000
+CHANGES_DEFAULT_LIMIT = 500
 
 
 @extend_schema(
@@ -535,8 +536,17 @@ CHANGES_LIMIT = 1000
     "caching lookup answers refreshes exactly the areas listed. Public.",
     auth=PARTNER_AUTH,
     parameters=[
-        OpenApiParameter("since", OpenApiTypes.STR, description="The `cursor` of the previous answer."),
-        OpenApiParameter("limit", OpenApiTypes.INT, description=f"At most this many changes (1 to {CHANGES_LIMIT})."),
+        OpenApiParameter(
+            "since",
+            OpenApiTypes.STR,
+            description="The `cursor` of the previous answer; `now` to start after the newest change (no history); "
+            "nothing for the whole history. A cursor this feed never issued is a 400.",
+        ),
+        OpenApiParameter(
+            "limit",
+            OpenApiTypes.INT,
+            description=f"At most this many changes: 1 to {CHANGES_LIMIT}, {CHANGES_DEFAULT_LIMIT} by default.",
+        ),
     ],
     responses={
         200: inline_serializer(
@@ -595,7 +605,7 @@ class ChangeFeedView(APIView):
 
     def get(self, request):
         cursor = parse_cursor(request.query_params.get("since"))
-        raw_limit = request.query_params.get("limit", "500")
+        raw_limit = request.query_params.get("limit", str(CHANGES_DEFAULT_LIMIT))
         if not raw_limit.isascii() or not raw_limit.isdigit() or not 1 <= int(raw_limit) <= CHANGES_LIMIT:
             raise ValidationError({"limit": [f"A number from 1 to {CHANGES_LIMIT}."]})
         admission, refused = admit(request, kind="feed")

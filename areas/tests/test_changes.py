@@ -88,6 +88,30 @@ def test_pages_resume_from_the_cursor(api, make_provider):
     assert [c["area"] for c in first["changes"] + second["changes"]] == created
 
 
-@pytest.mark.parametrize("params", [{"since": "abc"}, {"since": "1-"}, {"limit": "0"}, {"limit": "1001"}])
+@pytest.mark.parametrize(
+    "params", [{"since": "abc"}, {"since": "1-"}, {"limit": "0"}, {"limit": "1001"}, {"since": "99999999999999999999-1"}]
+)
 def test_bad_cursor_or_limit_is_a_400(api, params):
     assert api.get(URL, params).status_code == 400
+
+
+def test_a_cursor_the_feed_never_issued_is_refused_not_silently_empty(api, make_provider):
+    provider = make_provider()
+    new_area(provider)
+    issued = feed(api)["cursor"]
+    xid, change_id = (int(part) for part in issued.split("-"))
+    for never in (f"{xid + 10**6}-{change_id}", f"{xid}-{change_id + 1000}", "7340-2209"):  # made up, the README's
+        response = api.get(URL, {"since": never})
+        assert response.status_code == 400, never
+        assert "never issued" in response.json()["since"][0]
+    assert feed(api, issued)["changes"] == []  # the cursor it handed out is fine
+
+
+def test_since_now_starts_after_the_newest_change_without_the_history(api, make_provider):
+    provider = make_provider()
+    for lng in (1.0, 2.0):
+        new_area(provider, lng)
+    now = feed(api, "now")
+    assert now["changes"] == [] and now["more"] is False
+    later = new_area(provider, 3.0)
+    assert [c["area"] for c in feed(api, now["cursor"])["changes"]] == [later.id]
