@@ -12,6 +12,8 @@ import sys
 from django.db import InterfaceError, OperationalError
 from django.http import JsonResponse
 
+from accounts.security import LOGIN_LIMITS_UNAVAILABLE, LoginLimitsUnavailable
+
 log = logging.getLogger(__name__)
 
 DATABASE_ERRORS = (OperationalError, InterfaceError)  # connection refused or lost, statement timeout
@@ -23,6 +25,8 @@ def dependency_error_body(exc: BaseException) -> dict | None:
     """The 503 body for a dependency failure, or None when `exc` is not one."""
     if isinstance(exc, DATABASE_ERRORS):
         return {"detail": DATABASE_UNAVAILABLE, "code": "database_unavailable", "service": "postgres"}
+    if isinstance(exc, LoginLimitsUnavailable):  # sign-in and registration fail closed
+        return {"detail": LOGIN_LIMITS_UNAVAILABLE, "code": "login_limits_unavailable", "service": "redis"}
     return None
 
 

@@ -1,4 +1,4 @@
-"""The portal's pages and what it needs from the API: session sign-in (with the failed-login limits), CSRF on
+"""The portal's pages and what it needs from the API: session sign-in (with the sign-in attempt limits), CSRF on
 session writes, the owner's lookup, local map assets, and the admin's area map."""
 
 import json
@@ -9,7 +9,6 @@ from django.contrib.staticfiles import finders
 from django.test import Client
 
 from conftest import feature, square
-from portal.forms import TOO_MANY_FAILURES
 
 PASSWORD = "a long test passphrase"  # conftest's make_user
 SCRIPT_OR_STYLE = re.compile(r'<(?:script[^>]*src|link[^>]*href)="([^"]+)"')
@@ -43,29 +42,18 @@ def test_signing_in_opens_the_portal_for_that_user(client, make_user):
     assert config["csrfToken"]
 
 
-def test_a_wrong_password_is_refused_and_counted_like_the_apis(client, make_user, settings, api):
-    settings.LOGIN_FAILURES_PER_USERNAME = 2
+def test_wrong_passwords_in_the_portal_delay_that_address_in_the_api_too_and_no_other(client, make_user, settings, api):
+    settings.LOGIN_FAILURES_BEFORE_BACKOFF = 2
     user = make_user()
     for _ in range(2):
-        refused = sign_in(client, user, password="wrong")
+        refused = sign_in(client, user, password="wrong", REMOTE_ADDR="10.0.0.1")
         assert refused.status_code == 200
         assert "Please enter a correct username and password" in refused.content.decode()
-    # The limit is shared: the right password waits now, in the portal and in the API alike.
-    blocked = sign_in(client, user)
-    assert blocked.status_code == 200
-    assert TOO_MANY_FAILURES.format(minutes=15) in blocked.content.decode()
+    delayed = sign_in(client, user, REMOTE_ADDR="10.0.0.1")
+    assert "Too many failed sign-in attempts" in delayed.content.decode()
     assert "_auth_user_id" not in client.session
-    token = api.post("/api/v1/auth/token/", {"username": user.username, "password": PASSWORD}, format="json")
-    assert token.status_code == 429
-
-
-def test_portal_sign_ins_count_per_address_too(client, make_user, settings):
-    settings.LOGIN_FAILURES_PER_ADDRESS = 2
-    user = make_user()
-    for n in range(2):
-        client.post("/portal/login/", {"username": f"guess{n}", "password": "wrong"}, REMOTE_ADDR="10.0.0.1")
-    assert sign_in(client, user, REMOTE_ADDR="10.0.0.1").status_code == 200  # the form again
-    assert "_auth_user_id" not in client.session
+    credentials = {"username": user.username, "password": PASSWORD}
+    assert api.post("/api/v1/auth/token/", credentials, format="json", REMOTE_ADDR="10.0.0.1").status_code == 429
     assert sign_in(client, user, REMOTE_ADDR="10.0.0.2").status_code == 302
 
 

@@ -176,11 +176,20 @@ API_TOKEN_MAX_TTL_DAYS = env.int("API_TOKEN_MAX_TTL_DAYS", default=365)
 API_TOKENS_PER_USER = env.int("API_TOKENS_PER_USER", default=50)
 REST_KNOX = {"TOKEN_TTL": timedelta(days=API_TOKEN_TTL_DAYS), "AUTH_HEADER_PREFIX": "Token", "AUTO_REFRESH": False}
 
-# Failed logins (API and admin) allowed per username and per client address within the window (seconds).
+# Sign-in attempts (API, portal, admin; accounts/security.py): nothing is locked, attempts wait. From one address
+# for one username, after LOGIN_FAILURES_BEFORE_BACKOFF failures each attempt waits twice as long as the last (1 s,
+# 2 s, ... at most LOGIN_BACKOFF_MAX_SECONDS); likewise for one address across usernames after
+# LOGIN_FAILURES_PER_ADDRESS. One username across addresses: after LOGIN_FAILURES_PER_USERNAME, at most
+# LOGIN_USERNAME_MAX_WAIT seconds, not for addresses that signed in as it in the last LOGIN_KNOWN_ADDRESS_DAYS days.
+# Failures are forgotten LOGIN_FAILURE_WINDOW seconds after the latest.
 AUTHENTICATION_BACKENDS = ["accounts.security.LoginLimitBackend"]
-LOGIN_FAILURES_PER_USERNAME = env.int("LOGIN_FAILURES_PER_USERNAME", default=10)
+LOGIN_FAILURES_BEFORE_BACKOFF = env.int("LOGIN_FAILURES_BEFORE_BACKOFF", default=5)
 LOGIN_FAILURES_PER_ADDRESS = env.int("LOGIN_FAILURES_PER_ADDRESS", default=50)
-LOGIN_FAILURE_WINDOW = env.int("LOGIN_FAILURE_WINDOW", default=900)
+LOGIN_FAILURES_PER_USERNAME = env.int("LOGIN_FAILURES_PER_USERNAME", default=200)
+LOGIN_BACKOFF_MAX_SECONDS = env.int("LOGIN_BACKOFF_MAX_SECONDS", default=900)
+LOGIN_USERNAME_MAX_WAIT = env.int("LOGIN_USERNAME_MAX_WAIT", default=60)
+LOGIN_KNOWN_ADDRESS_DAYS = env.int("LOGIN_KNOWN_ADDRESS_DAYS", default=30)
+LOGIN_FAILURE_WINDOW = env.int("LOGIN_FAILURE_WINDOW", default=86_400)
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
