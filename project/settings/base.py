@@ -65,6 +65,9 @@ METRICS_TOKEN = env.str("METRICS_TOKEN", default="")
 # The Django admin: off entirely, or only from these networks (e.g. the VPN's CIDR) in production.
 ADMIN_ENABLED = env.bool("DJANGO_ADMIN_ENABLED", default=True)
 ADMIN_ALLOWED_NETWORKS = env.list("DJANGO_ADMIN_ALLOWED_NETWORKS", default=[])
+# /health/ tells anyone its status and which dependency fails; its figures (areas not indexed yet, the index's
+# state) only staff (session or token) and clients in these networks (CIDRs; loopback: the host's own probes).
+HEALTH_DETAIL_ALLOWED_NETWORKS = env.list("HEALTH_DETAIL_ALLOWED_NETWORKS", default=["127.0.0.0/8", "::1/128"])
 
 ROOT_URLCONF = "project.urls"
 WSGI_APPLICATION = "project.wsgi.application"
