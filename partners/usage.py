@@ -3,21 +3,31 @@
 A flush renames the live counters to a batch of its own (atomic: requests go on counting in a new hash), adds the
 batch in one transaction that also records the batch's name, then deletes it. A flush that dies half-way is
 finished by the next one, and a batch already recorded is never added twice.
+
+The beat flushes every minute. A reader of usage (GET /api/v1/usage/) asks for a flush too, for recent figures, but
+gets one at most every USAGE_FLUSH_MIN_SECONDS per process: each flush renames, scans and writes, and a partner
+polling its usage must not make that happen per request.
 """
 
 from __future__ import annotations
 
 import contextlib
+import logging
+import threading
+import time
 import uuid
 from collections import defaultdict
 from datetime import date, timedelta
 
 import redis
+from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone
 
 from partners import access
 from partners.models import PartnerKey, UsageFlush
+
+log = logging.getLogger(__name__)
 
 BATCH_PREFIX = f"{access.USAGE_KEY}:batch:"
 
@@ -40,6 +50,31 @@ def flush_usage() -> int:
     for name in client.scan_iter(match=f"{BATCH_PREFIX}*", count=100):
         touched += _add_batch(client, name.decode())
     return touched
+
+
+class _FlushClock:
+    """When this process last flushed for a reader (time.monotonic), and one reader's flush at a time."""
+
+    def __init__(self):
+        self.last = float("-inf")
+        self.lock = threading.Lock()
+
+
+_clock = _FlushClock()
+
+
+def flush_usage_if_due() -> None:
+    """A flush, unless this process made one for a reader in the last USAGE_FLUSH_MIN_SECONDS or another thread is
+    making one now. Redis unreachable: the figures already added stand (the beat catches up later)."""
+    if time.monotonic() - _clock.last < settings.USAGE_FLUSH_MIN_SECONDS or not _clock.lock.acquire(blocking=False):
+        return
+    try:
+        _clock.last = time.monotonic()  # before flushing: a failing flush is not retried by every reader
+        flush_usage()
+    except redis.RedisError as exc:
+        log.warning("usage not flushed for a reader: %s: %s", exc.__class__.__name__, exc)
+    finally:
+        _clock.lock.release()
 
 
 def _add_batch(client: redis.Redis, name: str) -> int:

@@ -12,7 +12,7 @@ from partners.access import partner_for_request, raw_key
 from partners.models import KeyUsage, Partner, PartnerKey
 from partners.serializers import KeyUsageSerializer, NewPartnerKeySerializer, PartnerKeySerializer, PartnerSerializer
 from partners.services import key_create, key_revoke, key_update
-from partners.usage import flush_usage
+from partners.usage import flush_usage_if_due
 
 MAX_USAGE_DAYS = 366
 NEED_KEY_OR_STAFF = "Send your partner API key (X-API-Key), or a staff token."
@@ -176,5 +176,5 @@ class UsageView(APIView):
             if partner is None:
                 raise NotAuthenticated(NEED_KEY_OR_STAFF)
             usage = usage.filter(key__partner=partner)
-        flush_usage()  # today's figures up to this request
+        flush_usage_if_due()  # recent figures, without a flush per request
         return Response(KeyUsageSerializer(usage.order_by("-day", "key__prefix"), many=True).data)

@@ -7,7 +7,8 @@ import pytest
 from django.utils import timezone
 
 from conftest import square
-from partners import access
+from hexindex.tests.helpers import closed_port
+from partners import access, usage
 from partners.models import KeyUsage, Partner, PartnerKey, UsageFlush
 from partners.services import key_create
 from partners.usage import BATCH_PREFIX, flush_usage
@@ -22,8 +23,9 @@ AIRPORT = {"lat": 40.6413, "lng": -73.7781}
 
 @pytest.fixture(autouse=True)
 def fresh_process(monkeypatch):
-    """Each test as a new web process: no keys remembered, no Redis pause."""
+    """Each test as a new web process: no keys remembered, no Redis pause, no flush made for a reader yet."""
     monkeypatch.setattr(access, "_state", access._State())
+    monkeypatch.setattr(usage, "_clock", usage._FlushClock())
 
 
 @pytest.fixture
@@ -185,6 +187,47 @@ def test_usage_per_key_and_day_for_the_partner_and_staff(api, airport, make_key,
     assert api.get(USAGE).status_code == 401
     assert client_for(make_user()).get(USAGE).status_code == 401  # a provider's token is not a partner's key
     assert api.get(USAGE, {"since": "yesterday"}, HTTP_X_API_KEY=key).status_code == 400
+
+
+class Monotonic:
+    """Stands in for the `time` module in partners.usage."""
+
+    def __init__(self):
+        self.now = 1000.0
+
+    def monotonic(self) -> float:
+        return self.now
+
+
+def test_reading_usage_flushes_at_most_once_per_interval_per_process(api, airport, make_key, settings, monkeypatch):
+    settings.USAGE_FLUSH_MIN_SECONDS = 10
+    clock = Monotonic()
+    monkeypatch.setattr(usage, "time", clock)
+    _, key = make_key()
+
+    def lookups_read() -> list[int]:
+        response = api.get(USAGE, HTTP_X_API_KEY=key)
+        assert response.status_code == 200
+        return [row["lookups"] for row in response.json()]
+
+    api.get(LOOKUP, AIRPORT, HTTP_X_API_KEY=key)
+    assert lookups_read() == [1]
+    api.get(LOOKUP, AIRPORT, HTTP_X_API_KEY=key)
+    clock.now += 9
+    assert [lookups_read() for _ in range(5)] == [[1]] * 5  # no flush per request: the second lookup waits
+    assert UsageFlush.objects.count() == 1
+    assert access._redis().exists(access.USAGE_KEY)
+    clock.now += 1
+    assert lookups_read() == [2]
+
+
+def test_reading_usage_with_redis_unreachable_answers_the_figures_already_added(api, make_key, settings):
+    record, key = make_key()
+    KeyUsage.objects.create(key=record, day=timezone.now().date(), lookups=12)
+    settings.HEXINDEX_REDIS_URL = f"redis://127.0.0.1:{closed_port()}/0"
+    response = api.get(USAGE, HTTP_X_API_KEY=key)
+    assert response.status_code == 200
+    assert [row["lookups"] for row in response.json()] == [12]
 
 
 def test_a_flush_that_died_half_way_adds_nothing_twice(make_key):

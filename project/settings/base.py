@@ -86,6 +86,8 @@ API_KEY_CUSTOM_HEADER = "HTTP_X_API_KEY"
 PARTNER_KEY_DEFAULT_RATE_PER_MINUTE = env.int("PARTNER_KEY_DEFAULT_RATE_PER_MINUTE", default=600)
 _anonymous_rate = env.str("LOOKUP_ANONYMOUS_RATE_PER_MINUTE", default="30")
 LOOKUP_ANONYMOUS_RATE_PER_MINUTE = None if _anonymous_rate.lower() == "none" else int(_anonymous_rate)
+# GET /api/v1/usage/ flushes the usage counted in Redis at most this often per web process (the beat: every minute).
+USAGE_FLUSH_MIN_SECONDS = env.float("USAGE_FLUSH_MIN_SECONDS", default=10.0)
 
 TEMPLATES = [
     {
