@@ -173,3 +173,23 @@ def test_a_feature_posted_with_the_session_is_validated_like_any_other(client, m
     )
     assert response.status_code == 400
     assert response.json()["geometry"] == ["Invalid geometry: Self-intersection[0.5 0.5]."]
+
+
+def test_portal_pages_carry_a_strict_content_security_policy(client, make_user, settings):
+    page = client.get("/portal/login/")
+    directives = dict(d.strip().split(" ", 1) for d in page["Content-Security-Policy"].split(";"))
+    assert directives["default-src"] == "'self'"
+    assert directives["script-src"] == "'self'"  # no inline script, no eval
+    assert directives["style-src"] == "'self'"
+    assert directives["img-src"] == "'self' data: https://tile.openstreetmap.org"  # PORTAL_TILE_URL's server
+    assert (directives["object-src"], directives["frame-ancestors"]) == ("'none'", "'none'")
+    sign_in(client, make_user())
+    assert client.get("/portal/")["Content-Security-Policy"] == page["Content-Security-Policy"]
+
+
+def test_the_policy_allows_the_tile_server_of_any_tile_url():
+    from project.settings.base import _tile_origins
+
+    assert _tile_origins("https://{s}.tile.example.org/{z}/{x}/{y}{r}.png") == ["https://*.tile.example.org"]
+    assert _tile_origins("http://127.0.0.1:8080/tiles/{z}/{x}/{y}.png") == ["http://127.0.0.1:8080"]
+    assert _tile_origins("") == []

@@ -2,10 +2,11 @@
 
 from datetime import timedelta
 from pathlib import Path
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 import environ
 from corsheaders.defaults import default_headers as default_cors_headers
+from csp.constants import NONE, SELF
 
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
 
@@ -57,6 +58,7 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "csp.middleware.CSPMiddleware",
 ]
 
 # /metrics (Prometheus) answers loopback clients, and anyone sending `Authorization: Bearer <METRICS_TOKEN>`.
@@ -92,7 +94,7 @@ USAGE_FLUSH_MIN_SECONDS = env.float("USAGE_FLUSH_MIN_SECONDS", default=10.0)
 TEMPLATES = [
     {
         "BACKEND": "django.template.backends.django.DjangoTemplates",
-        "DIRS": [],
+        "DIRS": [BASE_DIR / "project" / "templates"],  # the API docs' page (project/docs.py)
         "APP_DIRS": True,
         "OPTIONS": {
             "context_processors": [
@@ -237,6 +239,33 @@ LIST_MAX_POSITIONS_PER_PAGE = env.int("LIST_MAX_POSITIONS_PER_PAGE", default=250
 # none. Country outlines shipped with the page are drawn either way, so the map stays readable offline.
 PORTAL_TILE_URL = env.str("PORTAL_TILE_URL", default="https://tile.openstreetmap.org/{z}/{x}/{y}.png")
 PORTAL_TILE_ATTRIBUTION = env.str("PORTAL_TILE_ATTRIBUTION", default="© OpenStreetMap contributors")
+
+
+def _tile_origins(template: str) -> list[str]:
+    """Where the map's tiles come from, for the CSP: `https://{s}.tile.example.org/{z}/{x}/{y}.png` is
+    `https://*.tile.example.org`."""
+    parts = urlsplit(template.replace("{s}", "*"))
+    return [f"{parts.scheme}://{parts.netloc}"] if parts.scheme and parts.netloc else []
+
+
+# Content-Security-Policy (django-csp) on every page: the portal, the admin, the API docs. Scripts, styles and
+# fonts only from this site (the portal's libraries are served from node_modules as static files, its settings
+# travel as JSON, not as script), images also from the tile server and data: URLs (the libraries' icons); the
+# page's own requests to this site only. project/docs.py relaxes it for the API docs (inline styles, ReDoc's worker).
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": [SELF],
+        "script-src": [SELF],
+        "style-src": [SELF],
+        "img-src": [SELF, "data:", *_tile_origins(PORTAL_TILE_URL)],
+        "font-src": [SELF],
+        "connect-src": [SELF],
+        "object-src": [NONE],
+        "base-uri": [NONE],
+        "form-action": [SELF],
+        "frame-ancestors": [NONE],
+    }
+}
 
 # Request bodies: a service area with the maximum vertex count fits comfortably; anything larger is
 # refused with 413 before it is parsed.
