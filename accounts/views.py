@@ -3,13 +3,11 @@ from datetime import timedelta
 from django.conf import settings
 from drf_spectacular.utils import OpenApiExample, extend_schema, extend_schema_view
 from rest_framework import mixins, permissions, status, viewsets
-from rest_framework.exceptions import Throttled
 from rest_framework.response import Response
-from rest_framework.throttling import ScopedRateThrottle
 from rest_framework.views import APIView
 
 from accounts.models import ApiToken
-from accounts.security import client_address, login_blocked
+from accounts.security import AuthRateThrottle
 from accounts.serializers import (
     ApiTokenSerializer,
     LoginSerializer,
@@ -19,7 +17,6 @@ from accounts.serializers import (
 )
 from accounts.services import token_create, token_revoke, user_register
 
-TOO_MANY_FAILURES = "Too many failed logins for this username or from this address; try again later."
 EXAMPLE_TOKEN = "5f0e8a6b1c2d3e4f5a6b7c8d9e0f1a2b3c4d5e6f7a8b9c0d1e2f3a4b5c6d7e8f"
 
 
@@ -30,7 +27,7 @@ def _expires_in(validated: dict) -> timedelta:
 class RegisterView(APIView):
     authentication_classes = []
     permission_classes = [permissions.AllowAny]
-    throttle_classes = [ScopedRateThrottle]
+    throttle_classes = [AuthRateThrottle]
     throttle_scope = "auth"
 
     @extend_schema(
@@ -72,13 +69,15 @@ class RegisterView(APIView):
 class TokenView(APIView):
     authentication_classes = []
     permission_classes = [permissions.AllowAny]
-    throttle_classes = [ScopedRateThrottle]
+    throttle_classes = [AuthRateThrottle]
     throttle_scope = "auth"
 
     @extend_schema(
         summary="Get a new API token for a username and password",
         description="Each call creates another token (e.g. one per integration); list and revoke them at "
-        "`/auth/tokens/`. Failed logins are limited per username and per address (429 with `Retry-After`).",
+        "`/auth/tokens/`. After failed attempts from one address for one username, that address waits before its "
+        "next attempt, longer each time (429 with `Retry-After`); other addresses are not delayed by them. 503 "
+        "when the attempt limits cannot be checked (Redis).",
         request=LoginSerializer,
         responses={201: NewTokenSerializer},
         auth=[],
@@ -103,9 +102,6 @@ class TokenView(APIView):
         ],
     )
     def post(self, request):
-        username = request.data.get("username") if isinstance(request.data, dict) else None
-        if isinstance(username, str) and login_blocked(username, client_address(request)):
-            raise Throttled(wait=settings.LOGIN_FAILURE_WINDOW, detail=TOO_MANY_FAILURES)
         serializer = LoginSerializer(data=request.data, context={"request": request})
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data

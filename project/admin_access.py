@@ -1,18 +1,17 @@
 """Where the Django admin answers: switched off entirely (ADMIN_ENABLED=false: no URL at all), or only from some
 networks (ADMIN_ALLOWED_NETWORKS, CIDRs; empty = any). Anywhere else it is a plain 404, as if it did not exist."""
 
-import ipaddress
-
 from django.conf import settings
 from django.http import HttpResponseNotFound
 
 from accounts.security import client_address
+from project.networks import address_in, parse_networks
 
 
 class AdminAccessMiddleware:
     def __init__(self, get_response):
         self.get_response = get_response
-        self.networks = [ipaddress.ip_network(cidr, strict=False) for cidr in settings.ADMIN_ALLOWED_NETWORKS]
+        self.networks = parse_networks(settings.ADMIN_ALLOWED_NETWORKS)
 
     def __call__(self, request):
         if self.networks and request.path_info.startswith("/admin/") and not self._allowed(request):
@@ -20,8 +19,4 @@ class AdminAccessMiddleware:
         return self.get_response(request)
 
     def _allowed(self, request) -> bool:
-        try:
-            address = ipaddress.ip_address(client_address(request))
-        except ValueError:
-            return False
-        return any(address in network for network in self.networks)
+        return address_in(client_address(request), self.networks)

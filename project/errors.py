@@ -17,6 +17,8 @@ from django.db import InterfaceError, OperationalError
 from django.http import Http404, JsonResponse
 from django.views.defaults import page_not_found
 
+from accounts.security import LOGIN_LIMITS_UNAVAILABLE, LoginLimitsUnavailable
+
 log = logging.getLogger(__name__)
 request_log = logging.getLogger("django.request")
 
@@ -29,6 +31,8 @@ def dependency_error_body(exc: BaseException) -> dict | None:
     """The 503 body for a dependency failure, or None when `exc` is not one."""
     if isinstance(exc, DATABASE_ERRORS):
         return {"detail": DATABASE_UNAVAILABLE, "code": "database_unavailable", "service": "postgres"}
+    if isinstance(exc, LoginLimitsUnavailable):  # sign-in and registration fail closed
+        return {"detail": LOGIN_LIMITS_UNAVAILABLE, "code": "login_limits_unavailable", "service": "redis"}
     return None
 
 

@@ -1,9 +1,11 @@
 import orjson
 from django.core.exceptions import RequestDataTooBig
 from rest_framework import status
+from rest_framework.exceptions import Throttled
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
+from accounts.security import LOGIN_DELAYED, LoginDelayed
 from areas.quotas import QuotaExceeded
 from hexindex.api import IndexBusy, IndexUnavailable
 from project.errors import dependency_error_response
@@ -11,7 +13,10 @@ from project.errors import dependency_error_response
 
 def exception_handler(exc, context):
     """DRF's handler, plus domain errors: a clean 413 for bodies that get past the middleware's declared-length
-    check, and 503 naming the index when a write could not be registered with it."""
+    check, 503 naming the index when a write could not be registered with it, and 429 with Retry-After for a
+    sign-in attempt that must wait."""
+    if isinstance(exc, LoginDelayed):
+        exc = Throttled(wait=exc.wait, detail=LOGIN_DELAYED)
     if isinstance(exc, RequestDataTooBig):
         return Response({"detail": str(exc)}, status=status.HTTP_413_REQUEST_ENTITY_TOO_LARGE)
     if isinstance(exc, IndexUnavailable):

@@ -1,12 +1,13 @@
 from django.conf import settings
 from django.contrib import admin
 from django.urls import include, path
-from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
+from drf_spectacular.views import SpectacularAPIView
 from rest_framework.routers import DefaultRouter
 
 from accounts.views import ApiTokenViewSet, RegisterView, TokenView
 from areas.views import BatchLookupView, ChangeFeedView, LookupView, ServiceAreaViewSet, TripLookupView
 from partners.views import PartnerKeyViewSet, PartnerViewSet, UsageView
+from project import docs
 from project.health import health, live
 from project.metrics import metrics_view
 from providers.views import ProviderViewSet
@@ -38,8 +39,8 @@ handler500 = "project.errors.server_error"
 urlpatterns = [
     path("api/v1/", include(api_v1)),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
-    path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="swagger-ui"),
-    path("api/redoc/", SpectacularRedocView.as_view(url_name="schema"), name="redoc"),
+    path("api/docs/", docs.swagger_ui, name="swagger-ui"),
+    path("api/redoc/", docs.redoc, name="redoc"),
     path("health/", health, name="health"),
     path("health/live/", live, name="health-live"),
     path("metrics", metrics_view, name="metrics"),

@@ -89,7 +89,8 @@ def test_pages_resume_from_the_cursor(api, make_provider):
 
 
 @pytest.mark.parametrize(
-    "params", [{"since": "abc"}, {"since": "1-"}, {"limit": "0"}, {"limit": "1001"}, {"since": "99999999999999999999-1"}]
+    "params",
+    [{"since": "abc"}, {"since": "1-"}, {"limit": "0"}, {"limit": "1001"}, {"since": "99999999999999999999-1"}],
 )
 def test_bad_cursor_or_limit_is_a_400(api, params):
     assert api.get(URL, params).status_code == 400

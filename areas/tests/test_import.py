@@ -98,3 +98,48 @@ def test_not_geojson_is_a_clear_error(tmp_path, db):
         run(path)
     with pytest.raises(CommandError, match="cannot read"):
         run(tmp_path / "missing.geojson")
+
+
+def _three_providers(tmp_path, make_provider, make_area):
+    """A provider new to the service, one whose approval staff revoked (it keeps its areas) and an approved one,
+    and a file naming all three."""
+    new = make_provider(name="Newcomer", approved=False)
+    revoked = make_provider(name="Revoked", approved=False)
+    make_area(square(30, 10, 0.1), provider=revoked)
+    approved = make_provider(name="Approved")
+    path = tmp_path / "areas.ndjson"
+    path.write_text(
+        "\n".join(
+            json.dumps(feature(square(30 + n, 20, 0.1), provider=p.id, name=f"area {n}", price="5"))
+            for n, p in enumerate([new, new, revoked, approved])
+        )
+    )
+    return new, revoked, approved, path
+
+
+def test_approve_approves_only_providers_that_held_no_areas_and_says_which(tmp_path, make_provider, make_area):
+    new, revoked, approved, path = _three_providers(tmp_path, make_provider, make_area)
+    out, _ = run(path, "--approve", "--no-index")
+    assert ServiceArea.objects.filter(provider__in=[new, revoked, approved]).count() == 5
+    for provider in (new, revoked, approved):
+        provider.refresh_from_db()
+    assert (new.approved, revoked.approved, approved.approved) == (True, False, True)
+    assert f"Approved 1 providers: {new.id} 'Newcomer'." in out
+    assert "Left unapproved 1 providers that held areas before this import (--approve-existing approves them): " in out
+    assert f"{revoked.id} 'Revoked'" in out
+
+
+def test_approve_existing_approves_providers_that_held_areas_too(tmp_path, make_provider, make_area):
+    new, revoked, _, path = _three_providers(tmp_path, make_provider, make_area)
+    out, _ = run(path, "--approve", "--approve-existing", "--no-index")
+    revoked.refresh_from_db()
+    assert revoked.approved
+    assert f"Approved 2 providers: {new.id} 'Newcomer', {revoked.id} 'Revoked'." in out
+
+
+def test_approve_existing_alone_is_refused(tmp_path, provider):
+    path = tmp_path / "areas.ndjson"
+    path.write_text(json.dumps(feature(square(10, 50, 0.1), provider=provider.id, name="a", price="1")))
+    with pytest.raises(CommandError, match="--approve-existing goes with --approve"):
+        run(path, "--approve-existing")
+    assert not ServiceArea.objects.exists()

@@ -376,3 +376,12 @@ def test_refusals_are_counted_not_logged_one_by_one(api, airport, settings, capl
     with caplog.at_level("WARNING", logger="django.request"):
         assert [api.get(LOOKUP, AIRPORT).status_code for _ in range(5)] == [429] * 5
     assert not [record for record in caplog.records if record.name == "django.request"]
+
+
+def test_reading_usage_needs_no_redis(api, airport, make_key, settings):
+    _, key = make_key()
+    api.get(LOOKUP, AIRPORT, HTTP_X_API_KEY=key)
+    settings.HEXINDEX_REDIS_URL = "redis://127.0.0.1:1/0"  # nothing listens there
+    response = api.get(USAGE, HTTP_X_API_KEY=key)
+    assert response.status_code == 200
+    assert [row["lookups"] for row in response.json()] == [1]

@@ -14,6 +14,7 @@ from areas.models import ServiceArea
 from areas.services import area_update
 from conftest import feature, polygon, square
 from hexindex.build import index_areas
+from portal.tests.browser import PASSWORD
 from providers.fields import PHONE_NOT_INTERNATIONAL
 from providers.models import Provider
 
@@ -247,3 +248,24 @@ def test_on_a_phone_a_provider_is_created_with_the_keyboard_and_errors_show_at_t
     expect(providers.get_by_role("listitem").filter(has_text="Acme Shuttles")).to_contain_text("Not approved yet")
     expect(providers).to_contain_text("not in public lookups until staff approve it")
     assert Provider.objects.get(owner=portal.user).phone_number == "+12125550123"
+
+
+def test_the_admin_area_map_and_the_api_docs_work_under_the_content_security_policy(portal, make_area):
+    """The Content-Security-Policy blocks anything inline or from elsewhere, and the browser logs each block as an
+    error (which fails this test): these pages must need nothing of the kind."""
+    user = portal.user
+    user.is_staff = user.is_superuser = True
+    user.save()
+    area = make_area(square(13.4, 52.5, 0.1), name="Berlin centre")
+    page = portal.page
+    portal.expect_refusal(404)  # the admin's pages ask for /favicon.ico
+    page.goto(f"{portal.base_url}/admin/login/?next=/admin/areas/servicearea/{area.id}/change/")
+    page.get_by_label("Username").fill(user.username)
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name="Log in").click()
+    expect(page.get_by_role("img", name=re.compile(r"^Map of this service area"))).to_be_visible()
+    expect(page.locator(".admin-area-map path.leaflet-interactive")).to_have_count(1)  # the area, drawn by Leaflet
+
+    page.goto(f"{portal.base_url}/api/docs/")
+    expect(page.get_by_role("heading", name=re.compile("Service Area Lookup API"))).to_be_visible()
+    expect(page.get_by_text("/api/v1/lookup/", exact=True)).to_be_visible()

@@ -1,4 +1,4 @@
-"""The portal's pages and what it needs from the API: session sign-in (with the failed-login limits), CSRF on
+"""The portal's pages and what it needs from the API: session sign-in (with the sign-in attempt limits), CSRF on
 session writes, the owner's lookup, local map assets, and the admin's area map."""
 
 import json
@@ -9,7 +9,6 @@ from django.contrib.staticfiles import finders
 from django.test import Client
 
 from conftest import feature, square
-from portal.forms import TOO_MANY_FAILURES
 
 PASSWORD = "a long test passphrase"  # conftest's make_user
 SCRIPT_OR_STYLE = re.compile(r'<(?:script[^>]*src|link[^>]*href)="([^"]+)"')
@@ -43,29 +42,18 @@ def test_signing_in_opens_the_portal_for_that_user(client, make_user):
     assert config["csrfToken"]
 
 
-def test_a_wrong_password_is_refused_and_counted_like_the_apis(client, make_user, settings, api):
-    settings.LOGIN_FAILURES_PER_USERNAME = 2
+def test_wrong_passwords_in_the_portal_delay_that_address_in_the_api_too_and_no_other(client, make_user, settings, api):
+    settings.LOGIN_FAILURES_BEFORE_BACKOFF = 2
     user = make_user()
     for _ in range(2):
-        refused = sign_in(client, user, password="wrong")
+        refused = sign_in(client, user, password="wrong", REMOTE_ADDR="10.0.0.1")
         assert refused.status_code == 200
         assert "Please enter a correct username and password" in refused.content.decode()
-    # The limit is shared: the right password waits now, in the portal and in the API alike.
-    blocked = sign_in(client, user)
-    assert blocked.status_code == 200
-    assert TOO_MANY_FAILURES.format(minutes=15) in blocked.content.decode()
+    delayed = sign_in(client, user, REMOTE_ADDR="10.0.0.1")
+    assert "Too many failed sign-in attempts" in delayed.content.decode()
     assert "_auth_user_id" not in client.session
-    token = api.post("/api/v1/auth/token/", {"username": user.username, "password": PASSWORD}, format="json")
-    assert token.status_code == 429
-
-
-def test_portal_sign_ins_count_per_address_too(client, make_user, settings):
-    settings.LOGIN_FAILURES_PER_ADDRESS = 2
-    user = make_user()
-    for n in range(2):
-        client.post("/portal/login/", {"username": f"guess{n}", "password": "wrong"}, REMOTE_ADDR="10.0.0.1")
-    assert sign_in(client, user, REMOTE_ADDR="10.0.0.1").status_code == 200  # the form again
-    assert "_auth_user_id" not in client.session
+    credentials = {"username": user.username, "password": PASSWORD}
+    assert api.post("/api/v1/auth/token/", credentials, format="json", REMOTE_ADDR="10.0.0.1").status_code == 429
     assert sign_in(client, user, REMOTE_ADDR="10.0.0.2").status_code == 302
 
 
@@ -185,3 +173,23 @@ def test_a_feature_posted_with_the_session_is_validated_like_any_other(client, m
     )
     assert response.status_code == 400
     assert response.json()["geometry"] == ["Invalid geometry: Self-intersection[0.5 0.5]."]
+
+
+def test_portal_pages_carry_a_strict_content_security_policy(client, make_user, settings):
+    page = client.get("/portal/login/")
+    directives = dict(d.strip().split(" ", 1) for d in page["Content-Security-Policy"].split(";"))
+    assert directives["default-src"] == "'self'"
+    assert directives["script-src"] == "'self'"  # no inline script, no eval
+    assert directives["style-src"] == "'self'"
+    assert directives["img-src"] == "'self' data: https://tile.openstreetmap.org"  # PORTAL_TILE_URL's server
+    assert (directives["object-src"], directives["frame-ancestors"]) == ("'none'", "'none'")
+    sign_in(client, make_user())
+    assert client.get("/portal/")["Content-Security-Policy"] == page["Content-Security-Policy"]
+
+
+def test_the_policy_allows_the_tile_server_of_any_tile_url():
+    from project.settings.base import _tile_origins
+
+    assert _tile_origins("https://{s}.tile.example.org/{z}/{x}/{y}{r}.png") == ["https://*.tile.example.org"]
+    assert _tile_origins("http://127.0.0.1:8080/tiles/{z}/{x}/{y}.png") == ["http://127.0.0.1:8080"]
+    assert _tile_origins("") == []

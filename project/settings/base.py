@@ -2,10 +2,11 @@
 
 from datetime import timedelta
 from pathlib import Path
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 import environ
 from corsheaders.defaults import default_headers as default_cors_headers
+from csp.constants import NONE, SELF
 
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
 
@@ -57,6 +58,7 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "csp.middleware.CSPMiddleware",
 ]
 
 # /metrics (Prometheus) answers loopback clients, and anyone sending `Authorization: Bearer <METRICS_TOKEN>`.
@@ -65,6 +67,9 @@ METRICS_TOKEN = env.str("METRICS_TOKEN", default="")
 # The Django admin: off entirely, or only from these networks (e.g. the VPN's CIDR) in production.
 ADMIN_ENABLED = env.bool("DJANGO_ADMIN_ENABLED", default=True)
 ADMIN_ALLOWED_NETWORKS = env.list("DJANGO_ADMIN_ALLOWED_NETWORKS", default=[])
+# /health/ tells anyone its status and which dependency fails; its figures (areas not indexed yet, the index's
+# state) only staff (session or token) and clients in these networks (CIDRs; loopback: the host's own probes).
+HEALTH_DETAIL_ALLOWED_NETWORKS = env.list("HEALTH_DETAIL_ALLOWED_NETWORKS", default=["127.0.0.0/8", "::1/128"])
 
 ROOT_URLCONF = "project.urls"
 WSGI_APPLICATION = "project.wsgi.application"
@@ -93,7 +98,7 @@ USAGE_FLUSH_SECONDS = env.float("USAGE_FLUSH_SECONDS", default=10.0)
 TEMPLATES = [
     {
         "BACKEND": "django.template.backends.django.DjangoTemplates",
-        "DIRS": [],
+        "DIRS": [BASE_DIR / "project" / "templates"],  # the API docs' page (project/docs.py)
         "APP_DIRS": True,
         "OPTIONS": {
             "context_processors": [
@@ -182,11 +187,20 @@ API_TOKEN_MAX_TTL_DAYS = env.int("API_TOKEN_MAX_TTL_DAYS", default=365)
 API_TOKENS_PER_USER = env.int("API_TOKENS_PER_USER", default=50)
 REST_KNOX = {"TOKEN_TTL": timedelta(days=API_TOKEN_TTL_DAYS), "AUTH_HEADER_PREFIX": "Token", "AUTO_REFRESH": False}
 
-# Failed logins (API and admin) allowed per username and per client address within the window (seconds).
+# Sign-in attempts (API, portal, admin; accounts/security.py): nothing is locked, attempts wait. From one address
+# for one username, after LOGIN_FAILURES_BEFORE_BACKOFF failures each attempt waits twice as long as the last (1 s,
+# 2 s, ... at most LOGIN_BACKOFF_MAX_SECONDS); likewise for one address across usernames after
+# LOGIN_FAILURES_PER_ADDRESS. One username across addresses: after LOGIN_FAILURES_PER_USERNAME, at most
+# LOGIN_USERNAME_MAX_WAIT seconds, not for addresses that signed in as it in the last LOGIN_KNOWN_ADDRESS_DAYS days.
+# Failures are forgotten LOGIN_FAILURE_WINDOW seconds after the latest.
 AUTHENTICATION_BACKENDS = ["accounts.security.LoginLimitBackend"]
-LOGIN_FAILURES_PER_USERNAME = env.int("LOGIN_FAILURES_PER_USERNAME", default=10)
+LOGIN_FAILURES_BEFORE_BACKOFF = env.int("LOGIN_FAILURES_BEFORE_BACKOFF", default=5)
 LOGIN_FAILURES_PER_ADDRESS = env.int("LOGIN_FAILURES_PER_ADDRESS", default=50)
-LOGIN_FAILURE_WINDOW = env.int("LOGIN_FAILURE_WINDOW", default=900)
+LOGIN_FAILURES_PER_USERNAME = env.int("LOGIN_FAILURES_PER_USERNAME", default=200)
+LOGIN_BACKOFF_MAX_SECONDS = env.int("LOGIN_BACKOFF_MAX_SECONDS", default=900)
+LOGIN_USERNAME_MAX_WAIT = env.int("LOGIN_USERNAME_MAX_WAIT", default=60)
+LOGIN_KNOWN_ADDRESS_DAYS = env.int("LOGIN_KNOWN_ADDRESS_DAYS", default=30)
+LOGIN_FAILURE_WINDOW = env.int("LOGIN_FAILURE_WINDOW", default=86_400)
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
@@ -229,6 +243,33 @@ LIST_MAX_POSITIONS_PER_PAGE = env.int("LIST_MAX_POSITIONS_PER_PAGE", default=250
 # none. Country outlines shipped with the page are drawn either way, so the map stays readable offline.
 PORTAL_TILE_URL = env.str("PORTAL_TILE_URL", default="https://tile.openstreetmap.org/{z}/{x}/{y}.png")
 PORTAL_TILE_ATTRIBUTION = env.str("PORTAL_TILE_ATTRIBUTION", default="© OpenStreetMap contributors")
+
+
+def _tile_origins(template: str) -> list[str]:
+    """Where the map's tiles come from, for the CSP: `https://{s}.tile.example.org/{z}/{x}/{y}.png` is
+    `https://*.tile.example.org`."""
+    parts = urlsplit(template.replace("{s}", "*"))
+    return [f"{parts.scheme}://{parts.netloc}"] if parts.scheme and parts.netloc else []
+
+
+# Content-Security-Policy (django-csp) on every page: the portal, the admin, the API docs. Scripts, styles and
+# fonts only from this site (the portal's libraries are served from node_modules as static files, its settings
+# travel as JSON, not as script), images also from the tile server and data: URLs (the libraries' icons); the
+# page's own requests to this site only. project/docs.py relaxes it for the API docs (inline styles, ReDoc's worker).
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": [SELF],
+        "script-src": [SELF],
+        "style-src": [SELF],
+        "img-src": [SELF, "data:", *_tile_origins(PORTAL_TILE_URL)],
+        "font-src": [SELF],
+        "connect-src": [SELF],
+        "object-src": [NONE],
+        "base-uri": [NONE],
+        "form-action": [SELF],
+        "frame-ancestors": [NONE],
+    }
+}
 
 # Request bodies: a service area with the maximum vertex count fits comfortably; anything larger is
 # refused with 413 before it is parsed.

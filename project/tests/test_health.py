@@ -123,3 +123,35 @@ def test_schema_describes_lookup_and_geojson_features(api, db):
     assert "[longitude, latitude]" in position["description"]
     request_geometry = components["ServiceAreaRequest"]["properties"]["geometry"]["oneOf"]
     assert [g["properties"]["type"]["enum"] for g in request_geometry] == [["Polygon"], ["MultiPolygon"]]
+
+
+OUTSIDE = "203.0.113.9"  # neither loopback nor in HEALTH_DETAIL_ALLOWED_NETWORKS
+
+
+def test_health_tells_anyone_the_status_and_which_dependency_fails_but_no_figures(api, db, settings, make_area):
+    make_area({"type": "Polygon", "coordinates": [[[0, 0], [1, 0], [1, 1], [0, 0]]]})
+    assert api.get("/health/", REMOTE_ADDR=OUTSIDE).json() == {"status": "ok", "postgres": "ok", "redis": "ok"}
+    settings.HEXINDEX_REDIS_URL = f"redis://127.0.0.1:{_closed_port()}/0"
+    response = api.get("/health/", REMOTE_ADDR=OUTSIDE)
+    assert response.status_code == 503
+    assert response.json() == {"status": "unavailable", "postgres": "ok", "redis": "unavailable"}
+
+
+def test_health_figures_for_staff_by_token_or_session_and_for_allowed_networks(
+    api, db, settings, make_area, make_user, client_for, client
+):
+    make_area({"type": "Polygon", "coordinates": [[[0, 0], [1, 0], [1, 1], [0, 0]]]})
+    figures = {"redis": "live", "lookups": "indexed", "unindexed_areas": 1}
+    staff = make_user(staff=True)
+    assert client_for(staff).get("/health/", REMOTE_ADDR=OUTSIDE).json()["index"] == figures
+    client.force_login(staff)
+    assert client.get("/health/", REMOTE_ADDR=OUTSIDE).json()["index"] == figures
+    assert "index" not in client_for(make_user()).get("/health/", REMOTE_ADDR=OUTSIDE).json()
+    settings.HEALTH_DETAIL_ALLOWED_NETWORKS = ["203.0.113.0/24"]
+    assert api.get("/health/", REMOTE_ADDR=OUTSIDE).json()["index"] == figures
+    assert "index" not in api.get("/health/", REMOTE_ADDR="127.0.0.1").json()
+
+
+def test_health_with_a_bad_token_is_the_public_answer_not_a_401(api, db):
+    response = api.get("/health/", REMOTE_ADDR=OUTSIDE, HTTP_AUTHORIZATION="Token not-a-real-token")
+    assert (response.status_code, response.json()) == (200, {"status": "ok", "postgres": "ok", "redis": "ok"})

@@ -4,6 +4,11 @@ FILE is a FeatureCollection, or newline-delimited Features (one per line, `.ndjs
 standard input. Each Feature is validated exactly as the API validates it (provider, name, price in
 `properties`); bad ones are reported with where they are and skipped, the good ones are imported. The new areas
 are then indexed (in parallel), unless --no-index leaves that to the worker.
+
+--approve approves the providers this import brings in: those that held no service area before it (a provider is
+onboarded with its file). A provider that held areas already was either approved or deliberately left unapproved
+(or revoked) by staff, so a file naming it does not approve it unless --approve-existing says so. What was approved,
+and what was left unapproved, is printed.
 """
 
 import sys
@@ -74,6 +79,42 @@ def _errors(detail, prefix="") -> list[str]:
     return [f"{prefix}{detail}"]
 
 
+class _Approvals:
+    """--approve: each provider the file names is considered once, when its first valid feature is read."""
+
+    def __init__(self, *, include_existing: bool):
+        self.include_existing = include_existing
+        self.seen: set[int] = set()
+        self.approved: list[Provider] = []
+        self.left: list[Provider] = []  # held areas before this import, without --approve-existing
+
+    def consider(self, provider: Provider) -> None:
+        if provider.pk in self.seen:
+            return
+        self.seen.add(provider.pk)
+        if provider.approved:
+            return
+        if self.include_existing or not provider.service_areas.exists():
+            provider_set_approval(provider=provider, approved=True)
+            provider.approved = True
+            self.approved.append(provider)
+        else:
+            self.left.append(provider)
+
+    def report(self) -> str:
+        lines = [f"Approved {len(self.approved)} providers{_names(self.approved)}."]
+        if self.left:
+            lines.append(
+                f"Left unapproved {len(self.left)} providers that held areas before this import "
+                f"(--approve-existing approves them){_names(self.left)}."
+            )
+        return "\n".join(lines)
+
+
+def _names(providers: list[Provider]) -> str:
+    return ": " + ", ".join(f"{p.pk} {p.name!r}" for p in providers) if providers else ""
+
+
 class Command(BaseCommand):
     help = __doc__
 
@@ -88,12 +129,21 @@ class Command(BaseCommand):
         parser.add_argument(
             "--approve",
             action="store_true",
-            help="Approve the providers of the imported areas (staff use): public lookups show them. Without it, "
-            "areas of unapproved providers are imported but shown only to their owners.",
+            help="Approve the providers this import brings in, those that held no areas before it (staff use): "
+            "public lookups show them. Without it, areas of unapproved providers are imported but shown only to "
+            "their owners.",
+        )
+        parser.add_argument(
+            "--approve-existing",
+            action="store_true",
+            help="With --approve: also approve providers that held areas before this import (e.g. one whose "
+            "approval staff revoked).",
         )
 
     def handle(self, *args, **options):
         started = time.perf_counter()
+        if options["approve_existing"] and not options["approve"]:
+            raise CommandError("--approve-existing goes with --approve")
         owner = None
         if options["owner"]:
             owner = get_user_model().objects.filter(username=options["owner"]).first()
@@ -115,6 +165,7 @@ class Command(BaseCommand):
 
         imported: list[int] = []
         rejected = 0
+        approvals = _Approvals(include_existing=options["approve_existing"]) if options["approve"] else None
         batch: list[ServiceArea] = []
         with stream, tqdm(unit="feature", disable=options["no_progress"]) as bar:
             for where, feature in _features(stream, label):
@@ -129,10 +180,9 @@ class Command(BaseCommand):
                     if rejected <= options["max_errors"]:
                         self.stderr.write(f"{where}: {'; '.join(problems)}")
                     continue
-                provider = serializer.validated_data["provider"]
-                if options["approve"] and not provider.approved:
-                    provider_set_approval(provider=provider, approved=True)
-                    provider.approved = True
+                if approvals is not None:
+                    # Before the provider's first area is saved: whether it held any is still the file's doing.
+                    approvals.consider(serializer.validated_data["provider"])
                 batch.append(ServiceArea(**serializer.validated_data))
                 if len(batch) >= options["batch_size"]:
                     imported += self._save(batch, queue=options["no_index"])
@@ -143,6 +193,8 @@ class Command(BaseCommand):
             f"Imported {len(imported)} service areas from {label}; rejected {rejected} "
             f"({time.perf_counter() - started:.1f} s)."
         )
+        if approvals is not None:
+            self.stdout.write(approvals.report())
         if options["no_index"] or not imported:
             return
         index_started = time.perf_counter()
