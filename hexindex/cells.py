@@ -567,6 +567,8 @@ class _Discs:
 
     def bounds(self, level: int, where: np.ndarray) -> np.ndarray:
         """Lon/lat boxes of the selected discs at `level` (1 or 2): what a boundary cell's clip must cover."""
+        if level == 2 and self.centres2 is None:
+            return np.empty((0, 4))  # no child crossed the outline, so no grandchild was classified or selected
         centres = (self.centres1 if level == 1 else self.centres2)[where]
         index = np.nonzero(where)[0]
         radius = (self.radius1 if level == 1 else self.radius2)[index]

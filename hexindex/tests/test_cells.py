@@ -363,3 +363,25 @@ def test_pending_cells_hold_every_point_of_the_box(box, data):
 def test_huge_boxes_are_registered_everywhere():
     assert pending_cells([(-170.0, -60.0, 170.0, 70.0)]) is None
     assert pending_cells([(10.0, 50.0, 10.5, 50.5)])
+
+
+@pytest.mark.parametrize(
+    "wkt",
+    [
+        # Thin triangles whose probed cells' children all missed the outline: the second level had nothing to
+        # classify and the cover raised TypeError (found by the property tests above).
+        "MULTIPOLYGON (((75.917 68.012, 75.78 68.095, 75.798 67.959, 75.917 68.012)))",
+        "MULTIPOLYGON (((179.993 66.908, 179.983 66.916, 179.978 66.926, 179.993 66.908)))",
+    ],
+)
+def test_a_cover_whose_second_level_has_nothing_to_classify_is_complete(wkt):
+    area = shapely.from_wkt(wkt)
+    result = cover(area)
+    minx, miny, maxx, maxy = area.bounds
+    for lng in np.linspace(minx, maxx, 25).tolist():
+        for lat in np.linspace(miny, maxy, 25).tolist():
+            hit = chain_hits(result, lat, lng)
+            if shapely.covers(area, Point(lng, lat)):
+                assert hit is not None, (lat, lng)
+            if hit == "interior":
+                assert shapely.covers(area, Point(lng, lat)), (lat, lng)
