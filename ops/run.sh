@@ -82,7 +82,8 @@ children+=($!)
 supervise beat "$RUN_DIR/logs/beat.log" "$VENV/bin/celery" -A worker beat --loglevel INFO \
   --schedule "$RUN_DIR/celerybeat-schedule" &
 children+=($!)
-supervise flower "$RUN_DIR/logs/flower.log" "$VENV/bin/celery" -A worker flower --address=127.0.0.1 \
+# Flower's own Celery app reads the broker URL alone, not Django's settings (worker/flower.py).
+supervise flower "$RUN_DIR/logs/flower.log" "$VENV/bin/celery" -A worker.flower flower --address=127.0.0.1 \
   --port="$FLOWER_PORT" &
 children+=($!)
 

@@ -2,8 +2,9 @@
 
 Counters and histograms are updated by the web processes as they answer; under gunicorn they are shared between
 its workers through PROMETHEUS_MULTIPROC_DIR (gunicorn.conf.py). The state of the index (pending areas and the
-age of the oldest, unindexed and failed areas, recent build durations) is read from Redis and PostgreSQL when
-scraped, so every web process reports the same numbers and no worker has to push anything.
+age of the oldest, unindexed and failed areas, recent build durations) and the memory of the index's Redis are
+read from Redis and PostgreSQL when scraped, so every web process reports the same numbers and no worker has to
+push anything.
 
 /metrics answers clients on the loopback interface, or anyone sending `Authorization: Bearer $METRICS_TOKEN`
 (set it, and scrape with it, in production).
@@ -14,8 +15,10 @@ import ipaddress
 import logging
 import os
 import time
+from functools import lru_cache
 
 import orjson
+import redis
 from django.conf import settings
 from django.db import connection
 from django.http import HttpResponse, HttpResponseNotFound
@@ -30,6 +33,7 @@ from prometheus_client import (
 )
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.multiprocess import MultiProcessCollector
+from redis.exceptions import RedisError
 
 from accounts.security import client_address
 from hexindex import api as index
@@ -175,8 +179,39 @@ class IndexStateCollector:
             yield GaugeMetricFamily(name, help_text, figures[value])
 
 
+# A scrape waits at most this long for the index's Redis (a frozen Redis must not hold up the scraper).
+REDIS_MEMORY_TIMEOUT = 0.5
+
+
+@lru_cache(maxsize=4)
+def _memory_client(url: str) -> redis.Redis:
+    return redis.Redis.from_url(url, socket_connect_timeout=REDIS_MEMORY_TIMEOUT, socket_timeout=REDIS_MEMORY_TIMEOUT)
+
+
+class RedisMemoryCollector:
+    """Memory of the index's Redis server, read at scrape time (INFO memory). It also holds the Celery queues and
+    the rate limits, and evicts nothing: full, it refuses every write (index builds, task publishing, counts).
+    Nothing is reported while Redis does not answer; the scrape goes on."""
+
+    def collect(self):
+        try:
+            memory = _memory_client(settings.HEXINDEX_REDIS_URL).info("memory")
+        except (RedisError, OSError):
+            log.warning("metrics: cannot read the memory of the index's Redis", exc_info=True)
+            return
+        yield GaugeMetricFamily(
+            "servicearea_redis_used_memory_bytes", "Memory used by the index's Redis server", memory["used_memory"]
+        )
+        yield GaugeMetricFamily(
+            "servicearea_redis_maxmemory_bytes",
+            "Memory limit of the index's Redis server (maxmemory; 0: none, the machine's memory is the limit)",
+            memory["maxmemory"],
+        )
+
+
 _INDEX_REGISTRY = CollectorRegistry()
 _INDEX_REGISTRY.register(IndexStateCollector())
+_INDEX_REGISTRY.register(RedisMemoryCollector())
 
 
 def exposition() -> bytes:

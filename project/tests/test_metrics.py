@@ -105,3 +105,54 @@ def test_rate_limited_requests_and_batch_points_are_counted(api, client, make_ar
         == 1
     )
     assert after["servicearea_batch_points_total"] - before.get("servicearea_batch_points_total", 0) == 3
+
+
+@pytest.fixture
+def redis_limit():
+    """A memory limit on the test Redis server for the test's duration (the previous one restored)."""
+    server = redis_index.client()
+    previous = server.config_get("maxmemory")["maxmemory"]
+    # Well above what it uses, so nothing is refused meanwhile (it evicts nothing).
+    limit = server.info("memory")["used_memory"] + 256 * 2**20
+    server.config_set("maxmemory", limit)
+    yield limit
+    server.config_set("maxmemory", previous)
+
+
+def test_the_memory_of_the_index_redis_is_reported(client, db, redis_limit):
+    values = scrape(client)
+    used = redis_index.client().info("memory")["used_memory"]
+    assert values["servicearea_redis_maxmemory_bytes"] == redis_limit
+    assert 0.5 * used < values["servicearea_redis_used_memory_bytes"] < 2 * used
+
+
+def test_metrics_answer_without_the_redis_memory_while_redis_is_down(client, db, settings):
+    settings.HEXINDEX_REDIS_URL = "redis://127.0.0.1:1/0"  # nothing listens there
+    values = scrape(client)
+    assert "servicearea_redis_used_memory_bytes" not in values
+    assert "servicearea_redis_maxmemory_bytes" not in values
+    assert "servicearea_index_unindexed_areas" in values  # what PostgreSQL says is still there
+
+
+def test_a_silent_redis_holds_the_memory_reading_for_a_short_timeout_only(db, settings):
+    import socket
+    import threading
+    import time
+
+    from project.metrics import REDIS_MEMORY_TIMEOUT, RedisMemoryCollector
+
+    silent = socket.socket()  # accepts connections (the kernel does) and never answers
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(16)
+    settings.HEXINDEX_REDIS_URL = f"redis://127.0.0.1:{silent.getsockname()[1]}/0"
+    read = []
+    try:
+        started = time.perf_counter()
+        reader = threading.Thread(target=lambda: read.append(list(RedisMemoryCollector().collect())), daemon=True)
+        reader.start()
+        reader.join(timeout=5)
+        assert not reader.is_alive(), "the memory reading waited on a silent Redis"
+        assert read == [[]]
+        assert time.perf_counter() - started < REDIS_MEMORY_TIMEOUT + 0.5
+    finally:
+        silent.close()

@@ -1,6 +1,7 @@
 """Production configuration: the load balancer's probe, TLS to PostgreSQL, no default secrets, least privilege on
 AWS, locked requirements."""
 
+import ipaddress
 import json
 import os
 import re
@@ -227,3 +228,265 @@ def test_every_locked_requirement_carries_hashes(locked):
     requirements = re.split(r"\n(?=[A-Za-z0-9])", (settings.BASE_DIR / locked).read_text())
     unhashed = [r.split()[0] for r in requirements if "==" in r.split()[0] and "--hash=sha256:" not in r]
     assert not unhashed
+
+
+# --- AWS: the admin and Flower are for operators' networks only -----------------------------------------------------
+
+NO_VALUE = object()
+
+
+@pytest.fixture(scope="module")
+def template():
+    return cfn_yaml.load(str(settings.BASE_DIR / "ops" / "aws" / "servicearea.yaml"))
+
+
+def deployed(template, **parameters) -> dict:
+    """The template's resources as CloudFormation would create them with these parameters (the rest at their
+    defaults): conditions decided, resources whose condition is false left out, Fn::If, Fn::Split and the
+    parameters' Refs resolved. Other Refs and functions are kept as they are."""
+    values = {name: spec.get("Default") for name, spec in template["Parameters"].items()} | parameters
+
+    def condition(node) -> bool:
+        if isinstance(node, str):
+            return condition(template["Conditions"][node])
+        ((function, arguments),) = node.items()
+        if function == "Fn::Not":
+            return not condition(arguments[0])
+        if function == "Fn::Equals":
+            return resolve(arguments[0]) == resolve(arguments[1])
+        raise AssertionError(f"condition function {function} is not modelled here")
+
+    def resolve(node):
+        if isinstance(node, dict):
+            if len(node) == 1:
+                ((key, value),) = node.items()
+                if key == "Ref" and value == "AWS::NoValue":
+                    return NO_VALUE
+                if key == "Ref" and value in values:
+                    return values[value]
+                if key == "Fn::If":
+                    return resolve(value[1] if condition(value[0]) else value[2])
+                if key == "Fn::Split":
+                    return resolve(value[1]).split(value[0])
+            resolved = {key: resolve(value) for key, value in node.items()}
+            return {key: value for key, value in resolved.items() if value is not NO_VALUE}
+        if isinstance(node, list):
+            return [item for item in map(resolve, node) if item is not NO_VALUE]
+        return node
+
+    return {
+        name: resolve(resource)
+        for name, resource in template["Resources"].items()
+        if "Condition" not in resource or condition(resource["Condition"])
+    }
+
+
+def _path_matches(pattern: str, path: str) -> bool:
+    """An ALB path pattern: case-sensitive, * any characters, ? one."""
+    return re.fullmatch(re.escape(pattern).replace(r"\*", ".*").replace(r"\?", "."), path) is not None
+
+
+def _path_patterns(condition: dict) -> list[str]:
+    return condition["PathPatternConfig"]["Values"] if "PathPatternConfig" in condition else condition["Values"]
+
+
+def _rule_matches(conditions: list, *, path: str, source: str) -> bool:
+    for condition in conditions:
+        if condition["Field"] == "path-pattern":
+            if not any(_path_matches(pattern, path) for pattern in _path_patterns(condition)):
+                return False
+        elif condition["Field"] == "source-ip":
+            cidrs = condition["SourceIpConfig"]["Values"]
+            if not any(ipaddress.ip_address(source) in ipaddress.ip_network(cidr) for cidr in cidrs):
+                return False
+        else:
+            raise AssertionError(f"condition {condition['Field']} is not modelled here")
+    return True
+
+
+def routed(resources: dict, *, path: str, source: str) -> str:
+    """Where the HTTPS listener sends a request: the target group's resource name, or the fixed response's status."""
+    rules = sorted(
+        (r["Properties"] for r in resources.values() if r["Type"] == "AWS::ElasticLoadBalancingV2::ListenerRule"),
+        key=lambda rule: rule["Priority"],
+    )
+    for rule in rules:
+        assert rule["ListenerArn"] == {"Ref": "HttpsListener"}
+        if _rule_matches(rule["Conditions"], path=path, source=source):
+            (action,) = rule["Actions"]
+            break
+    else:
+        (action,) = resources["HttpsListener"]["Properties"]["DefaultActions"]
+    if action["Type"] == "forward":
+        return action["TargetGroupArn"]["Ref"]
+    return action["FixedResponseConfig"]["StatusCode"]
+
+
+OPERATOR_PATHS = ["/admin/", "/admin/login/", "/admin", "/flower/", "/flower", "/flower/broker"]
+OFFICE = "198.51.100.0/24,192.0.2.8/32"
+
+
+def test_no_listener_rule_forwards_the_admin_or_flower_without_a_source_ip_condition(template):
+    for networks in ("", OFFICE):
+        for name, resource in deployed(template, AdminAllowedNetworks=networks).items():
+            if resource["Type"] != "AWS::ElasticLoadBalancingV2::ListenerRule":
+                continue
+            rule = resource["Properties"]
+            patterns = [p for c in rule["Conditions"] if c["Field"] == "path-pattern" for p in _path_patterns(c)]
+            operator_paths = [path for path in OPERATOR_PATHS if any(_path_matches(p, path) for p in patterns)]
+            if operator_paths and any(action["Type"] == "forward" for action in rule["Actions"]):
+                sources = [c for c in rule["Conditions"] if c["Field"] == "source-ip"]
+                assert sources == [{"Field": "source-ip", "SourceIpConfig": {"Values": OFFICE.split(",")}}], name
+
+
+@pytest.mark.parametrize("networks", ["", OFFICE])
+def test_each_listener_rule_has_a_priority_of_its_own(template, networks):
+    resources = deployed(template, AdminAllowedNetworks=networks).values()
+    priorities = [r["Properties"]["Priority"] for r in resources if r["Type"].endswith("::ListenerRule")]
+    assert len(priorities) == len(set(priorities))
+
+
+@pytest.mark.parametrize("path", OPERATOR_PATHS)
+@pytest.mark.parametrize("source", ["203.0.113.9", "198.51.100.7", "192.0.2.8"])
+def test_without_networks_the_load_balancer_closes_the_admin_and_flower_to_everyone(template, path, source):
+    assert routed(deployed(template), path=path, source=source) == "404"
+
+
+@pytest.mark.parametrize("path", OPERATOR_PATHS)
+def test_the_admin_and_flower_answer_the_allowed_networks_only(template, path):
+    resources = deployed(template, AdminAllowedNetworks=OFFICE)
+    target = "FlowerTargetGroup" if path.startswith("/flower") else "WebTargetGroup"
+    assert routed(resources, path=path, source="198.51.100.7") == target
+    assert routed(resources, path=path, source="192.0.2.8") == target
+    assert routed(resources, path=path, source="192.0.2.9") == "404"
+    assert routed(resources, path=path, source="203.0.113.9") == "404"
+
+
+@pytest.mark.parametrize("networks", ["", OFFICE])
+@pytest.mark.parametrize("path", ["/api/v1/lookup/", "/health/live/", "/portal/", "/static/admin/css/base.css"])
+def test_everything_else_still_reaches_the_web_tasks_from_anywhere(template, networks, path):
+    assert (
+        routed(deployed(template, AdminAllowedNetworks=networks), path=path, source="203.0.113.9") == "WebTargetGroup"
+    )
+
+
+def test_allowed_networks_are_up_to_four_ipv4_cidrs(template):
+    pattern = template["Parameters"]["AdminAllowedNetworks"]["AllowedPattern"]
+    for accepted in ["", "10.8.0.0/16", OFFICE, "10.0.0.0/8,10.1.0.0/16,10.2.0.0/16,10.3.0.0/16"]:
+        assert re.fullmatch(pattern, accepted), accepted
+    # A rule takes five condition values; the path pattern is one.
+    for refused in ["10.0.0.0/8,10.1.0.0/16,10.2.0.0/16,10.3.0.0/16,10.4.0.0/16", "10.8.0.0/16, 10.9.0.0/16", "any"]:
+        assert not re.fullmatch(pattern, refused), refused
+
+
+def _environment(resources: dict, task: str) -> dict:
+    (container,) = resources[task]["Properties"]["ContainerDefinitions"]
+    return {variable["Name"]: variable["Value"] for variable in container.get("Environment", [])}
+
+
+def test_the_web_tasks_switch_the_admin_off_without_networks_and_check_the_same_networks_with_them(template):
+    # An empty DJANGO_ADMIN_ALLOWED_NETWORKS means "from anywhere" to the application (project/admin_access.py).
+    closed = _environment(deployed(template), "WebTaskDefinition")
+    assert closed["DJANGO_ADMIN_ENABLED"] == "false"
+    assert "DJANGO_ADMIN_ALLOWED_NETWORKS" not in closed
+    opened = _environment(deployed(template, AdminAllowedNetworks=OFFICE), "WebTaskDefinition")
+    assert opened["DJANGO_ADMIN_ENABLED"] == "true"
+    assert opened["DJANGO_ADMIN_ALLOWED_NETWORKS"] == OFFICE
+    assert opened["TRUSTED_PROXY_COUNT"] == "1"  # the address the application checks is the one the ALB saw
+
+
+def test_web_settings_read_the_networks_as_the_template_passes_them():
+    values = loaded("ADMIN_ENABLED", "ADMIN_ALLOWED_NETWORKS", DJANGO_ADMIN_ALLOWED_NETWORKS=OFFICE)
+    assert values == {"ADMIN_ENABLED": True, "ADMIN_ALLOWED_NETWORKS": OFFICE.split(",")}
+    assert loaded("ADMIN_ENABLED", DJANGO_ADMIN_ENABLED="false") == {"ADMIN_ENABLED": False}
+
+
+@pytest.mark.parametrize("networks", ["", OFFICE])
+def test_flower_is_behind_the_load_balancer_only_when_networks_are_given(template, networks):
+    resources = deployed(template, AdminAllowedNetworks=networks)
+    balanced = resources["FlowerService"]["Properties"].get("LoadBalancers", [])
+    if networks:
+        assert balanced == [
+            {"ContainerName": "flower", "ContainerPort": 5555, "TargetGroupArn": {"Ref": "FlowerTargetGroup"}}
+        ]
+        # ECS refuses a target group no listener rule forwards to: the service waits for the rule (by reference).
+        assert {"Key": "listener-rule", "Value": {"Ref": "FlowerRule"}} in resources["FlowerService"]["Properties"][
+            "Tags"
+        ]
+    else:
+        assert balanced == []
+        assert "FlowerTargetGroup" not in resources and "FlowerRule" not in resources
+
+
+# --- AWS: Flower holds the broker's password and its own, nothing else ---------------------------------------------
+
+FLOWER_NEEDS = {"REDIS_HOST", "REDIS_PORT", "REDIS_TLS", "REDIS_PASSWORD", "FLOWER_USER", "FLOWER_PASSWORD"}
+
+
+def test_flower_gets_neither_the_django_secret_nor_database_credentials(stack):
+    (container,) = stack["FlowerTaskDefinition"]["Properties"]["ContainerDefinitions"]
+    environment = {variable["Name"] for variable in container["Environment"]}
+    secrets = _container_secrets(stack["FlowerTaskDefinition"])
+    assert environment | set(secrets) == FLOWER_NEEDS
+    assert not {"DJANGO_SECRET_KEY", "DB_PASSWORD", "DB_USER", "DATABASE_URL"} & (environment | set(secrets))
+    mentioned = json.dumps(stack["FlowerTaskDefinition"], default=str)
+    assert "DjangoSecret" not in mentioned and "DatabaseSecret" not in mentioned
+    # Its own Celery app, which does not load Django's settings (worker/flower.py).
+    assert "celery -A worker.flower flower" in " ".join(container["Command"])
+
+
+def _readable_secrets(role) -> set[str]:
+    statements = [s for p in role["Properties"]["Policies"] for s in p["PolicyDocument"]["Statement"]]
+    return {r["Ref"] for s in statements if s["Action"] == "secretsmanager:GetSecretValue" for r in s["Resource"]}
+
+
+def test_only_flower_can_read_the_flower_password_and_it_reads_nothing_else(stack):
+    flower = stack["FlowerTaskDefinition"]["Properties"]
+    assert flower["ExecutionRoleArn"] == {"Fn::GetAtt": ["FlowerExecutionRole", "Arn"]}
+    assert _readable_secrets(stack["FlowerExecutionRole"]) == {"RedisSecret", "FlowerSecret"}
+    assert "FlowerSecret" not in _readable_secrets(stack["ExecutionRole"])
+    assert flower["TaskRoleArn"] == {"Fn::GetAtt": ["FlowerTaskRole", "Arn"]}
+    assert "Policies" not in stack["FlowerTaskRole"]["Properties"]  # no AWS permissions (ECS Exec's, if enabled)
+
+
+def test_compose_gives_flower_the_broker_and_its_password_only():
+    import yaml
+
+    compose = yaml.safe_load((settings.BASE_DIR / "docker-compose.yml").read_text())
+    flower = compose["services"]["flower"]
+    assert set(flower["environment"]) == {"REDIS_URL", "FLOWER_BASIC_AUTH"}
+    assert flower["command"][:3] == ["celery", "-A", "worker.flower"]
+    assert set(flower["depends_on"]) == {"redis"}
+
+
+def test_make_run_starts_flower_with_its_own_app():
+    run = (settings.BASE_DIR / "ops" / "run.sh").read_text()
+    assert re.search(r'"\$VENV/bin/celery" -A worker\.flower flower ', run)
+
+
+# --- AWS: Redis memory --------------------------------------------------------------------------------------------
+
+
+def test_redis_evicts_nothing(stack):
+    # An evicted index key is a wrong answer, an evicted message a lost build: full, Redis must refuse writes instead.
+    assert stack["CacheParameters"]["Properties"]["Properties"]["maxmemory-policy"] == "noeviction"
+
+
+def test_an_alarm_watches_redis_memory_on_both_nodes(stack):
+    alarm = stack["CacheMemoryAlarm"]["Properties"]
+    assert alarm["AlarmActions"] == [{"Ref": "AlarmTopic"}]
+    assert (alarm["ComparisonOperator"], alarm["Threshold"]) == ("GreaterThanThreshold", 75)
+    queries = {query["Id"]: query for query in alarm["Metrics"]}
+    watched = [q["MetricStat"] for q in queries.values() if "MetricStat" in q]
+    assert {(s["Metric"]["Namespace"], s["Metric"]["MetricName"], s["Period"]) for s in watched} == {
+        ("AWS/ElastiCache", "DatabaseMemoryUsagePercentage", 60)
+    }
+    clusters = {
+        d["Value"]["Fn::Sub"] for s in watched for d in s["Metric"]["Dimensions"] if d["Name"] == "CacheClusterId"
+    }
+    assert clusters == {"${Cache}-001", "${Cache}-002"}
+    assert stack["Cache"]["Properties"]["NumCacheClusters"] == 2
+    # Alarming on the fuller node, for five minutes in a row.
+    (returned,) = [q for q in queries.values() if q.get("ReturnData", True)]
+    assert returned["Expression"] == f"MAX([{', '.join(sorted(i for i in queries if 'MetricStat' in queries[i]))}])"
+    assert alarm["EvaluationPeriods"] == alarm["DatapointsToAlarm"] == 5
