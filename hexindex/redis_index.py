@@ -133,34 +133,43 @@ def _lookup_connection() -> redis.connection.AbstractConnection:
 
 def send(commands: list[tuple]) -> list:
     """The commands in one round trip over this thread's lookup connection, their replies in order (for the request
-    path: a client's pipeline bookkeeping would cost more than Redis itself)."""
+    path: a client's pipeline bookkeeping would cost more than Redis itself). An error reply (e.g. OOM for a write
+    to a full Redis) is returned in its place as a ResponseError, not raised: the other commands' replies stand."""
     connection = _lookup_connection()
     try:
         # hiredis packs each command in C; redis-py's own packing costs ~4x as much in Python per lookup.
         payload = b"".join([hiredis.pack_command(command) for command in commands])
         connection.send_packed_command([payload], check_health=False)
-        return [connection.read_response() for _ in commands]
+        return [_read_reply(connection) for _ in commands]
     except BaseException:
         connection.disconnect()  # whatever state it is in, the next lookup starts afresh
         raise
 
 
-def _transaction(commands: list[tuple]) -> list:
-    """MULTI, the commands, EXEC in one round trip; the EXEC reply (one reply per command)."""
-    return send([("MULTI",), *commands, ("EXEC",)])[-1]
+def _read_reply(connection) -> object:
+    try:
+        return connection.read_response()
+    except redis.exceptions.ResponseError as error:  # raised once the reply was read: the connection is in step
+        return error
 
 
 def _read_live(command: Callable[[int], list[tuple]], also: Piggyback | None = None) -> tuple[int, list] | None:
     """Run `command(generation)` in a transaction with a read of the live generation, retrying once when the
     generation this thread last saw has been replaced. None when no generation is live. `also`: commands of
-    another component sent in the first transaction (once, whatever happens next), their replies kept there."""
+    another component sent in the same round trip, after the transaction (once, whatever happens next; their
+    replies kept there): outside it, so that their failing (a full Redis refusing a counter's write) cannot abort
+    the lookup's read."""
     _lookup_connection()
     for _ in range(3):
         known = _lookup_local.generation
         extra = also.commands if also is not None and also.replies is None else []
-        reply = _transaction([("GET", GEN_KEY), *command(known if known is not None else 0), *extra])
+        reads = [("GET", GEN_KEY), *command(known if known is not None else 0)]
+        replies = send([("MULTI",), *reads, ("EXEC",), *extra])
+        reply = replies[len(reads) + 1]
         if extra:
-            also.replies, reply = reply[len(reply) - len(extra) :], reply[: len(reply) - len(extra)]
+            also.replies = replies[len(reads) + 2 :]
+        if isinstance(reply, Exception):
+            raise reply
         live = int(reply[0]) if reply[0] is not None else None
         if live is None:
             return None

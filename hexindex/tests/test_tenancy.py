@@ -214,3 +214,65 @@ def test_an_area_moved_across_the_map_in_a_loop_cannot_pile_up_cells(
         statuses.append(owner.patch(f"{AREAS}{area.id}/", moved, format="json").status_code)
     assert 429 in statuses and set(statuses) == {200, 429}
     assert len(index_redis.hget(redis_index.PENDING_CELLS_KEY, area.id)) <= 500 * 8
+
+
+@pytest.fixture
+def full_redis(settings, tmp_path):
+    """A Redis of its own for the index, holding a live index, then filled to its memory limit (noeviction)."""
+    import subprocess
+    import time
+
+    import redis
+
+    port = closed_port()
+    server = subprocess.Popen(
+        ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+         "--dir", str(tmp_path), "--maxmemory-policy", "noeviction"],
+        stdout=subprocess.DEVNULL,
+    )  # fmt: skip
+    client = redis.Redis(port=port)
+    for _ in range(100):
+        try:
+            client.ping()
+            break
+        except redis.ConnectionError:
+            time.sleep(0.05)
+    settings.HEXINDEX_REDIS_URL = f"redis://127.0.0.1:{port}/0"
+    client.set(redis_index.GEN_KEY, 1)
+
+    def fill() -> None:
+        client.config_set("maxmemory", client.info("memory")["used_memory"] + 2**20)
+        try:
+            for n in range(10_000):
+                client.set(f"ballast:{n}", b"x" * 65536)
+        except redis.ResponseError as exc:
+            assert "maxmemory" in str(exc)
+        else:
+            raise AssertionError("Redis never filled")
+
+    yield fill
+    server.terminate()
+    server.wait(10)
+
+
+def test_a_full_redis_keeps_lookups_exact_limits_on_and_revocations_possible(
+    api, client_for, make_user, make_area, index_all, full_redis, settings
+):
+    from partners.models import Partner
+    from partners.services import key_create
+
+    area = make_area(WEST)
+    index_all()
+    _, key = key_create(partner=Partner.objects.create(name="Acme Travel"), name="k", rate_per_minute=8)
+    full_redis()
+
+    # A full Redis refuses every command queued in a transaction, reads too: the lookup's read is answered by the
+    # exact query instead, and stays exact.
+    assert index.lookup(lat=50.0, lng=10.0).body == index.lookup_exact(lat=50.0, lng=10.0).body
+    keyed = [api.get(LOOKUP, {"lat": 50.0, "lng": 10.0}, HTTP_X_API_KEY=key) for _ in range(3)]
+    assert [r.status_code for r in keyed] == [200, 200, 429]  # the counter cannot be written: 2 = 8 x 0.25 here
+    assert [r["id"] for r in orjson.loads(keyed[0].content)["results"]] == [area.id]
+
+    staff = client_for(make_user(staff=True))
+    assert staff.post(f"{PROVIDERS}{area.provider_id}/revoke/").status_code == 200  # kept in PostgreSQL meanwhile
+    assert orjson.loads(api.get(LOOKUP, {"lat": 50.0, "lng": 10.0}).content)["results"] == []
