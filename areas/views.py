@@ -296,10 +296,15 @@ def lookup_response(request) -> HttpResponse:
         return cors(request, JsonResponse(exc.detail, status=400))
     started = time.perf_counter()
     try:
-        gate = check(request, kind="lookup")
+        owner = None
+        if include_mine:
+            owner = _owner(request)
+            if isinstance(owner, HttpResponse):
+                return cors(request, owner)
+        gate = check(request, kind="lookup", owner_id=owner.id if owner is not None else None)
         if gate.refused is not None:
             return cors(request, gate.refused)
-        response = _lookup_response(request, lat, lng, include_mine, filters, started, gate)
+        response = _lookup_response(request, lat, lng, owner, filters, started, gate)
         admission, refused = settle(gate)  # the counters went with the lookup's Redis read
         return cors(request, refused if refused is not None else finish(response, admission))
     except Exception as exc:  # the lean path has no middleware: a database outage is answered here
@@ -309,19 +314,22 @@ def lookup_response(request) -> HttpResponse:
         raise
 
 
-def _lookup_response(
-    request, lat, lng, include_mine: bool, filters: LookupFilters, started: float, gate: Gate
-) -> HttpResponse:
-    if include_mine:
-        try:
-            authenticators = [authenticator() for authenticator in api_settings.DEFAULT_AUTHENTICATION_CLASSES]
-            user = Request(request, authenticators=authenticators).user
-        except AuthenticationFailed as exc:
-            return JsonResponse({"detail": str(exc.detail)}, status=401, headers={"WWW-Authenticate": "Token"})
-        if not user.is_authenticated:
-            return JsonResponse({"detail": INCLUDE_MINE_NEEDS_TOKEN}, status=401, headers={"WWW-Authenticate": "Token"})
+def _owner(request):
+    """The user whose token an include_mine lookup carries, or the 401 to answer."""
+    try:
+        authenticators = [authenticator() for authenticator in api_settings.DEFAULT_AUTHENTICATION_CLASSES]
+        user = Request(request, authenticators=authenticators).user
+    except AuthenticationFailed as exc:
+        return JsonResponse({"detail": str(exc.detail)}, status=401, headers={"WWW-Authenticate": "Token"})
+    if not user.is_authenticated:
+        return JsonResponse({"detail": INCLUDE_MINE_NEEDS_TOKEN}, status=401, headers={"WWW-Authenticate": "Token"})
+    return user
+
+
+def _lookup_response(request, lat, lng, owner, filters: LookupFilters, started: float, gate: Gate) -> HttpResponse:
+    if owner is not None:
         # An owner testing areas the public does not see yet: rare, so answered by the exact query.
-        return JsonBody(filter_body(lookup_exact(lat=lat, lng=lng, owner_id=user.id).body, filters), private=True)
+        return JsonBody(filter_body(lookup_exact(lat=lat, lng=lng, owner_id=owner.id).body, filters), private=True)
     result = lookup(lat=lat, lng=lng, also=gate.also)
     metrics.lookup_answered(result, time.perf_counter() - started)
     # The body arrives serialised: results are cached as JSON and spliced together, not re-encoded.

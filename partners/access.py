@@ -206,9 +206,10 @@ def _retry_after(now: float) -> str:
     return str(max(1, int(window_end - now + 0.999)))
 
 
-def check(request, *, kind: str, points: int = 1) -> Gate:
+def check(request, *, kind: str, points: int = 1, owner_id: int | None = None) -> Gate:
     """Before the work: the key (401 when it is not a usable one), and a 429 at once for a caller this process has
-    already seen over its limit in this window (so a client hammering past its limit costs no lookups)."""
+    already seen over its limit in this window (so a client hammering past its limit costs no lookups).
+    `owner_id`: a signed-in owner testing their own areas (include_mine), limited per user, not per address."""
     gate = Gate(key=raw_key(request), kind=kind, points=points, now=time.time())
     address = client_address(request)
     if gate.key is not None:
@@ -222,6 +223,9 @@ def check(request, *, kind: str, points: int = 1) -> Gate:
             return gate
         gate.limit = gate.known.rate_per_minute
         gate.bucket = f"partners:rate:k:{gate.known.prefix}"
+    elif owner_id is not None:
+        gate.limit = settings.LOOKUP_OWNER_RATE_PER_MINUTE
+        gate.bucket = f"partners:rate:u:{owner_id}"
     else:
         gate.limit = settings.LOOKUP_ANONYMOUS_RATE_PER_MINUTE
         gate.bucket = f"partners:rate:a:{address}"

@@ -8,12 +8,14 @@ from accounts.views import ApiTokenViewSet, RegisterView, TokenView
 from areas.views import BatchLookupView, ChangeFeedView, LookupView, ServiceAreaViewSet, TripLookupView
 from partners.views import PartnerKeyViewSet, PartnerViewSet, UsageView
 from project import docs
+from project.api_root import api_root
 from project.health import health, live
 from project.metrics import metrics_view
 from providers.views import ProviderViewSet
 from webhooks.views import WebhookViewSet
 
 router = DefaultRouter(trailing_slash=True)
+router.include_root_view = False  # project.api_root lists everything, the public endpoints too
 router.register("providers", ProviderViewSet, basename="provider")
 router.register("service-areas", ServiceAreaViewSet, basename="service-area")
 router.register("auth/tokens", ApiTokenViewSet, basename="api-token")
@@ -23,6 +25,7 @@ router.register("webhooks", WebhookViewSet, basename="webhook")
 
 api_v1 = [
     path("lookup/", LookupView.as_view(), name="lookup"),  # first: the hot path resolves with one pattern tried
+    path("", api_root, name="api-root"),
     path("lookup/batch/", BatchLookupView.as_view(), name="lookup-batch"),
     path("lookup/trip/", TripLookupView.as_view(), name="lookup-trip"),
     path("changes/", ChangeFeedView.as_view(), name="changes"),

@@ -385,3 +385,16 @@ def test_reading_usage_needs_no_redis(api, airport, make_key, settings):
     response = api.get(USAGE, HTTP_X_API_KEY=key)
     assert response.status_code == 200
     assert [row["lookups"] for row in response.json()] == [1]
+
+
+def test_an_owner_testing_include_mine_has_a_limit_of_its_own_not_the_addresses(
+    api, airport, make_user, client_for, settings
+):
+    settings.LOOKUP_ANONYMOUS_RATE_PER_MINUTE = 1
+    settings.LOOKUP_OWNER_RATE_PER_MINUTE = 3
+    owner = client_for(make_user())
+    mine = {**AIRPORT, "include_mine": "true"}
+    answered = [owner.get(LOOKUP, mine) for _ in range(4)]
+    assert [r.status_code for r in answered] == [200, 200, 200, 429]
+    assert answered[0]["X-RateLimit-Limit"] == "3"
+    assert api.get(LOOKUP, AIRPORT).status_code == 200  # the address's own budget is untouched

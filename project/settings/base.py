@@ -88,6 +88,8 @@ API_KEY_CUSTOM_HEADER = "HTTP_X_API_KEY"
 PARTNER_KEY_DEFAULT_RATE_PER_MINUTE = env.int("PARTNER_KEY_DEFAULT_RATE_PER_MINUTE", default=600)
 _anonymous_rate = env.str("LOOKUP_ANONYMOUS_RATE_PER_MINUTE", default="30")
 LOOKUP_ANONYMOUS_RATE_PER_MINUTE = None if _anonymous_rate.lower() == "none" else int(_anonymous_rate)
+# Owners testing their own areas (include_mine=true with their token) are limited per user instead.
+LOOKUP_OWNER_RATE_PER_MINUTE = env.int("LOOKUP_OWNER_RATE_PER_MINUTE", default=120)
 # When Redis cannot count (down, slow), each web process admits this share of every limit on its own: with up to
 # 1 / share processes, the limits hold. Unknown keys from one address, per process and minute, before a 429.
 RATE_LIMIT_FALLBACK_SHARE = env.float("RATE_LIMIT_FALLBACK_SHARE", default=0.25)

@@ -205,3 +205,23 @@ def test_list_query_count_does_not_grow_with_providers(client, make_provider):
     with CaptureQueriesContext(connection) as many:
         client.get(URL)
     assert len(few) == len(many) == 4  # token (knox: the token, then the user's others to tidy), count, page
+
+
+def test_codes_in_filters_forgive_letter_case_and_a_bad_boolean_is_a_400(client_for, make_user, make_provider):
+    gbp = make_provider(currency="GBP", language="en")
+    make_provider(currency="USD", language="es")
+    client = client_for(make_user(staff=True))
+    assert [p["id"] for p in client.get("/api/v1/providers/", {"currency": "gbp"}).json()["results"]] == [gbp.id]
+    english = client.get("/api/v1/providers/", {"language": "EN"}).json()["results"]
+    assert [p["id"] for p in english] == [gbp.id]
+    for bad in ({"approved": "maybe"}, {"review_pending": "yes please"}, {"currency": "GBX"}):
+        response = client.get("/api/v1/providers/", bad)
+        assert response.status_code == 400 and set(response.json()) == set(bad), response.content
+
+
+def test_the_api_root_lists_every_endpoint_to_anyone(api, db):
+    response = api.get("/api/v1/")
+    assert response.status_code == 200
+    body = response.json()
+    assert {"lookup", "lookup-batch", "lookup-trip", "changes", "usage", "register", "providers"} <= set(body)
+    assert body["lookup"]["url"] == "http://testserver/api/v1/lookup/"

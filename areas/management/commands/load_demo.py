@@ -1,5 +1,7 @@
 """A small demo data set: a few providers with service areas around real cities, in all four hemispheres,
-with a hole, multi-part areas and one that crosses the antimeridian. Safe to run again: it updates in place."""
+with a hole, multi-part areas and one that crosses the antimeridian; and the three roles a newcomer needs to try
+everything locally: the providers' owner (`demo`), a staff user (`demo-staff`) and a partner with an API key.
+Safe to run again: it updates in place, and hands out new tokens and a new key (revoking the previous ones)."""
 
 import math
 from datetime import timedelta
@@ -13,6 +15,8 @@ from accounts.services import token_create
 from areas.models import ServiceArea
 from areas.serializers import AreaGeometryField
 from areas.services import area_create, area_update
+from partners.models import Partner, PartnerKey
+from partners.services import key_create, key_revoke
 from providers.models import Provider
 
 KM_PER_DEGREE = 111.32
@@ -70,7 +74,11 @@ DEMO = [
             "language": "es",
             "currency": "USD",
         },
-        "areas": [("JFK and Queens", "41.50", zone(-73.80, 40.68, 12))],
+        "areas": [
+            ("JFK and Queens", "41.50", zone(-73.80, 40.68, 12)),
+            # Midtown and downtown: with JFK and Queens, a JFK -> Times Square trip (the README's example).
+            ("Manhattan", "38.00", zone(-73.9855, 40.7580, 6)),
+        ],
     },
     {
         "provider": {
@@ -147,10 +155,7 @@ class Command(BaseCommand):
 
     @transaction.atomic
     def handle(self, *args, **options):
-        user, _ = get_user_model().objects.get_or_create(username="demo", defaults={"email": "demo@example.com"})
-        # Tokens are stored hashed, so the demo's is new on every run (the previous one is revoked).
-        user.auth_token_set.filter(name="demo").delete()
-        _, secret = token_create(user=user, name="demo", expires_in=timedelta(days=settings.API_TOKEN_TTL_DAYS))
+        user, secret = self._user_with_token("demo", staff=False)
         geometry_field = AreaGeometryField()
         for entry in DEMO:
             fields = entry["provider"]
@@ -170,5 +175,30 @@ class Command(BaseCommand):
                 elif existing.geometry != data["geometry"] or str(existing.price) != price:
                     area_update(area=existing, data=data)
         areas = ServiceArea.objects.filter(provider__owner=user).count()
+        _, staff_secret = self._user_with_token("demo-staff", staff=True)
+        partner_key = self._partner_key()
         self.stdout.write(f"Demo data: {len(DEMO)} providers, {areas} service areas, owned by user 'demo'.")
         self.stdout.write(f"Demo API token: {secret}")
+        self.stdout.write(
+            f"Demo staff token (user 'demo-staff': approves providers, makes partner keys): {staff_secret}"
+        )
+        self.stdout.write(f"Demo partner API key (partner 'Demo Partner'): {partner_key}")
+
+    def _user_with_token(self, username: str, *, staff: bool):
+        """The user (no password: tokens only; `manage.py changepassword` gives one for the portal or the admin)
+        and a new token of theirs. Tokens are stored hashed, so it is new on every run (the previous one goes)."""
+        user, _ = get_user_model().objects.get_or_create(
+            username=username, defaults={"email": f"{username}@example.com", "is_staff": staff}
+        )
+        user.auth_token_set.filter(name="demo").delete()
+        _, secret = token_create(user=user, name="demo", expires_in=timedelta(days=settings.API_TOKEN_TTL_DAYS))
+        return user, secret
+
+    def _partner_key(self) -> str:
+        partner, _ = Partner.objects.get_or_create(
+            name="Demo Partner", defaults={"contact_email": "it@partner.example"}
+        )
+        for old in PartnerKey.objects.filter(partner=partner, name="demo", revoked=False):
+            key_revoke(key=old)
+        _, key = key_create(partner=partner, name="demo")
+        return key
