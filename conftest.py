@@ -11,9 +11,10 @@ from rest_framework.test import APIClient
 from accounts.models import ApiToken
 from areas.models import ServiceArea
 from areas.services import area_create
+from core.redis import breaker
 from hexindex import redis_index
 from hexindex.build import index_areas
-from partners import access, usage
+from partners import keys, limits, usage
 from providers.models import Provider
 
 _serial = itertools.count(1)
@@ -126,8 +127,9 @@ def index_redis(settings):
     client = redis_index.client()
     client.flushdb()
     client.set(redis_index.GEN_KEY, 1)
-    redis_index.breaker.succeeded()  # a test that broke Redis leaves no open circuit behind
-    access._state = access._State()  # ... nor paused rate limits, nor callers blocked in this process
+    breaker.succeeded()  # a test that broke Redis leaves no open circuit behind
+    keys.forget_all()  # ... nor keys remembered by this process,
+    limits.forget_all()  # ... nor paused rate limits, nor callers blocked
     usage.forget_unwritten()  # ... nor usage counted by another test
     yield client
     client.flushdb()

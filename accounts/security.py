@@ -37,7 +37,10 @@ from django.contrib.auth.backends import ModelBackend
 from django.core.cache import cache
 from django_redis import get_redis_connection
 from django_redis.exceptions import ConnectionInterrupted
-from rest_framework.throttling import BaseThrottle, ScopedRateThrottle
+from rest_framework.throttling import ScopedRateThrottle
+
+from core.errors import DependencyUnavailable, TooManyRequests
+from core.networks import client_address
 
 log = logging.getLogger(__name__)
 
@@ -53,25 +56,24 @@ LOGIN_LIMITS_UNAVAILABLE = (
 )
 
 
-class LoginDelayed(Exception):
+class LoginDelayed(TooManyRequests):
     """This attempt must wait `wait` seconds (the API answers 429 with Retry-After, the forms say so)."""
 
+    code = "login_delayed"
+
     def __init__(self, wait: int):
-        super().__init__(f"sign-in attempt delayed {wait} s")
+        super().__init__(LOGIN_DELAYED, retry_after=wait)
         self.wait = wait
 
 
-class LoginLimitsUnavailable(Exception):
+class LoginLimitsUnavailable(DependencyUnavailable):
     """The sign-in and registration limits cannot be read or written (Redis): nothing is admitted."""
 
+    code = "login_limits_unavailable"
 
-def client_address(request) -> str:
-    """The client's address: REMOTE_ADDR, or with NUM_PROXIES trusted proxies in front (the load balancer) the
-    address they saw. X-Forwarded-For entries added by the client itself are never trusted."""
-    if request is None:  # authenticate() called without a request
-        return ""
-    # The same identity as DRF's throttles, so rate limits and failed-login limits count the same client.
-    return BaseThrottle().get_ident(getattr(request, "_request", request)) or ""
+    def __init__(self, reason: str = ""):
+        super().__init__(LOGIN_LIMITS_UNAVAILABLE, service="redis")
+        self.reason = reason
 
 
 def _address_id(address: str) -> str:

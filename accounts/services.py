@@ -5,9 +5,13 @@ from django.contrib.auth import get_user_model
 from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
-from rest_framework.exceptions import ValidationError
 
 from accounts.models import ApiToken
+from core.errors import ApplicationError
+
+
+class TooManyTokens(ApplicationError):
+    code = "too_many_tokens"
 
 
 def token_create(*, user, name: str = "", expires_in: timedelta | None) -> tuple[ApiToken, str]:
@@ -15,7 +19,7 @@ def token_create(*, user, name: str = "", expires_in: timedelta | None) -> tuple
     live = ApiToken.objects.filter(Q(expiry__isnull=True) | Q(expiry__gt=timezone.now()), user=user)
     if live.count() >= settings.API_TOKENS_PER_USER:
         limit = settings.API_TOKENS_PER_USER
-        raise ValidationError({"detail": f"You hold {limit} API tokens already: revoke one at /api/v1/auth/tokens/."})
+        raise TooManyTokens(f"You hold {limit} API tokens already: revoke one at /api/v1/auth/tokens/.")
     return ApiToken.objects.create(user=user, expiry=expires_in, name=name)
 
 

@@ -1,31 +1,21 @@
 from django.contrib import admin, messages
-from rest_framework.exceptions import APIException
 
 from areas.models import ServiceArea
 from areas.services import area_delete, area_update
-from hexindex.api import IndexBusy, IndexUnavailable
-from portal.admin_map import ADMIN_MAP_CSS, ADMIN_MAP_JS, area_map_html
+from core.errors import ApplicationError
 
 
 @admin.register(ServiceArea)
 class ServiceAreaAdmin(admin.ModelAdmin):
     """Edits and deletes go through the same services as the API, so the lookup index hears of them. Geometry is
-    edited through the API (it is validated there); here it is shown on a read-only map."""
+    edited through the API (it is validated there); the portal adds a read-only map of it (portal.admin)."""
 
     list_display = ["id", "name", "provider", "price", "geometry_version", "updated_at"]
     search_fields = ["name", "provider__name"]
     list_select_related = ["provider"]
     raw_id_fields = ["provider"]
     exclude = ["geometry"]
-    readonly_fields = ["area_map", "geometry_version", "payload_version", "created_at", "updated_at"]
-
-    class Media:
-        css = {"all": ADMIN_MAP_CSS}
-        js = ADMIN_MAP_JS
-
-    @admin.display(description="Geometry")
-    def area_map(self, area):
-        return area_map_html(area)
+    readonly_fields = ["geometry_version", "payload_version", "created_at", "updated_at"]
 
     def has_add_permission(self, request):
         return False  # areas are drawn through the API, which validates geometry
@@ -46,7 +36,5 @@ class ServiceAreaAdmin(admin.ModelAdmin):
 def _guarded(request, action, **kwargs) -> None:
     try:
         action(**kwargs)
-    except (IndexUnavailable, IndexBusy) as exc:
-        messages.error(request, str(exc))
-    except APIException as exc:  # a quota of the provider's owner
+    except ApplicationError as exc:  # the index unreachable or busy, a quota of the provider's owner
         messages.error(request, str(exc.detail))

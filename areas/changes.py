@@ -12,10 +12,14 @@ another deployment, or from before a restore) is refused, since reading from it 
 import re
 
 from django.db import connection
-from rest_framework.exceptions import ValidationError
+
+from core.errors import InvalidInput
 
 START = (0, 0)
 NOW = "now"
+CHANGES_LIMIT = 1000
+CHANGES_DEFAULT_LIMIT = 500
+BAD_LIMIT = f"A number from 1 to {CHANGES_LIMIT}."
 _CURSOR = re.compile(r"([0-9]{1,19})-([0-9]{1,19})")
 BAD_CURSOR = (
     "A cursor from a previous answer (e.g. 7341-2210), `now` to start from now, or nothing to start from the beginning."
@@ -52,13 +56,22 @@ def parse_cursor(raw: str | None) -> tuple[int, int]:
         return feed_end()
     match = _CURSOR.fullmatch(raw)
     if match is None:
-        raise ValidationError({"since": [BAD_CURSOR]})
+        raise InvalidInput({"since": [BAD_CURSOR]})
     cursor = int(match[1]), int(match[2])
     if cursor == START:
         return START  # what an empty feed hands out
     if cursor[0] > 2**63 - 1 or cursor[1] > 2**63 - 1 or not _issued(cursor):
-        raise ValidationError({"since": [UNKNOWN_CURSOR]})
+        raise InvalidInput({"since": [UNKNOWN_CURSOR]})
     return cursor
+
+
+def parse_limit(raw: str | None) -> int:
+    """A page size: 1 to CHANGES_LIMIT, CHANGES_DEFAULT_LIMIT when not given; InvalidInput otherwise."""
+    if raw is None:
+        return CHANGES_DEFAULT_LIMIT
+    if not raw.isascii() or not raw.isdigit() or not 1 <= int(raw) <= CHANGES_LIMIT:
+        raise InvalidInput({"limit": [BAD_LIMIT]})
+    return int(raw)
 
 
 def _issued(cursor: tuple[int, int]) -> bool:

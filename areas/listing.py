@@ -12,7 +12,7 @@ from django.core.paginator import Paginator
 from django.db.models import Case, F, Func, Q, Value, When
 from rest_framework.exceptions import ValidationError
 
-from project.pagination import FeatureCollectionPagination
+from core.pagination import FeatureCollectionPagination
 
 GEOMETRY_MODES = ("full", "simplified", "none")
 BAD_MODE = "geometry is one of: full (default), simplified, none."

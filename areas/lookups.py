@@ -1,4 +1,5 @@
-"""The partner-facing lookups built on the exact answer of hexindex.api.lookup: filters, batches and trips.
+"""The partner-facing lookups built on the exact answer of hexindex.api.lookup: their inputs (points, filters,
+flags: parsed here, so every endpoint refuses the same things the same way), filters, batches and trips.
 
 Filters are applied to the lookup's own results (exact, cached per area version), so a filtered answer is the
 unfiltered one with some results left out, never a different computation. Only `language` needs the database
@@ -7,18 +8,32 @@ unfiltered one with some results left out, never a different computation. Only `
 
 from __future__ import annotations
 
+import json
+import math
 import re
 from dataclasses import dataclass, replace
 from decimal import Decimal
 
 import orjson
-from rest_framework.exceptions import ValidationError
 
+from core.errors import InvalidInput
 from hexindex.api import lookup_many
 from providers.models import Provider
 
 MAX_LIMIT = 1000
 MAX_BATCH_POINTS = 1000
+
+COORDINATE_MISSING = "This query parameter is required."
+COORDINATE_NOT_A_NUMBER = "Must be a decimal number, e.g. {example}."
+COORDINATE_OUT_OF_RANGE = "Must be between {low} and {high}."
+FLAG_INVALID = "Must be true or false."
+BATCH_SHAPE = f'A list of 1 to {MAX_BATCH_POINTS:,} points, each {{"lat": .., "lng": ..}}.'
+BATCH_POINT_SHAPE = 'Each point is {"lat": .., "lng": ..}.'
+
+# Plain ASCII decimal notation only: Python's float() would also take "nan", "inf", "1_000", " 1 " and digits of
+# other scripts ("٤٠").
+_DECIMAL = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
+_COORDINATES = (("lat", -90.0, 90.0, "40.6413"), ("lng", -180.0, 180.0, "-73.7781"))
 _ID = re.compile(r"[1-9][0-9]{0,17}")
 _CURRENCY = re.compile(r"[A-Za-z]{3}")
 _LANGUAGE = re.compile(r"[A-Za-z]{2}")
@@ -43,8 +58,60 @@ class LookupFilters:
 NO_FILTERS = LookupFilters()
 
 
+def parse_point(query_params) -> tuple[float, float]:
+    """`lat` and `lng` from a query string, or InvalidInput naming each bad one."""
+    values, errors = {}, {}
+    for name, low, high, example in _COORDINATES:
+        raw = query_params.get(name)
+        if raw is None or raw == "":
+            errors[name] = [COORDINATE_MISSING]
+        elif not _DECIMAL.fullmatch(raw) or not math.isfinite(value := float(raw)):
+            errors[name] = [COORDINATE_NOT_A_NUMBER.format(example=example)]
+        elif not low <= value <= high:
+            errors[name] = [COORDINATE_OUT_OF_RANGE.format(low=low, high=high)]
+        else:
+            values[name] = value
+    if errors:
+        raise InvalidInput(errors)
+    return values["lat"], values["lng"]
+
+
+def parse_points(body: object) -> list[tuple[float, float]]:
+    """A batch's `{"points": [{"lat": .., "lng": ..}, ...]}` (parsed JSON), validated point by point like a query
+    string, or InvalidInput naming the bad points by their index."""
+    points = body.get("points") if isinstance(body, dict) else None
+    if not isinstance(points, list) or not 1 <= len(points) <= MAX_BATCH_POINTS:
+        raise InvalidInput({"points": [BATCH_SHAPE]})
+    parsed, errors = [], {}
+    for i, point in enumerate(points):
+        try:
+            if not isinstance(point, dict):
+                raise InvalidInput({"non_field_errors": [BATCH_POINT_SHAPE]})
+            parsed.append(parse_point(_as_query(point)))
+        except InvalidInput as exc:
+            errors[str(i)] = exc.errors
+    if errors:
+        raise InvalidInput({"points": errors})
+    return parsed
+
+
+def _as_query(point: dict) -> dict:
+    """A point's lat/lng as the strings a query string would carry, so both are validated the same way. The standard
+    library writes any value JSON can hold (orjson refuses integers beyond 64 bits: a 500 once)."""
+    return {key: (value if isinstance(value, str) else json.dumps(value)) for key, value in point.items()}
+
+
+def parse_flag(query_params, name: str) -> bool:
+    raw = query_params.get(name)
+    if raw is None or raw in ("false", "0"):
+        return False
+    if raw in ("true", "1"):
+        return True
+    raise InvalidInput({name: [FLAG_INVALID]})
+
+
 def parse_filters(query_params) -> LookupFilters:
-    """The lookup's optional filters from a query string, or a ValidationError naming each bad one."""
+    """The lookup's optional filters from a query string, or InvalidInput naming each bad one."""
     errors, values = {}, {}
     raw_providers = [part for value in query_params.getlist("provider") for part in value.split(",")]
     if raw_providers:
@@ -71,7 +138,7 @@ def parse_filters(query_params) -> LookupFilters:
             errors["per_provider"] = ["The only choice is `cheapest`: each provider's cheapest area."]
         values["cheapest_per_provider"] = True
     if errors:
-        raise ValidationError(errors)
+        raise InvalidInput(errors)
     return LookupFilters(**values)
 
 

@@ -4,12 +4,11 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.db.models import Count, Sum
 from django.db.models.functions import Coalesce
-from rest_framework import status
-from rest_framework.exceptions import APIException, ValidationError
 from shapely import from_wkb
 
 from areas.geometry import span_km
 from areas.models import ServiceArea
+from core.errors import ApplicationError, InvalidInput
 
 TOO_WIDE = (
     "This area spans {span:,.0f} km; one area may span at most {limit:,.0f} km. Split it into several areas "
@@ -18,19 +17,17 @@ TOO_WIDE = (
 OVER_QUOTA = "Your account may hold at most {limit:,} {what}; this change would make it {total:,}."
 
 
-class QuotaExceeded(APIException):
+class QuotaExceeded(ApplicationError):
     """403 with a body naming the quota: {"detail", "code": "quota_exceeded", "quota", "limit"}."""
 
-    status_code = status.HTTP_403_FORBIDDEN
-    default_code = "quota_exceeded"
+    status, code = 403, "quota_exceeded"
 
     def __init__(self, *, quota: str, limit: int, total: int, what: str):
-        super().__init__(OVER_QUOTA.format(limit=limit, total=total, what=what))
-        self.body = {"detail": str(self.detail), "code": self.default_code, "quota": quota, "limit": limit}
+        super().__init__(OVER_QUOTA.format(limit=limit, total=total, what=what), quota=quota, limit=limit)
 
 
 def check_area_quotas(*, owner, geometry, replacing: ServiceArea | None = None) -> None:
-    """Refuse (QuotaExceeded, or a ValidationError on `geometry`) a new or changed area that breaks the owner's
+    """Refuse (QuotaExceeded, or InvalidInput on `geometry`) a new or changed area that breaks the owner's
     limits. Call inside the writing transaction: it locks the owner's row, so two concurrent writes of one owner
     cannot both pass."""
     if owner.is_staff:
@@ -39,7 +36,7 @@ def check_area_quotas(*, owner, geometry, replacing: ServiceArea | None = None) 
     if geometry is not None:
         span = span_km(from_wkb(bytes(geometry.wkb)))
         if span > settings.AREA_MAX_SPAN_KM:
-            raise ValidationError({"geometry": [TOO_WIDE.format(span=span, limit=settings.AREA_MAX_SPAN_KM)]})
+            raise InvalidInput({"geometry": [TOO_WIDE.format(span=span, limit=settings.AREA_MAX_SPAN_KM)]})
     stored = ServiceArea.objects.filter(provider__owner=owner)
     if replacing is not None:
         stored = stored.exclude(pk=replacing.pk)

@@ -2,8 +2,8 @@ from django.db import transaction
 
 from areas.models import VERSION_FIELDS, ServiceArea
 from areas.quotas import check_area_quotas
+from core.concurrency import check_if_match
 from hexindex import api as index
-from project.concurrency import check_if_match
 
 
 def _limited_owner(provider) -> int | None:

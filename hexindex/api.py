@@ -12,6 +12,7 @@ import time
 
 from redis.exceptions import RedisError
 
+from core.redis import breaker
 from hexindex import redis_index
 from hexindex.bulk import build_index, summarise
 from hexindex.invalidation import (
@@ -25,8 +26,6 @@ from hexindex.invalidation import (
 from hexindex.models import INDEXED_SQL, IndexStatus, indexed
 from hexindex.payload import AreaPayload
 from hexindex.redis_index import Piggyback
-from hexindex.redis_index import client as redis_client
-from hexindex.redis_index import send as redis_send
 from hexindex.selectors import LookupResult, lookup, lookup_exact, lookup_exact_many, lookup_many
 
 __all__ = [
@@ -51,8 +50,6 @@ __all__ = [
     "lookup_exact_many",
     "lookup_many",
     "pending_stats",
-    "redis_client",
-    "redis_send",
     "summarise",
     "unindexed_count",
 ]
@@ -86,7 +83,7 @@ def unindexed_count(cursor) -> int:
 
 def circuit_state() -> str:
     """This process's Redis circuit breaker: closed, open (lookups go straight to PostGIS) or half-open."""
-    return redis_index.breaker.state
+    return breaker.state
 
 
 def pending_stats() -> tuple[int, float] | None:

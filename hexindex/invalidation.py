@@ -32,6 +32,8 @@ from django.db import connection, transaction
 from django.utils import timezone
 from redis.exceptions import RedisError
 
+from core.errors import DependencyUnavailable, TooManyRequests
+from core.redis import breaker
 from hexindex import cells, codec, redis_index
 from hexindex.models import AreaIndex, PendingMark
 from hexindex.payload import PUBLIC_SQL
@@ -67,21 +69,23 @@ INDEX_BUSY = (
 INDEX_BUSY_RETRY_SECONDS = 5
 
 
-class IndexUnavailable(Exception):
+class IndexUnavailable(DependencyUnavailable):
     """The index's Redis cannot be reached, so a write that it must know about was refused."""
 
+    code = "index_unavailable"
+
     def __init__(self, message: str = INDEX_UNAVAILABLE):
-        super().__init__(message)
+        super().__init__(message, service="redis")
 
 
-class IndexBusy(Exception):
+class IndexBusy(TooManyRequests):
     """An owner's write would take it past its limits on changes waiting to be indexed (HEXINDEX_PENDING_*): refused
     until the worker catches up, so no owner can grow Redis or crowd lookups off the index."""
 
-    retry_after = INDEX_BUSY_RETRY_SECONDS
+    code = "index_busy"
 
     def __init__(self, reason: str):
-        super().__init__(INDEX_BUSY.format(reason=reason))
+        super().__init__(INDEX_BUSY.format(reason=reason), retry_after=INDEX_BUSY_RETRY_SECONDS)
 
 
 def current_boxes(area_ids: Iterable[int], *, lock: bool = True) -> dict[int, list[Box]]:
@@ -125,14 +129,14 @@ def mark(registered: dict[int, bytes | None], *, or_defer: bool = False, owner_i
     if not registered:
         return ""  # nothing public changed: Redis is not involved
     try:
-        if not redis_index.breaker.allows():
+        if not breaker.allows():
             raise IndexUnavailable()  # Redis failed moments ago: refuse now rather than after a timeout
         return redis_index.mark_pending(registered, owner_id=owner_id)
     except redis_index.OwnerBusy as exc:
         raise IndexBusy(str(exc)) from exc
     except (RedisError, IndexUnavailable) as exc:
         if isinstance(exc, RedisError):
-            redis_index.breaker.failed()  # this process's lookups replay deferred registrations when it is back
+            breaker.failed()  # this process's lookups replay deferred registrations when it is back
         if or_defer:
             log.warning("Redis cannot take a registration: kept in PostgreSQL until it can", exc_info=True)
             PendingMark.objects.bulk_create(

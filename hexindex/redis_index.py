@@ -36,10 +36,11 @@ from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
-import hiredis
 import redis
 from django.conf import settings
 
+from core import redis as core_redis
+from core.redis import send
 from hexindex import codec
 
 GEN_KEY = "hx:gen"
@@ -61,14 +62,9 @@ def records_key(generation: int, anchor: str) -> str:
     return _key(generation, f"c:{anchor}")
 
 
-@lru_cache(maxsize=4)
-def _client_for(url: str, timeout: float) -> redis.Redis:
-    return redis.Redis.from_url(url, socket_connect_timeout=timeout, socket_timeout=timeout, health_check_interval=30)
-
-
 def client() -> redis.Redis:
     """The index's Redis connection pool (per process, per URL: tests may point it elsewhere)."""
-    return _client_for(settings.HEXINDEX_REDIS_URL, settings.REDIS_SOCKET_TIMEOUT)
+    return core_redis.index_client()
 
 
 @lru_cache(maxsize=32)
@@ -81,76 +77,10 @@ def _run(name: str, args: list, redis_client: redis.Redis | None = None):
     return _script(redis_client, name)(args=args, client=redis_client)
 
 
-class CircuitBreaker:
-    """Per process. `allows()` is False for HEXINDEX_BREAKER_SECONDS after a failure; the first call after that is a
-    trial: its success closes the circuit, its failure opens it again."""
-
-    def __init__(self):
-        self.open_until = 0.0
-        self.failures = 0  # since the last success, for metrics and logs
-
-    def allows(self) -> bool:
-        return time.monotonic() >= self.open_until
-
-    @property
-    def state(self) -> str:
-        return "closed" if self.failures == 0 else ("open" if not self.allows() else "half-open")
-
-    def failed(self) -> None:
-        self.failures += 1
-        self.open_until = time.monotonic() + settings.HEXINDEX_BREAKER_SECONDS
-
-    def succeeded(self) -> None:
-        self.failures = 0
-        self.open_until = 0.0
-
-
-breaker = CircuitBreaker()
-
-
-class CircuitOpen(redis.exceptions.ConnectionError):
-    """Redis failed moments ago: not tried again until the breaker allows it."""
-
-
-# The lookup's reads go over one plain connection per thread: a pool's bookkeeping (locks, readiness polls, metrics)
-# costs more than the read itself. They are MULTI/EXEC transactions of plain commands, not scripts: Redis answers
-# them in C (a script would copy every record into Lua and back), and atomically, so the generation they name is
-# the live one.
+# The lookup's reads are MULTI/EXEC transactions of plain commands over core.redis's per-thread connection, not
+# scripts: Redis answers them in C (a script would copy every record into Lua and back), and atomically, so the
+# generation they name is the live one.
 _lookup_local = threading.local()
-
-
-def _lookup_connection() -> redis.connection.AbstractConnection:
-    url = settings.HEXINDEX_REDIS_URL
-    connection = getattr(_lookup_local, "connection", None)
-    if connection is None or _lookup_local.url != url:
-        timeout = settings.HEXINDEX_LOOKUP_TIMEOUT
-        pool = redis.ConnectionPool.from_url(url, socket_connect_timeout=timeout, socket_timeout=timeout)
-        connection = pool.connection_class(**pool.connection_kwargs)
-        _lookup_local.connection, _lookup_local.url = connection, url
-        _lookup_local.generation = None
-    return connection
-
-
-def send(commands: list[tuple]) -> list:
-    """The commands in one round trip over this thread's lookup connection, their replies in order (for the request
-    path: a client's pipeline bookkeeping would cost more than Redis itself). An error reply (e.g. OOM for a write
-    to a full Redis) is returned in its place as a ResponseError, not raised: the other commands' replies stand."""
-    connection = _lookup_connection()
-    try:
-        # hiredis packs each command in C; redis-py's own packing costs ~4x as much in Python per lookup.
-        payload = b"".join([hiredis.pack_command(command) for command in commands])
-        connection.send_packed_command([payload], check_health=False)
-        return [_read_reply(connection) for _ in commands]
-    except BaseException:
-        connection.disconnect()  # whatever state it is in, the next lookup starts afresh
-        raise
-
-
-def _read_reply(connection) -> object:
-    try:
-        return connection.read_response()
-    except redis.exceptions.ResponseError as error:  # raised once the reply was read: the connection is in step
-        return error
 
 
 def _read_live(command: Callable[[int], list[tuple]], also: Piggyback | None = None) -> tuple[int, list] | None:
@@ -159,7 +89,8 @@ def _read_live(command: Callable[[int], list[tuple]], also: Piggyback | None = N
     another component sent in the same round trip, after the transaction (once, whatever happens next; their
     replies kept there): outside it, so that their failing (a full Redis refusing a counter's write) cannot abort
     the lookup's read."""
-    _lookup_connection()
+    if getattr(_lookup_local, "url", None) != settings.HEXINDEX_REDIS_URL:  # another Redis (tests): start afresh
+        _lookup_local.url, _lookup_local.generation = settings.HEXINDEX_REDIS_URL, None
     for _ in range(3):
         known = _lookup_local.generation
         extra = also.commands if also is not None and also.replies is None else []

@@ -35,6 +35,7 @@ from django.conf import settings
 from django.db import connection
 from redis.exceptions import RedisError
 
+from core.redis import breaker
 from hexindex import codec, invalidation, redis_index
 from hexindex.cells import EXACT_CHECK_MARGIN, MAX_RES, mask_bits
 from hexindex.payload import PAYLOAD_COLUMNS, PUBLIC_SQL, AreaPayload, render
@@ -222,7 +223,6 @@ def lookup(*, lat: float, lng: float, also: redis_index.Piggyback | None = None)
 
 def _indexed_or_exact(indexed: Callable[[], T | None], exact: Callable[[], T]) -> T:
     """The index's answer, or the exact query's when Redis is unreachable or holds no index."""
-    breaker = redis_index.breaker
     for _ in range(2):
         if not breaker.allows():
             break  # Redis failed moments ago: straight to PostGIS, no waiting for another timeout

@@ -4,8 +4,8 @@ from celery import shared_task
 from django.db import DatabaseError
 from redis.exceptions import RedisError
 
+from core.tasks import DeliveryCountingTask
 from hexindex import build, invalidation, maintenance
-from worker.deliveries import DeliveryCountingTask
 
 TRANSIENT = (DatabaseError, RedisError)
 # Builds survive a worker crash (late ack) and retry transient failures with growing, jittered delays.

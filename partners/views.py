@@ -9,7 +9,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from partners import usage
-from partners.access import partner_for_request, raw_key
+from partners.keys import partner_for_request, raw_key
 from partners.models import KeyUsage, Partner, PartnerKey
 from partners.serializers import KeyUsageSerializer, NewPartnerKeySerializer, PartnerKeySerializer, PartnerSerializer
 from partners.services import key_create, key_revoke, key_update

@@ -4,8 +4,7 @@ networks (ADMIN_ALLOWED_NETWORKS, CIDRs; empty = any). Anywhere else it is a pla
 from django.conf import settings
 from django.http import HttpResponseNotFound
 
-from accounts.security import client_address
-from project.networks import address_in, parse_networks
+from core.networks import address_in, client_address, parse_networks
 
 
 class AdminAccessMiddleware:

@@ -1,6 +1,7 @@
 """Failures of a dependency are a JSON 503 that names it, on every path; nothing else is ever an HTML page.
 
-- DRF views: project.exceptions.exception_handler calls `dependency_error_response`.
+- Domain errors (core.errors.ApplicationError, and database outages) become JSON in core.http.error_response, used
+  by project.exceptions.exception_handler for DRF views and by everything below.
 - Plain Django views (admin, docs): DependencyErrorMiddleware.process_exception (it runs before Django's debug
   page, so DEBUG does not turn an outage into a traceback either). Under /api/ any other unexpected error is a
   JSON 500 there too, DEBUG or not.
@@ -13,35 +14,20 @@ import sys
 
 from django.core.exceptions import BadRequest, PermissionDenied, SuspiciousOperation
 from django.core.signals import got_request_exception
-from django.db import InterfaceError, OperationalError
 from django.http import Http404, JsonResponse
 from django.views.defaults import page_not_found
 
-from accounts.security import LOGIN_LIMITS_UNAVAILABLE, LoginLimitsUnavailable
+from core.errors import as_application_error
+from core.http import error_response
 
 log = logging.getLogger(__name__)
 request_log = logging.getLogger("django.request")
 
-DATABASE_ERRORS = (OperationalError, InterfaceError)  # connection refused or lost, statement timeout
-DATABASE_UNAVAILABLE = "The database is unavailable or too slow right now; nothing was changed. Please retry shortly."
-RETRY_AFTER_SECONDS = 5
-
-
-def dependency_error_body(exc: BaseException) -> dict | None:
-    """The 503 body for a dependency failure, or None when `exc` is not one."""
-    if isinstance(exc, DATABASE_ERRORS):
-        return {"detail": DATABASE_UNAVAILABLE, "code": "database_unavailable", "service": "postgres"}
-    if isinstance(exc, LoginLimitsUnavailable):  # sign-in and registration fail closed
-        return {"detail": LOGIN_LIMITS_UNAVAILABLE, "code": "login_limits_unavailable", "service": "redis"}
-    return None
-
 
 def dependency_error_response(exc: BaseException) -> JsonResponse | None:
-    body = dependency_error_body(exc)
-    if body is None:
-        return None
-    log.warning("%s unavailable: %s: %s", body["service"], exc.__class__.__name__, exc)
-    return JsonResponse(body, status=503, headers={"Retry-After": str(RETRY_AFTER_SECONDS)})
+    """A JSON answer for a domain error or a database outage, or None (anything else: a bug)."""
+    error = as_application_error(exc)
+    return error_response(error) if error is not None else None
 
 
 SERVER_ERROR = {"detail": "Internal server error.", "code": "server_error"}

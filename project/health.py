@@ -14,9 +14,8 @@ from rest_framework import serializers
 from rest_framework.decorators import api_view, authentication_classes, permission_classes
 from rest_framework.views import APIView
 
-from accounts.security import client_address
+from core.networks import address_in, client_address, parse_networks
 from hexindex import api as index
-from project.networks import address_in, parse_networks
 
 logger = logging.getLogger(__name__)
 

@@ -1,10 +1,11 @@
 """A lean request path for public, read-only GET endpoints such as the lookup.
 
 Those requests need none of the middleware: no session, CSRF token, messages, user or frame options. So the
-WSGI application is a dispatcher: a request whose PATH_INFO is exactly one of `settings.LEAN_PATHS` goes to
-Django's WSGI handler with an empty middleware chain, everything else to the normal one. The lean handler
-still resolves URLs, sends request_started/request_finished (they manage database connections) and turns
-exceptions into Django's 404/500 responses.
+WSGI application is a dispatcher: a request whose PATH_INFO is exactly the route of a view marked `lean = True`
+(partners.endpoint: the lookup and the trip) goes to Django's WSGI handler with an empty middleware chain,
+everything else to the normal one. The routes are read from the URLconf once, at start: nothing repeats them.
+The lean handler still resolves URLs, sends request_started/request_finished (they manage database connections)
+and turns exceptions into JSON 404/500 responses.
 
 Of what the middleware adds, only `X-Content-Type-Options: nosniff` matters for a JSON response, and the
 dispatcher adds it. Also skipped on lean paths, deliberately: the ALLOWED_HOSTS check (nothing there builds a
@@ -17,9 +18,9 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 
 import django
-from django.conf import settings
 from django.core.handlers.exception import convert_exception_to_response
 from django.core.handlers.wsgi import WSGIHandler
+from django.urls import URLResolver, get_resolver
 
 from project import errors
 
@@ -72,7 +73,25 @@ class LeanDispatcher:
         return self.full(environ, start_response)
 
 
+def lean_paths(patterns=None, prefix: str = "/") -> list[str]:
+    """The exact paths of the views marked `lean` in the URLconf (routes without parameters only)."""
+    if patterns is None:
+        patterns = get_resolver().url_patterns
+    found = []
+    for pattern in patterns:
+        route = str(pattern.pattern)
+        if isinstance(pattern, URLResolver):
+            found += lean_paths(pattern.url_patterns, prefix + route)
+        elif getattr(getattr(pattern.callback, "view_class", None), "lean", False) or getattr(
+            pattern.callback, "lean", False
+        ):
+            if "<" in route or getattr(pattern.pattern, "_is_endpoint", True) is False:
+                raise ValueError(f"a lean view needs a fixed route: {prefix}{route}")
+            found.append(prefix + route)
+    return found
+
+
 def get_wsgi_application() -> LeanDispatcher:
-    """As django.core.wsgi.get_wsgi_application, with the lean path for `settings.LEAN_PATHS`."""
+    """As django.core.wsgi.get_wsgi_application, with the lean path for the views marked lean."""
     django.setup(set_prefix=False)
-    return LeanDispatcher(lean_paths=settings.LEAN_PATHS)
+    return LeanDispatcher(lean_paths=lean_paths())

@@ -5,7 +5,8 @@ from drf_spectacular.views import SpectacularAPIView
 from rest_framework.routers import DefaultRouter
 
 from accounts.views import ApiTokenViewSet, RegisterView, TokenView
-from areas.views import BatchLookupView, ChangeFeedView, LookupView, ServiceAreaViewSet, TripLookupView
+from areas.api.crud import ServiceAreaViewSet
+from areas.api.partner import BatchLookupView, ChangeFeedView, LookupView, TripLookupView
 from partners.views import PartnerKeyViewSet, PartnerViewSet, UsageView
 from project import docs
 from project.api_root import api_root

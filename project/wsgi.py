@@ -1,4 +1,4 @@
-"""The WSGI application: Django, with the lean path for `settings.LEAN_PATHS` (project/lean.py)."""
+"""The WSGI application: Django, with the lean path for the views marked lean (project/lean.py)."""
 
 import os
 

@@ -1,6 +1,6 @@
 from django.contrib import admin, messages
 
-from hexindex.api import IndexBusy, IndexUnavailable
+from core.errors import ApplicationError
 from providers.models import Provider
 from providers.services import provider_delete, provider_review, provider_set_approval, provider_update
 
@@ -66,5 +66,5 @@ class ProviderAdmin(admin.ModelAdmin):
 def _guarded(request, action, **kwargs) -> None:
     try:
         action(**kwargs)
-    except (IndexUnavailable, IndexBusy) as exc:
-        messages.error(request, str(exc))
+    except ApplicationError as exc:  # the index unreachable or busy
+        messages.error(request, str(exc.detail))

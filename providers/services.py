@@ -4,10 +4,10 @@ so no account can rewrite what travellers see, or make the index refresh all its
 
 from django.db import IntegrityError, transaction
 from django.utils import timezone
-from rest_framework.exceptions import ValidationError
 
+from core.concurrency import check_if_match
+from core.errors import InvalidInput
 from hexindex import api as index
-from project.concurrency import check_if_match
 from providers.models import Provider
 from providers.serializers import EMAIL_TAKEN
 
@@ -23,7 +23,7 @@ def _save(provider: Provider, fields: list[str] | None = None) -> Provider:
             provider.save(update_fields=fields)
     except IntegrityError as exc:
         if "provider_owner_email_unique_ci" in str(exc):
-            raise ValidationError({"email": [EMAIL_TAKEN]}) from exc
+            raise InvalidInput({"email": [EMAIL_TAKEN]}) from exc
         raise
     return provider
 
@@ -80,7 +80,7 @@ def provider_review(*, provider: Provider, accept: bool) -> Provider:
     """Staff accept (the proposals become what lookups show) or reject the changes waiting for review."""
     provider = _locked(provider)
     if not provider.pending_review:
-        raise ValidationError({"pending_review": [NOTHING_TO_REVIEW]})
+        raise InvalidInput({"pending_review": [NOTHING_TO_REVIEW]})
     accepted = dict(provider.pending_review) if accept else {}
     provider.pending_review, provider.review_requested_at = {}, None
     return _apply(provider, accepted, [*accepted, "pending_review", "review_requested_at", "updated_at"])

@@ -3,7 +3,7 @@ from rest_framework import permissions, viewsets
 from rest_framework.decorators import action
 from rest_framework.response import Response
 
-from project.concurrency import IF_MATCH, ETagMixin
+from core.concurrency import IF_MATCH, ETagMixin
 from providers.filters import ProviderFilter
 from providers.models import Provider
 from providers.permissions import IsProviderManagerOrReadOnly, IsStaff, visible_providers

@@ -6,7 +6,7 @@ from rest_framework import permissions
 from rest_framework.authentication import BaseAuthentication
 from rest_framework.exceptions import AuthenticationFailed
 
-from partners.access import INVALID_KEY, partner_for_request, raw_key
+from partners.keys import INVALID_KEY, partner_for_request, raw_key
 from partners.models import Partner
 
 NEED_KEY_OR_STAFF = "Send your partner API key (X-API-Key), or a staff token."

@@ -13,7 +13,7 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "project.settings.local")
 
 keep_worker_alive_on_connection_loss()
 
-app = Celery("servicearea", task_cls="worker.deliveries:DeliveryCountingTask")
+app = Celery("servicearea", task_cls="core.tasks:DeliveryCountingTask")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
 

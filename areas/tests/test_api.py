@@ -7,9 +7,9 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
 from areas import geometry as g
+from areas.api.crud import NOT_YOUR_PROVIDER
 from areas.models import ServiceArea
 from areas.serializers import NOT_A_FEATURE, PRICE_INVALID
-from areas.views import NOT_YOUR_PROVIDER
 from conftest import feature, multipolygon, polygon, square
 
 URL = "/api/v1/service-areas/"

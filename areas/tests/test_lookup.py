@@ -11,7 +11,7 @@ import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
-from areas.views import COORDINATE_MISSING, COORDINATE_NOT_A_NUMBER, COORDINATE_OUT_OF_RANGE
+from areas.lookups import COORDINATE_MISSING, COORDINATE_NOT_A_NUMBER, COORDINATE_OUT_OF_RANGE
 from conftest import multipolygon, polygon, square
 
 URL = "/api/v1/lookup/"

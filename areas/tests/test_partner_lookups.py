@@ -208,7 +208,7 @@ def test_cors_allows_configured_origins_only(api, db, settings):
 
 
 def test_the_lean_paths_answer_a_cors_preflight_themselves(rf, settings, db):
-    from areas.views import LookupView
+    from areas.api.partner import LookupView
 
     settings.CORS_ALLOWED_ORIGINS = ["https://partner.example"]
     request = rf.options(LOOKUP, HTTP_ORIGIN="https://partner.example", HTTP_ACCESS_CONTROL_REQUEST_METHOD="GET")

@@ -14,6 +14,7 @@ from shapely.geometry import MultiPolygon, Polygon, box, mapping
 from areas.selectors import areas_covering
 from areas.services import area_create, area_update
 from conftest import square
+from core.redis import breaker
 from hexindex import redis_index
 from hexindex.build import index_areas
 from hexindex.selectors import MAX_PENDING_CHECKS, lookup, lookup_exact
@@ -289,7 +290,7 @@ def test_an_unresponsive_redis_opens_the_circuit_and_lookups_go_straight_to_post
         later_seconds = (time.perf_counter() - started) / 5
         assert (first.source, ids(first), later.source, ids(later)) == ("postgis", [area.id], "postgis", [area.id])
         assert first_seconds < 1.0 and later_seconds < 0.1  # one timeout, then none
-        assert redis_index.breaker.state == "open"
+        assert breaker.state == "open"
         # Writes are refused at once with a 503 naming Redis, not after a timeout each.
         owner = area.provider.owner
         response = client_for(owner).patch(
@@ -301,4 +302,4 @@ def test_an_unresponsive_redis_opens_the_circuit_and_lookups_go_straight_to_post
         silent.close()
     time.sleep(0.6)
     assert lookup(lat=50.0, lng=10.0).source == "index"  # the trial after the pause closes the circuit again
-    assert redis_index.breaker.state == "closed"
+    assert breaker.state == "closed"

@@ -128,7 +128,7 @@ def _area_behind_the_services_back(make_provider):
 def _deliveries_that_died(task_id: str, count: int) -> None:
     import redis
 
-    from worker.deliveries import deliveries_key
+    from core.tasks import deliveries_key
 
     redis.Redis.from_url(settings.CELERY_BROKER_URL).set(deliveries_key(task_id), count)
 
@@ -136,8 +136,8 @@ def _deliveries_that_died(task_id: str, count: int) -> None:
 def test_a_task_that_killed_its_worker_three_times_is_given_up_and_shown_failed(worker, make_provider, client_for):
     import redis
 
+    from core.tasks import deliveries_key
     from hexindex.tasks import index_area
-    from worker.deliveries import deliveries_key
 
     area = _area_behind_the_services_back(make_provider)
     _deliveries_that_died("poison", 3)
@@ -158,8 +158,8 @@ def test_a_task_that_killed_its_worker_three_times_is_given_up_and_shown_failed(
 def test_a_task_whose_earlier_deliveries_died_fewer_times_runs_and_its_count_is_cleared(worker, make_provider):
     import redis
 
+    from core.tasks import deliveries_key
     from hexindex.tasks import index_area
-    from worker.deliveries import deliveries_key
 
     area = _area_behind_the_services_back(make_provider)
     _deliveries_that_died("survivor", 2)

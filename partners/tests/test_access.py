@@ -7,7 +7,7 @@ import pytest
 from django.utils import timezone
 
 from conftest import square
-from partners import access, usage
+from partners import keys, limits, usage
 from partners.models import KeyUsage, Partner, PartnerKey
 from partners.services import key_create
 
@@ -22,7 +22,8 @@ AIRPORT = {"lat": 40.6413, "lng": -73.7781}
 @pytest.fixture(autouse=True)
 def fresh_process(monkeypatch):
     """Each test as a new web process: no keys remembered, no Redis pause."""
-    monkeypatch.setattr(access, "_state", access._State())
+    keys.forget_all()
+    limits.forget_all()
 
 
 @pytest.fixture
@@ -109,10 +110,10 @@ def test_another_process_hears_of_a_revocation_through_the_epoch(api, airport, m
     record, key = make_key()
     assert api.get(LOOKUP, AIRPORT, HTTP_X_API_KEY=key).status_code == 200
     # Revoked elsewhere (another process, the admin): this process's memory is left as it was.
-    remembered = dict(access._state.keys)
+    remembered = dict(keys._keys.known)
     PartnerKey.objects.filter(pk=record.pk).update(revoked=True)
-    access._redis().incr(access.EPOCH_KEY)
-    access._state.keys.update(remembered)
+    keys.index_client().incr(keys.EPOCH_KEY)
+    keys._keys.known.update(remembered)
     assert api.get(LOOKUP, AIRPORT, HTTP_X_API_KEY=key).status_code == 401
 
 
@@ -121,7 +122,7 @@ def test_an_expired_key_is_refused(api, airport, make_key):
     assert api.get(LOOKUP, AIRPORT, HTTP_X_API_KEY=expired).status_code == 401
     record, soon = make_key(expiry_date=timezone.now() + timedelta(days=1))
     assert api.get(LOOKUP, AIRPORT, HTTP_X_API_KEY=soon).status_code == 200
-    access._state.keys[soon] = access._state.keys[soon].__class__(
+    keys._keys.known[soon] = keys._keys.known[soon].__class__(
         record.pk, record.prefix, record.partner_id, 600, timezone.now().timestamp() - 1, 1e18
     )  # remembered, and its expiry has just passed
     assert api.get(LOOKUP, AIRPORT, HTTP_X_API_KEY=soon).status_code == 401
@@ -317,16 +318,16 @@ def test_a_lookup_counts_in_its_own_redis_read_not_a_round_trip_of_its_own(api, 
     def no_round_trip(commands):
         raise AssertionError(f"a round trip of its own: {commands}")
 
-    sent = access._send
-    monkeypatch.setattr(access, "_send", no_round_trip)
+    sent = limits.send
+    monkeypatch.setattr(limits, "send", no_round_trip)
     response = api.get(LOOKUP, AIRPORT, HTTP_X_API_KEY=key)
     assert lookup_ids(response) == [airport.id] and response["X-RateLimit-Remaining"] == "0"
-    monkeypatch.setattr(access, "_send", sent)
+    monkeypatch.setattr(limits, "send", sent)
     assert api.get(LOOKUP, AIRPORT, HTTP_X_API_KEY=key).status_code == 429
 
 
 def test_past_its_limit_a_caller_is_refused_before_any_lookup(api, airport, make_key, monkeypatch):
-    from areas import views
+    from areas.api import partner as views
 
     _, key = make_key(rate=1)
     assert api.get(LOOKUP, AIRPORT, HTTP_X_API_KEY=key).status_code == 200

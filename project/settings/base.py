@@ -73,8 +73,6 @@ HEALTH_DETAIL_ALLOWED_NETWORKS = env.list("HEALTH_DETAIL_ALLOWED_NETWORKS", defa
 
 ROOT_URLCONF = "project.urls"
 WSGI_APPLICATION = "project.wsgi.application"
-# Public read-only GETs answered without middleware (project/lean.py): they need no session, CSRF or auth.
-LEAN_PATHS = ["/api/v1/lookup/", "/api/v1/lookup/trip/"]
 # Browser-based partners: the origins allowed to call the API (django-cors-headers; the lean lookup paths apply
 # the same lists themselves). Tokens go in headers, never cookies, so no credentials mode.
 CORS_ALLOWED_ORIGINS = env.list("CORS_ALLOWED_ORIGINS", default=[])
@@ -285,7 +283,7 @@ REST_FRAMEWORK = {
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
-    "DEFAULT_PAGINATION_CLASS": "project.pagination.PageNumberPagination",
+    "DEFAULT_PAGINATION_CLASS": "core.pagination.PageNumberPagination",
     "PAGE_SIZE": 50,
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "project.exceptions.exception_handler",
@@ -379,7 +377,7 @@ CELERY_TASK_IGNORE_RESULT = True
 CELERY_WORKER_MAX_TASKS_PER_CHILD = env.int("CELERY_WORKER_MAX_TASKS_PER_CHILD", default=1000)
 CELERY_WORKER_MAX_MEMORY_PER_CHILD = env.int("CELERY_WORKER_MAX_MEMORY_PER_CHILD", default=512_000)
 # A task whose message was delivered this many times without its process ever returning (it kills its worker:
-# out of memory, a crash in a C library) is given up rather than requeued forever (worker/deliveries.py).
+# out of memory, a crash in a C library) is given up rather than requeued forever (core/tasks.py).
 TASK_MAX_WORKER_DEATHS = env.int("TASK_MAX_WORKER_DEATHS", default=3)
 # The index sweep (hexindex.maintenance.sweep) runs every HEXINDEX_SWEEP_SECONDS. Index work it queued is sent
 # again once it has not come back for HEXINDEX_REENQUEUE_AFTER seconds (HEXINDEX_FAILED_RETRY_AFTER after a

@@ -2,14 +2,12 @@
 Redis databases of its own, plus the reference endpoints the benchmark compares the lookup with."""
 
 from .base import *  # noqa: F403
-from .base import INSTALLED_APPS, LEAN_PATHS, REDIS_URL, env
+from .base import INSTALLED_APPS, REDIS_URL, env
 
 DEBUG = False
 SECRET_KEY = SECRET_KEY or "bench-only-secret-key"  # noqa: F405
 INSTALLED_APPS = [*INSTALLED_APPS, "bench"]
 ROOT_URLCONF = "bench.urls"
-# The lookup and the baselines it is compared with as a careful engineer would serve them: without middleware.
-LEAN_PATHS = [*LEAN_PATHS, "/bench/raw-lookup/", "/bench/minimal/"]
 DATABASES["default"]["NAME"] = env.str("BENCH_DATABASE_NAME", default="bench_servicearea")  # noqa: F405
 DATABASES["default"]["CONN_MAX_AGE"] = None  # noqa: F405
 CELERY_BROKER_URL = env.str("BENCH_CELERY_BROKER_URL", default=f"{REDIS_URL}/13")

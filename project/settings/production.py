@@ -80,7 +80,7 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
     "loggers": {
         "django.request": {"level": "WARNING"},
-        # CloudWatch embedded metric format: each line must be the JSON document alone (project/metrics.py).
+        # CloudWatch embedded metric format: each line must be the JSON document alone (core/metrics.py).
         "servicearea.emf": {"handlers": ["emf"], "level": "INFO", "propagate": False},
     },
 }

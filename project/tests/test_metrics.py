@@ -74,7 +74,7 @@ def test_metrics_are_for_loopback_or_the_token_holder(client, db, settings, toke
 def test_lookup_counts_go_to_cloudwatch_as_embedded_metrics_once_a_minute(settings, caplog, monkeypatch):
     import orjson
 
-    from project.metrics import CloudWatchLookups
+    from core.metrics import CloudWatchLookups
 
     settings.CLOUDWATCH_METRICS_NAMESPACE = "stack/Celery"
     counter = CloudWatchLookups()

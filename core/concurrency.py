@@ -7,8 +7,8 @@ send (the services save those fields alone), so two writes of different fields n
 
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter
-from rest_framework import status
-from rest_framework.exceptions import APIException
+
+from core.errors import PreconditionFailed
 
 IF_MATCH = OpenApiParameter(
     "If-Match",
@@ -19,15 +19,6 @@ IF_MATCH = OpenApiParameter(
 STALE = "This {what} changed since you read it (its ETag is now {etag}): read it again and retry your change."
 
 
-class PreconditionFailed(APIException):
-    status_code = status.HTTP_412_PRECONDITION_FAILED
-    default_code = "precondition_failed"
-
-    def __init__(self, *, what: str, etag: str):
-        super().__init__(STALE.format(what=what, etag=etag))
-        self.etag = etag
-
-
 def check_if_match(if_match: str | None, current: str, *, what: str) -> None:
     """RFC 9110 If-Match: `*` or a list of entity tags, compared strongly (a weak tag never matches)."""
     if if_match is None:
@@ -35,7 +26,7 @@ def check_if_match(if_match: str | None, current: str, *, what: str) -> None:
     tags = [tag.strip() for tag in if_match.split(",")]
     if "*" in tags or current in tags:
         return
-    raise PreconditionFailed(what=what, etag=current)
+    raise PreconditionFailed(STALE.format(what=what, etag=current), headers={"ETag": current})
 
 
 class ETagMixin:
