@@ -263,7 +263,7 @@ class Stack:
         self.worker = Process(
             "worker",
             [str(BIN / "celery"), "-A", "worker", "worker", "--loglevel", "INFO", "--concurrency", "2", "-Q",
-             "index,maintenance", "--events", "--hostname", "faults@%h"],
+             "index,maintenance,webhooks", "--events", "--hostname", "faults@%h"],
             self.env, workdir / "worker.log",
         )  # fmt: skip
         self.beat = Process(

@@ -77,7 +77,7 @@ supervise web - "$VENV/bin/gunicorn" project.wsgi:application --bind "127.0.0.1:
   --workers "${WEB_CONCURRENCY:-3}" --access-logfile - --error-logfile - &
 children+=($!)
 supervise worker "$RUN_DIR/logs/worker.log" "$VENV/bin/celery" -A worker worker --loglevel INFO \
-  --concurrency "${WORKER_CONCURRENCY:-2}" -Q index,maintenance --events --hostname "worker@%h" &
+  --concurrency "${WORKER_CONCURRENCY:-2}" -Q index,maintenance,webhooks --events --hostname "worker@%h" &
 children+=($!)
 supervise beat "$RUN_DIR/logs/beat.log" "$VENV/bin/celery" -A worker beat --loglevel INFO \
   --schedule "$RUN_DIR/celerybeat-schedule" &

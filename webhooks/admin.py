@@ -63,10 +63,10 @@ class WebhookAdmin(admin.ModelAdmin):
         rows = deliveries_recent(webhook=webhook)[:RECENT_SHOWN]
         table = format_html_join(
             "",
-            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{} ms</td><td>{}</td></tr>",
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
             (
-                (d.started_at.isoformat(timespec="seconds"), d.kind, d.change_count, d.status_code or "-",
-                 d.duration_ms, d.error[:120])
+                (d.started_at.isoformat(timespec="seconds"), d.kind, d.change_count, d.status_code or d.status,
+                 "-" if d.duration_ms is None else f"{d.duration_ms} ms", d.error[:120])
                 for d in rows
             ),
         )  # fmt: skip
@@ -100,8 +100,8 @@ class WebhookAdmin(admin.ModelAdmin):
 
 @admin.register(WebhookDelivery)
 class WebhookDeliveryAdmin(admin.ModelAdmin):
-    list_display = ["started_at", "webhook", "kind", "ok", "status_code", "change_count", "duration_ms", "error"]
-    list_filter = ["ok", "kind"]
+    list_display = ["started_at", "webhook", "kind", "status", "status_code", "change_count", "duration_ms", "error"]
+    list_filter = ["status", "kind"]
     list_select_related = ["webhook"]
     search_fields = ["delivery_id", "webhook__url", "task_id"]
     date_hierarchy = "started_at"

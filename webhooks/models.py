@@ -58,17 +58,26 @@ class Webhook(models.Model):
 
 
 class WebhookDelivery(models.Model):
-    """One attempt to POST to a webhook: a batch of changes, or a ping. Only recent ones are kept."""
+    """One attempt to POST to a webhook: a batch of changes, or a ping. Only recent ones are kept.
+
+    A batch is logged once sent. A ping is logged when a partner asks for it (queued), then sent by the worker."""
 
     class Kind(models.TextChoices):
         CHANGES = "changes"
         PING = "ping"
 
+    class Status(models.TextChoices):
+        QUEUED = "queued"
+        SENDING = "sending"
+        SUCCEEDED = "succeeded"
+        FAILED = "failed"
+
     webhook = models.ForeignKey(Webhook, on_delete=models.CASCADE, related_name="deliveries")
     delivery_id = models.UUIDField(help_text="Sent as X-Webhook-Delivery.")
     kind = models.CharField(max_length=7, choices=Kind.choices, default=Kind.CHANGES)
-    started_at = models.DateTimeField()
-    duration_ms = models.PositiveIntegerField()
+    status = models.CharField(max_length=9, choices=Status.choices)
+    started_at = models.DateTimeField(help_text="When it was sent (a ping not sent yet: when it was asked for).")
+    duration_ms = models.PositiveIntegerField(null=True, blank=True, help_text="None until it was sent.")
     ok = models.BooleanField()
     status_code = models.PositiveSmallIntegerField(null=True, blank=True)
     error = models.TextField(blank=True)

@@ -19,3 +19,7 @@ def webhooks_visible(*, partner_id: int | None) -> QuerySet[Webhook]:
 
 def deliveries_recent(*, webhook: Webhook) -> QuerySet[WebhookDelivery]:
     return WebhookDelivery.objects.filter(webhook=webhook).order_by("-started_at", "-id")
+
+
+def delivery_get(*, webhook: Webhook, delivery_id: str) -> WebhookDelivery | None:
+    return WebhookDelivery.objects.filter(webhook=webhook, delivery_id=delivery_id).first()

@@ -85,6 +85,7 @@ class WebhookDeliverySerializer(serializers.ModelSerializer):
         fields = [
             "delivery_id",
             "kind",
+            "status",
             "started_at",
             "duration_ms",
             "ok",
@@ -94,3 +95,13 @@ class WebhookDeliverySerializer(serializers.ModelSerializer):
             "first_cursor",
             "last_cursor",
         ]
+
+
+class PingQueuedSerializer(WebhookDeliverySerializer):
+    url = serializers.SerializerMethodField(help_text="Where to read the ping's outcome (GET).")
+
+    class Meta(WebhookDeliverySerializer.Meta):
+        fields = [*WebhookDeliverySerializer.Meta.fields, "url"]
+
+    def get_url(self, delivery: WebhookDelivery) -> str:
+        return self.context["url"]

@@ -4,9 +4,14 @@ Delivery reads the feed after the webhook's cursor (areas.changes), POSTs up to 
 signed JSON batch, and moves the cursor only after a 2xx. A failure leaves the cursor where it was, so the same
 changes (and any newer ones) go out again on the next attempt; after WEBHOOKS_MAX_FAILURES in a row the webhook
 is disabled until its partner or staff enable it again.
+
+Every request (batch or ping) is made in the worker, within WEBHOOKS_REQUEST_DEADLINE_SECONDS all told, and at most
+WEBHOOKS_PARTNER_CONCURRENCY of one partner's at a time (locks.partner_slot): a delivery that finds them all taken
+is tried again in a few seconds (`DeliveryOutcome.busy`), so one partner's slow receivers cannot hold every worker.
 """
 
 import logging
+import random
 import secrets
 import time
 import uuid
@@ -14,6 +19,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 import orjson
+from celery import signature
 from django.conf import settings
 from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
@@ -23,7 +29,7 @@ from areas.changes import changes_since, format_cursor, parse_cursor
 from areas.models import AreaChange
 from partners.models import Partner
 from webhooks import selectors, signing, transport
-from webhooks.locks import delivery_lock
+from webhooks.locks import delivery_lock, partner_slot
 from webhooks.models import Webhook, WebhookDelivery
 
 log = logging.getLogger(__name__)
@@ -35,11 +41,17 @@ REQUEUE_AFTER_SECONDS = 120
 # A retry that has not started this long after it was due is taken to be lost (its worker was replaced, its
 # message dropped): the dispatcher queues a delivery itself.
 RETRY_GRACE_SECONDS = 120
+# A delivery that found its partner's slots taken is tried again after this many seconds (at random, so that the
+# waiting ones do not all come back at once).
+BUSY_RETRY_SECONDS = (1.0, 4.0)
 
 TOO_MANY_WEBHOOKS = "webhooks"
 DISABLED_AFTER_FAILURES = "Disabled after {failures} consecutive failed deliveries; last: {error}"
 DISABLED_GONE = "Disabled: the URL answered 410 Gone."
 PAUSED = "Paused: set active to true to resume (changes since are delivered then)."
+PARTNER_BUSY = "the partner's delivery slots are all in use"
+PING_LOST = "Not sent: it was lost on its way to a worker; ask for another ping."
+PING_NOT_QUEUED = "Not sent: the task queue is unavailable; ask for another ping shortly."
 
 
 class WebhookLimitReached(Exception):
@@ -56,6 +68,18 @@ class WebhookDisabled(Exception):
     """Given up on a webhook (the task fails with it: Failure in Flower; the admin shows the webhook disabled)."""
 
 
+class PartnerBusy(Exception):
+    """Every delivery slot of the webhook's partner is in use (the task retries shortly: Retry in Flower)."""
+
+
+class PingNotQueued(Exception):
+    """The ping could not be handed to the worker (the broker is unreachable); it is logged as failed."""
+
+    def __init__(self, delivery: WebhookDelivery):
+        super().__init__(PING_NOT_QUEUED)
+        self.delivery = delivery
+
+
 @dataclass(frozen=True, slots=True)
 class DeliveryOutcome:
     sent: int = 0  # changes acknowledged by the URL
@@ -65,10 +89,16 @@ class DeliveryOutcome:
     error: str = ""  # the failed attempt's error
     retry_in: int | None = None  # seconds until the task retries
     disabled: str = ""  # why the webhook was disabled
+    busy: bool = False  # nothing attempted: the partner's slots are all in use; the task tries again shortly
 
 
 def secret_generate() -> str:
     return secrets.token_urlsafe(32)
+
+
+def busy_wait() -> float:
+    """Seconds before a delivery that found its partner's slots taken tries again."""
+    return random.uniform(*BUSY_RETRY_SECONDS)
 
 
 def retry_wait(failures: int) -> int:
@@ -152,10 +182,13 @@ def webhook_deliver(*, webhook_id: int, task_id: str = "") -> DeliveryOutcome:
     with delivery_lock(webhook_id) as held:
         if not held:
             return DeliveryOutcome(skipped="another delivery of this webhook is running")
+        outcome = None
         try:
-            return _deliver_locked(webhook_id, task_id)
+            outcome = _deliver_locked(webhook_id, task_id)
+            return outcome
         finally:
-            Webhook.objects.filter(pk=webhook_id).update(queued_at=None)
+            if outcome is None or not outcome.busy:  # a busy one is still queued: it comes back shortly
+                Webhook.objects.filter(pk=webhook_id).update(queued_at=None)
 
 
 def _deliver_locked(webhook_id: int, task_id: str) -> DeliveryOutcome:
@@ -167,6 +200,13 @@ def _deliver_locked(webhook_id: int, task_id: str) -> DeliveryOutcome:
     if webhook.retry_at is not None and webhook.retry_at > timezone.now() and webhook.retry_task_id != task_id:
         # Another task retries at that time: this one must not shorten the partner's backoff.
         return DeliveryOutcome(skipped=f"a retry is due at {webhook.retry_at.isoformat()}")
+    with partner_slot(webhook.partner_id, slots=settings.WEBHOOKS_PARTNER_CONCURRENCY) as slot:
+        if not slot:
+            return DeliveryOutcome(busy=True, skipped=PARTNER_BUSY)
+        return _send_batches(webhook, task_id)
+
+
+def _send_batches(webhook: Webhook, task_id: str) -> DeliveryOutcome:
     deadline = time.monotonic() + settings.WEBHOOKS_TIME_BUDGET_SECONDS
     sent = posts = 0
     while True:
@@ -185,17 +225,99 @@ def _deliver_locked(webhook_id: int, task_id: str) -> DeliveryOutcome:
             return DeliveryOutcome(sent=sent, posts=posts, more=page["more"])
 
 
-def webhook_ping(*, webhook: Webhook) -> WebhookDelivery | None:
-    """A signed `ping` (no changes, the webhook's cursor) sent now; its cursor and failure count stay as they are."""
-    return _post(webhook, kind=WebhookDelivery.Kind.PING, changes=[], task_id="")
+def webhook_ping_request(*, webhook: Webhook) -> WebhookDelivery:
+    """A signed `ping` (no changes, the webhook's cursor) queued for the worker, logged as `queued`; the worker
+    logs what the URL answered on the same delivery. A ping still waiting is answered instead of queueing another
+    (unless it looks lost), so asking again and again queues nothing more. The cursor and failure count stay."""
+    now = timezone.now()
+    pending = [WebhookDelivery.Status.QUEUED, WebhookDelivery.Status.SENDING]
+    with transaction.atomic():
+        Webhook.objects.select_for_update().filter(pk=webhook.pk).first()  # one request per webhook at a time
+        pings = WebhookDelivery.objects.filter(webhook=webhook, kind=WebhookDelivery.Kind.PING, status__in=pending)
+        waiting = pings.filter(started_at__gt=now - timedelta(seconds=REQUEUE_AFTER_SECONDS)).first()
+        if waiting is not None:
+            return waiting
+        pings.update(status=WebhookDelivery.Status.FAILED, error=PING_LOST)
+        delivery = WebhookDelivery.objects.create(
+            webhook=webhook,
+            delivery_id=uuid.uuid4(),
+            kind=WebhookDelivery.Kind.PING,
+            status=WebhookDelivery.Status.QUEUED,
+            started_at=now,
+            ok=False,
+        )
+        transaction.on_commit(lambda: _queue_ping(delivery))
+    return delivery
+
+
+def _queue_ping(delivery: WebhookDelivery) -> None:
+    try:
+        # By name (as worker.celery routes it): webhooks.tasks imports this module.
+        signature("webhooks.ping", args=(delivery.pk,)).delay()
+    except Exception as exc:  # the broker is down (kombu and redis raise several kinds)
+        log.warning("could not queue ping %s", delivery.delivery_id, exc_info=True)
+        delivery.status, delivery.error = WebhookDelivery.Status.FAILED, PING_NOT_QUEUED
+        delivery.save(update_fields=["status", "error"])
+        raise PingNotQueued(delivery) from exc
+
+
+def ping_send(*, delivery_pk: int, task_id: str = "") -> DeliveryOutcome:
+    """Send a queued ping (the worker's half of `webhook_ping_request`) and log the answer on its delivery."""
+    delivery = WebhookDelivery.objects.select_related("webhook").filter(pk=delivery_pk).first()
+    if delivery is None:
+        return DeliveryOutcome(skipped="deleted")
+    if delivery.status != WebhookDelivery.Status.QUEUED:
+        return DeliveryOutcome(skipped=f"already {delivery.status}")
+    webhook = delivery.webhook
+    with partner_slot(webhook.partner_id, slots=settings.WEBHOOKS_PARTNER_CONCURRENCY) as slot:
+        if not slot:
+            return DeliveryOutcome(busy=True, skipped=PARTNER_BUSY)
+        claimed = WebhookDelivery.objects.filter(pk=delivery_pk, status=WebhookDelivery.Status.QUEUED).update(
+            status=WebhookDelivery.Status.SENDING, started_at=timezone.now(), task_id=task_id
+        )
+        if not claimed:  # another task took it meanwhile
+            return DeliveryOutcome(skipped="taken by another task")
+        result = _send(webhook, kind=WebhookDelivery.Kind.PING, changes=[], delivery_id=delivery.delivery_id)
+    WebhookDelivery.objects.filter(pk=delivery_pk).update(
+        status=WebhookDelivery.Status.SUCCEEDED if result.ok else WebhookDelivery.Status.FAILED,
+        ok=result.ok,
+        status_code=result.status_code,
+        error=result.error,
+        duration_ms=result.duration_ms,
+    )
+    return DeliveryOutcome(posts=1, error=result.error)
 
 
 def _post(webhook: Webhook, *, kind: str, changes: list[dict], task_id: str) -> WebhookDelivery | None:
     """POST one signed batch and log the attempt (None: the webhook was deleted meanwhile)."""
+    delivery_id = uuid.uuid4()
+    started_at = timezone.now()
+    result = _send(webhook, kind=kind, changes=changes, delivery_id=delivery_id)
+    try:
+        return WebhookDelivery.objects.create(
+            webhook=webhook,
+            delivery_id=delivery_id,
+            kind=kind,
+            status=WebhookDelivery.Status.SUCCEEDED if result.ok else WebhookDelivery.Status.FAILED,
+            started_at=started_at,
+            duration_ms=result.duration_ms,
+            ok=result.ok,
+            status_code=result.status_code,
+            error=result.error,
+            change_count=len(changes),
+            first_cursor=changes[0]["cursor"] if changes else "",
+            last_cursor=changes[-1]["cursor"] if changes else "",
+            task_id=task_id or "",
+        )
+    except IntegrityError:  # the webhook was deleted while its URL was called
+        return None
+
+
+def _send(webhook: Webhook, *, kind: str, changes: list[dict], delivery_id: uuid.UUID) -> transport.PostResult:
+    """POST one signed batch (or ping) to the webhook's URL."""
     cursor = changes[-1]["cursor"] if changes else format_cursor(webhook.cursor)
     body = orjson.dumps({"type": kind, "webhook": webhook.id, "changes": changes, "cursor": cursor})
     timestamp = int(time.time())
-    delivery_id = uuid.uuid4()
     headers = {
         "Content-Type": "application/json",
         "User-Agent": USER_AGENT,
@@ -205,32 +327,15 @@ def _post(webhook: Webhook, *, kind: str, changes: list[dict], task_id: str) -> 
         "X-Webhook-Timestamp": str(timestamp),
         "X-Webhook-Signature": signing.sign(webhook.secret, timestamp, body),
     }
-    started_at = timezone.now()
-    result = transport.post(
+    return transport.post(
         webhook.url,
         body,
         headers,
         allow_local=settings.WEBHOOKS_ALLOW_LOCAL,
+        deadline=settings.WEBHOOKS_REQUEST_DEADLINE_SECONDS,
         connect_timeout=settings.WEBHOOKS_CONNECT_TIMEOUT,
-        read_timeout=settings.WEBHOOKS_READ_TIMEOUT,
+        ca_file=settings.WEBHOOKS_CA_BUNDLE,
     )
-    try:
-        return WebhookDelivery.objects.create(
-            webhook=webhook,
-            delivery_id=delivery_id,
-            kind=kind,
-            started_at=started_at,
-            duration_ms=result.duration_ms,
-            ok=result.ok,
-            status_code=result.status_code,
-            error=result.error,
-            change_count=len(changes),
-            first_cursor=changes[0]["cursor"] if changes else "",
-            last_cursor=cursor if changes else "",
-            task_id=task_id or "",
-        )
-    except IntegrityError:  # the webhook was deleted while its URL was called
-        return None
 
 
 def _succeeded(webhook: Webhook, delivery: WebhookDelivery, cursor: tuple[int, int]) -> None:

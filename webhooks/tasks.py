@@ -1,15 +1,18 @@
-"""Celery tasks for webhooks: they take ids and are idempotent (a delivery sends what the feed lists after the
-webhook's cursor, whoever runs it, one at a time)."""
+"""Celery tasks for webhooks, on the `webhooks` queue (worker/celery.py): they take ids and are idempotent (a
+delivery sends what the feed lists after the webhook's cursor, whoever runs it, one at a time). A task that finds
+its partner's delivery slots all in use is retried a few seconds later, never dropped."""
 
 from celery import shared_task
 
 from webhooks import services
-from webhooks.services import DeliveryFailed, WebhookDisabled
+from webhooks.services import DeliveryFailed, PartnerBusy, WebhookDisabled
 
-# A run sends batches for WEBHOOKS_TIME_BUDGET_SECONDS, then finishes the POST under way (connect and read
-# timeouts, and name resolution, which has no timeout of its own).
+# A run sends batches for WEBHOOKS_TIME_BUDGET_SECONDS, then finishes the POST under way (at most
+# WEBHOOKS_REQUEST_DEADLINE_SECONDS, name resolution included).
 DELIVER_SOFT_LIMIT = 90
 DELIVER_HARD_LIMIT = 120
+PING_SOFT_LIMIT = 40
+PING_HARD_LIMIT = 60
 
 
 @shared_task(
@@ -24,6 +27,8 @@ def deliver(self, webhook_id: int) -> str:
     """POST the changes waiting for a webhook. A failed batch is retried with exponential backoff (Retry in
     Flower); the last failure disables the webhook and fails the task (Failure in Flower)."""
     outcome = services.webhook_deliver(webhook_id=webhook_id, task_id=self.request.id or "")
+    if outcome.busy:
+        raise self.retry(exc=PartnerBusy(f"webhook {webhook_id}: {outcome.skipped}"), countdown=services.busy_wait())
     if outcome.disabled:
         raise WebhookDisabled(f"webhook {webhook_id}: {outcome.disabled}")
     if outcome.retry_in is not None:
@@ -35,6 +40,23 @@ def deliver(self, webhook_id: int) -> str:
         return f"webhook {webhook_id}: failed ({outcome.error}); another task retries it"
     more = "; more waiting" if outcome.more else ""
     return f"webhook {webhook_id}: {outcome.sent} changes in {outcome.posts} requests{more}"
+
+
+@shared_task(
+    bind=True,
+    name="webhooks.ping",
+    max_retries=None,  # retried only while the partner's slots are busy; a failed ping is logged, not retried
+    soft_time_limit=PING_SOFT_LIMIT,
+    time_limit=PING_HARD_LIMIT,
+)
+def ping(self, delivery_pk: int) -> str:
+    """Send a ping a partner asked for (POST /api/v1/webhooks/<id>/test/) and log the answer on its delivery."""
+    outcome = services.ping_send(delivery_pk=delivery_pk, task_id=self.request.id or "")
+    if outcome.busy:
+        raise self.retry(exc=PartnerBusy(f"ping {delivery_pk}: {outcome.skipped}"), countdown=services.busy_wait())
+    if outcome.skipped:
+        return f"ping {delivery_pk}: not sent, {outcome.skipped}"
+    return f"ping {delivery_pk}: " + (f"failed ({outcome.error})" if outcome.error else "answered 2xx")
 
 
 @shared_task(name="webhooks.dispatch", ignore_result=True, soft_time_limit=20, time_limit=30)

@@ -3,16 +3,40 @@ from drf_spectacular.utils import OpenApiExample, extend_schema, extend_schema_v
 from knox.auth import TokenAuthentication
 from rest_framework import status, viewsets
 from rest_framework.decorators import action
-from rest_framework.exceptions import ValidationError
+from rest_framework.exceptions import APIException, NotFound, ValidationError
 from rest_framework.response import Response
+from rest_framework.reverse import reverse
 
 from areas.quotas import QuotaExceeded
 from webhooks.auth import IsPartnerOrStaff, PartnerKeyAuthentication, partner_of
-from webhooks.selectors import deliveries_recent, webhooks_visible
-from webhooks.serializers import NewWebhookSerializer, WebhookDeliverySerializer, WebhookSerializer
-from webhooks.services import WebhookLimitReached, webhook_create, webhook_delete, webhook_ping, webhook_update
+from webhooks.selectors import deliveries_recent, delivery_get, webhooks_visible
+from webhooks.serializers import (
+    NewWebhookSerializer,
+    PingQueuedSerializer,
+    WebhookDeliverySerializer,
+    WebhookSerializer,
+)
+from webhooks.services import (
+    PingNotQueued,
+    WebhookLimitReached,
+    webhook_create,
+    webhook_delete,
+    webhook_ping_request,
+    webhook_update,
+)
 
 PARTNER_REQUIRED = "Staff: name the partner whose webhook this is."
+UUID_PATTERN = "[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"
+NO_SUCH_DELIVERY = "No delivery of this webhook has that id (only recent ones are kept)."
+
+
+class QueueUnavailable(APIException):
+    """503 naming the broker (Redis) when a ping could not be queued; Retry-After from `wait`."""
+
+    status_code = status.HTTP_503_SERVICE_UNAVAILABLE
+    default_code = "queue_unavailable"
+    wait = 5
+
 
 WEBHOOK_EXAMPLE = {
     "id": 3,
@@ -44,6 +68,7 @@ DISABLED_EXAMPLE = {
 DELIVERY_EXAMPLE = {
     "delivery_id": "5f0c6c1e-8f7e-4b0a-9a51-2f4f3e1c9d11",
     "kind": "changes",
+    "status": "succeeded",
     "started_at": "2026-11-29T09:00:02Z",
     "duration_ms": 84,
     "ok": True,
@@ -53,6 +78,7 @@ DELIVERY_EXAMPLE = {
     "first_cursor": "7341-2210",
     "last_cursor": "7342-2211",
 }
+PING_EXAMPLE = {**DELIVERY_EXAMPLE, "kind": "ping", "change_count": 0, "first_cursor": "", "last_cursor": ""}
 SIGNING = (
     'Each request is a POST of `{"type": "changes" | "ping", "webhook": <id>, "changes": [...], '
     '"cursor": "..."}` (the changes as `/api/v1/changes/` lists them, oldest first) with the headers '
@@ -142,36 +168,74 @@ class WebhookViewSet(viewsets.ModelViewSet):
         webhook_delete(webhook=instance)
 
     @extend_schema(
-        summary="Send a signed test request (ping) now",
-        description="A `ping` (no changes, the webhook's current cursor), signed like every delivery, sent at once; "
-        "the answer says what the URL answered. The cursor and the failure count stay as they are.",
+        summary="Send a signed test request (ping)",
+        description="Queues a `ping` (no changes, the webhook's current cursor), signed like every delivery, and "
+        "answers 202 at once with the delivery (`status: queued`) and the `url` (also `Location`) where its outcome "
+        "shows within seconds: `succeeded` or `failed`, what the URL answered, the error, how long it took. While a "
+        "ping is waiting, asking again answers that one. The cursor and the failure count stay as they are.",
         request=None,
-        responses={200: WebhookDeliverySerializer},
+        responses={202: PingQueuedSerializer},
         examples=[
             OpenApiExample(
-                "Answered",
-                value={**DELIVERY_EXAMPLE, "kind": "ping", "change_count": 0, "first_cursor": "", "last_cursor": ""},
-                response_only=True,
-            ),
-            OpenApiExample(
-                "Refused",
+                "Queued",
                 value={
-                    **DELIVERY_EXAMPLE,
-                    "kind": "ping",
+                    **PING_EXAMPLE,
+                    "status": "queued",
                     "ok": False,
                     "status_code": None,
-                    "error": "NewConnectionError: Failed to establish a new connection: [Errno 111] Connection refused",
-                    "change_count": 0,
-                    "first_cursor": "",
-                    "last_cursor": "",
+                    "duration_ms": None,
+                    "url": "https://api.example.com/api/v1/webhooks/3/deliveries/5f0c6c1e-8f7e-4b0a-9a51-2f4f3e1c9d11/",
                 },
                 response_only=True,
+                status_codes=["202"],
             ),
         ],
     )
     @action(detail=True, methods=["post"], url_path="test")
     def ping(self, request, pk=None):
-        delivery = webhook_ping(webhook=self.get_object())
+        webhook = self.get_object()
+        try:
+            delivery = webhook_ping_request(webhook=webhook)
+        except PingNotQueued as exc:
+            raise QueueUnavailable(
+                {
+                    "detail": str(exc),
+                    "code": "queue_unavailable",
+                    "service": "redis",
+                    "delivery_id": str(exc.delivery.delivery_id),
+                }
+            ) from exc
+        url = reverse(
+            "webhook-delivery", kwargs={"pk": webhook.pk, "delivery_id": delivery.delivery_id}, request=request
+        )
+        body = PingQueuedSerializer(delivery, context={"url": url}).data
+        return Response(body, status=status.HTTP_202_ACCEPTED, headers={"Location": url})
+
+    @extend_schema(
+        summary="One delivery attempt",
+        description="A ping's outcome once the worker has sent it (`status`: queued, sending, succeeded, failed), or "
+        "any recent delivery by its `delivery_id` (the `X-Webhook-Delivery` header your URL received).",
+        responses={200: WebhookDeliverySerializer},
+        examples=[
+            OpenApiExample("Answered", value=PING_EXAMPLE, response_only=True),
+            OpenApiExample(
+                "Refused",
+                value={
+                    **PING_EXAMPLE,
+                    "status": "failed",
+                    "ok": False,
+                    "status_code": None,
+                    "error": "Connection refused.",
+                },
+                response_only=True,
+            ),
+        ],
+    )
+    @action(detail=True, methods=["get"], url_path=rf"deliveries/(?P<delivery_id>{UUID_PATTERN})", url_name="delivery")
+    def delivery(self, request, pk=None, delivery_id=None):
+        delivery = delivery_get(webhook=self.get_object(), delivery_id=delivery_id)
+        if delivery is None:
+            raise NotFound(NO_SUCH_DELIVERY)
         return Response(WebhookDeliverySerializer(delivery).data)
 
     @extend_schema(

@@ -17,10 +17,11 @@ app = Celery("servicearea", task_cls="core.tasks:DeliveryCountingTask")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
 
-QUEUES = ("index", "maintenance")
+QUEUES = ("index", "maintenance", "webhooks")
 
 # Queues: `index` carries per-area builds (many, short); `maintenance` carries Redis rebuilds and the sweep, so
-# a long rebuild never waits behind a burst of edits, nor the other way round.
+# a long rebuild never waits behind a burst of edits, nor the other way round; `webhooks` carries calls to
+# partners' URLs (seconds each, at their receivers' pace), so slow receivers never hold up the sweep or the rebuild.
 app.conf.task_routes = {
     "hexindex.index_area": {"queue": "index"},
     "hexindex.refresh_areas": {"queue": "index"},
@@ -28,9 +29,10 @@ app.conf.task_routes = {
     "hexindex.sweep": {"queue": "maintenance"},
     "hexindex.replay_deferred": {"queue": "index"},
     "worker.publish_queue_depth": {"queue": "maintenance"},
-    "webhooks.dispatch": {"queue": "maintenance"},
-    "webhooks.deliver": {"queue": "maintenance"},
-    "webhooks.prune_deliveries": {"queue": "maintenance"},
+    "webhooks.dispatch": {"queue": "webhooks"},
+    "webhooks.deliver": {"queue": "webhooks"},
+    "webhooks.ping": {"queue": "webhooks"},
+    "webhooks.prune_deliveries": {"queue": "webhooks"},
 }
 
 

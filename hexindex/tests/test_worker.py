@@ -13,6 +13,7 @@ from django.db import connection
 
 from conftest import feature, square
 from hexindex.tests.helpers import live_at
+from worker.celery import QUEUES
 from worker.celery import app as celery_app
 
 pytestmark = [pytest.mark.worker, pytest.mark.django_db(transaction=True)]
@@ -110,7 +111,7 @@ def test_beat_can_send_every_scheduled_task_to_the_broker():
             for name in celery_app.conf.beat_schedule:
                 # Raises what beat would only log ("Couldn't apply scheduled task ...").
                 scheduler.apply_async(scheduler.schedule[name], producer=producer, advance=False)
-        queued = {queue: broker.llen(queue) for queue in ("index", "maintenance")}
+        queued = {queue: broker.llen(queue) for queue in QUEUES}
     finally:
         celery_app.conf.task_always_eager = eager
         broker.flushdb()

@@ -332,6 +332,8 @@ SPECTACULAR_SETTINGS = {
         "LanguageEnum": "providers.codes.LANGUAGE_CHOICES",
         "CurrencyEnum": "providers.codes.CURRENCY_CHOICES",
         "IndexStatusEnum": "hexindex.models.IndexStatus",
+        "WebhookDeliveryKindEnum": "webhooks.models.WebhookDelivery.Kind",
+        "WebhookDeliveryStatusEnum": "webhooks.models.WebhookDelivery.Status",
     },
 }
 
@@ -400,14 +402,20 @@ CLOUDWATCH_METRICS_NAMESPACE = env.str("CLOUDWATCH_METRICS_NAMESPACE", default="
 # Partner webhooks (webhooks/): the change feed POSTed to registered URLs, signed, in batches, retried with backoff
 # (doubling from WEBHOOKS_RETRY_BASE_SECONDS up to WEBHOOKS_RETRY_MAX_SECONDS); after WEBHOOKS_MAX_FAILURES failures
 # in a row (33: about a day) the webhook is disabled. Plain http to 127.0.0.1/localhost only with
-# WEBHOOKS_ALLOW_LOCAL (development, tests); private and link-local addresses never.
+# WEBHOOKS_ALLOW_LOCAL (on in development and tests, refused by the production settings); private and link-local
+# addresses never. Each request has WEBHOOKS_REQUEST_DEADLINE_SECONDS in all (name lookup, connecting, TLS, the
+# answer); at most WEBHOOKS_PARTNER_CONCURRENCY requests to one partner's webhooks run at a time.
 WEBHOOKS_PER_PARTNER = env.int("WEBHOOKS_PER_PARTNER", default=5)
 WEBHOOKS_ALLOW_LOCAL = env.bool("WEBHOOKS_ALLOW_LOCAL", default=False)
 WEBHOOKS_POLL_SECONDS = env.float("WEBHOOKS_POLL_SECONDS", default=5.0)
 WEBHOOKS_BATCH_SIZE = env.int("WEBHOOKS_BATCH_SIZE", default=100)
 WEBHOOKS_TIME_BUDGET_SECONDS = env.float("WEBHOOKS_TIME_BUDGET_SECONDS", default=20.0)
 WEBHOOKS_CONNECT_TIMEOUT = env.float("WEBHOOKS_CONNECT_TIMEOUT", default=3.0)
-WEBHOOKS_READ_TIMEOUT = env.float("WEBHOOKS_READ_TIMEOUT", default=10.0)
+WEBHOOKS_REQUEST_DEADLINE_SECONDS = env.float("WEBHOOKS_REQUEST_DEADLINE_SECONDS", default=10.0)
+WEBHOOKS_PARTNER_CONCURRENCY = env.int("WEBHOOKS_PARTNER_CONCURRENCY", default=2)
+# Tests only (a local TLS receiver's own certificate): a CA file trusted instead of the system's. Not read from the
+# environment.
+WEBHOOKS_CA_BUNDLE = None
 WEBHOOKS_RETRY_BASE_SECONDS = env.int("WEBHOOKS_RETRY_BASE_SECONDS", default=10)
 WEBHOOKS_RETRY_MAX_SECONDS = env.int("WEBHOOKS_RETRY_MAX_SECONDS", default=3600)
 WEBHOOKS_MAX_FAILURES = env.int("WEBHOOKS_MAX_FAILURES", default=33)

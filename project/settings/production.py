@@ -19,6 +19,9 @@ ALLOWED_HOSTS = env.list("DJANGO_ALLOWED_HOSTS", default=[])
 if not ALLOWED_HOSTS:
     raise ImproperlyConfigured("DJANGO_ALLOWED_HOSTS must list the host names this service answers to")
 CSRF_TRUSTED_ORIGINS = env.list("DJANGO_CSRF_TRUSTED_ORIGINS", default=[])
+# Partners' webhooks must never reach this machine or its network (SSRF): local receivers are for development only.
+if WEBHOOKS_ALLOW_LOCAL:  # noqa: F405
+    raise ImproperlyConfigured("WEBHOOKS_ALLOW_LOCAL must not be set in production: it lets webhooks reach localhost")
 
 # HTTPS end to end as the client sees it. DJANGO_SECURE=false only for a local stack without TLS.
 SECURE = env.bool("DJANGO_SECURE", default=True)

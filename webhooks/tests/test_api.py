@@ -1,8 +1,12 @@
 """/api/v1/webhooks/: partners manage their own webhooks with their API key, staff every one with a token; the
-secret is shown once; URLs are checked; a signed ping reports what the URL answered."""
+secret is shown once; URLs are checked; a signed ping is queued for the worker (202) and its delivery shows what the
+URL answered."""
 
+import time
+import uuid
 from datetime import timedelta
 
+import kombu.exceptions
 import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
@@ -13,7 +17,7 @@ from webhooks import services
 from webhooks.models import Webhook, WebhookDelivery
 from webhooks.targets import HTTPS_REQUIRED, NO_CREDENTIALS, NOT_PUBLIC
 from webhooks.tests.helpers import Receiver, signature_valid
-from webhooks.views import PARTNER_REQUIRED
+from webhooks.views import NO_SUCH_DELIVERY, PARTNER_REQUIRED
 
 URL = "/api/v1/webhooks/"
 PUBLIC = "https://hooks.partner.example/areas"
@@ -40,14 +44,17 @@ def test_a_partner_registers_a_webhook_and_sees_its_secret_only_once(partner, ke
     assert changed["description"] == "renamed"
 
 
-def test_a_partner_may_choose_a_secret_of_24_characters_or_more(partner, key_client, receiver):
+def test_a_partner_may_choose_a_secret_of_24_characters_or_more(
+    partner, key_client, receiver, django_capture_on_commit_callbacks
+):
     client = key_client(partner)
     short = client.post(URL, {"url": receiver.url, "secret": "x" * 23}, format="json")
     assert short.status_code == 400 and "secret" in short.json()
     chosen = "a-secret-of-24-characters"
     created = client.post(URL, {"url": receiver.url, "secret": chosen}, format="json").json()
     assert created["secret"] == chosen
-    client.post(f"{URL}{created['id']}/test/")
+    with django_capture_on_commit_callbacks(execute=True):
+        client.post(f"{URL}{created['id']}/test/")
     assert signature_valid(chosen, receiver.requests[0])
 
 
@@ -174,14 +181,49 @@ def test_pausing_and_re_enabling_a_disabled_webhook_resets_its_failures(partner,
     assert (webhook.consecutive_failures, webhook.retry_task_id, webhook.cursor) == (0, "", webhook.cursor)
 
 
-def test_test_sends_a_signed_ping_and_reports_the_answer(partner, key_client):
+def test_ping_answers_202_at_once_and_the_worker_records_the_result(
+    partner, key_client, django_capture_on_commit_callbacks
+):
     client = key_client(partner)
-    with Receiver([500]) as receiver:
+    with Receiver([500], delay=0.5) as receiver:
         webhook = services.webhook_create(partner=partner, url=receiver.url)
-        failed = client.post(f"{URL}{webhook.id}/test/").json()
-        answered = client.post(f"{URL}{webhook.id}/test/").json()
-    assert (failed["ok"], failed["status_code"], failed["error"]) == (False, 500, "HTTP 500: receiver says no")
-    assert (answered["ok"], answered["status_code"], answered["error"]) == (True, 200, "")
+        with django_capture_on_commit_callbacks() as queued:
+            started = time.monotonic()
+            answer = client.post(f"{URL}{webhook.id}/test/")
+            took = time.monotonic() - started
+        assert answer.status_code == 202, answer.content
+        assert took < 0.4 and receiver.requests == []  # the request did not wait for the receiver
+        body = answer.json()
+        location = f"http://testserver{URL}{webhook.id}/deliveries/{body['delivery_id']}/"
+        assert answer["Location"] == body["url"] == location
+        assert (body["kind"], body["status"], body["ok"], body["status_code"], body["duration_ms"]) == (
+            "ping",
+            "queued",
+            False,
+            None,
+            None,
+        )
+        assert len(queued) == 1  # the task is queued once the delivery is committed
+
+        again = client.post(f"{URL}{webhook.id}/test/")  # while one waits: that one, nothing more queued
+        assert (again.status_code, again.json()["delivery_id"]) == (202, body["delivery_id"])
+
+        queued[0]()  # the worker runs it (eager)
+        failed = client.get(body["url"]).json()
+        with django_capture_on_commit_callbacks(execute=True):
+            second = client.post(f"{URL}{webhook.id}/test/").json()
+        answered = client.get(second["url"]).json()
+
+    assert second["delivery_id"] != body["delivery_id"]
+    assert (failed["status"], failed["ok"], failed["status_code"]) == ("failed", False, 500)
+    assert failed["error"] == "HTTP 500: receiver says no" and failed["duration_ms"] >= 500
+    assert (answered["status"], answered["ok"], answered["status_code"], answered["error"]) == (
+        "succeeded",
+        True,
+        200,
+        "",
+    )
+    assert len(receiver.requests) == 2
     ping = receiver.requests[1]
     cursor = f"{webhook.cursor_xid}-{webhook.cursor_id}"
     assert ping.json == {"type": "ping", "webhook": webhook.id, "changes": [], "cursor": cursor}
@@ -192,7 +234,55 @@ def test_test_sends_a_signed_ping_and_reports_the_answer(partner, key_client):
     assert (webhook.consecutive_failures, webhook.last_attempt_at) == (0, None)  # a ping is no delivery
 
     deliveries = client.get(f"{URL}{webhook.id}/deliveries/").json()
-    assert [(d["kind"], d["ok"], d["status_code"]) for d in deliveries] == [("ping", True, 200), ("ping", False, 500)]
+    assert [(d["kind"], d["status"], d["status_code"]) for d in deliveries] == [
+        ("ping", "succeeded", 200),
+        ("ping", "failed", 500),
+    ]
+
+
+def test_a_ping_that_looks_lost_is_given_up_and_a_new_one_queued(partner, key_client):
+    client = key_client(partner)
+    webhook = services.webhook_create(partner=partner, url=PUBLIC)
+    lost = client.post(f"{URL}{webhook.id}/test/").json()  # never run: on-commit callbacks are not run here
+    WebhookDelivery.objects.filter(delivery_id=lost["delivery_id"]).update(
+        started_at=timezone.now() - timedelta(seconds=services.REQUEUE_AFTER_SECONDS + 1)
+    )
+    fresh = client.post(f"{URL}{webhook.id}/test/").json()
+    assert fresh["delivery_id"] != lost["delivery_id"] and fresh["status"] == "queued"
+    given_up = client.get(lost["url"]).json()
+    assert (given_up["status"], given_up["error"]) == ("failed", services.PING_LOST)
+
+
+@pytest.mark.django_db(transaction=True)  # the task is queued on commit, inside the request
+def test_a_ping_that_cannot_be_queued_is_a_503_naming_the_broker(partner, key_client, monkeypatch):
+    class BrokerDown:
+        def __init__(self, *args, **kwargs):
+            pass
+
+        def delay(self):
+            raise kombu.exceptions.OperationalError("Error 111 connecting to 127.0.0.1:6379. Connection refused.")
+
+    monkeypatch.setattr(services, "signature", BrokerDown)
+    client = key_client(partner)
+    webhook = services.webhook_create(partner=partner, url=PUBLIC)
+    answer = client.post(f"{URL}{webhook.id}/test/")
+    assert answer.status_code == 503 and answer["Retry-After"] == "5"
+    body = answer.json()
+    assert (body["code"], body["service"], body["detail"]) == ("queue_unavailable", "redis", services.PING_NOT_QUEUED)
+    delivery = WebhookDelivery.objects.get(delivery_id=body["delivery_id"])
+    assert (delivery.status, delivery.error) == ("failed", services.PING_NOT_QUEUED)
+
+
+def test_a_delivery_is_found_by_its_id_only_under_its_own_webhook(partner, key_client):
+    client = key_client(partner)
+    webhook = services.webhook_create(partner=partner, url=PUBLIC)
+    other = services.webhook_create(partner=partner, url=PUBLIC)
+    ping = client.post(f"{URL}{webhook.id}/test/").json()
+    assert client.get(ping["url"]).json()["delivery_id"] == ping["delivery_id"]
+    elsewhere = client.get(f"{URL}{other.id}/deliveries/{ping['delivery_id']}/")
+    assert elsewhere.status_code == 404 and elsewhere.json() == {"detail": NO_SUCH_DELIVERY}
+    assert client.get(f"{URL}{webhook.id}/deliveries/{uuid.uuid4()}/").status_code == 404
+    assert client.get(f"{URL}{webhook.id}/deliveries/------------------------------------/").status_code == 404
 
 
 def test_listing_costs_the_same_queries_for_many_webhooks(partner, key_client, settings):
@@ -220,3 +310,5 @@ def test_the_schema_documents_the_webhook_endpoints_with_examples(api):
     assert {"ApiKeyAuth": []} in create["security"]
     assert "test" in paths["/api/v1/webhooks/{id}/test/"]["post"]["operationId"]
     assert "/api/v1/webhooks/{id}/deliveries/" in paths
+    assert "202" in paths["/api/v1/webhooks/{id}/test/"]["post"]["responses"]
+    assert "/api/v1/webhooks/{id}/deliveries/{delivery_id}/" in paths

@@ -10,11 +10,16 @@ from django.db import connection
 from django.utils import timezone
 
 from areas.changes import format_cursor
+from areas.services import area_update
+from conftest import square
+from providers.services import provider_set_approval, provider_update
 from webhooks import services, tasks
 from webhooks.locks import LOCK_NAMESPACE
 from webhooks.models import Webhook, WebhookDelivery
 from webhooks.services import WebhookDisabled, retry_wait
-from webhooks.tests.helpers import Receiver, feed_cursors, feed_settled, signature_valid
+from webhooks.targets import RESOLVES_NOT_ALLOWED
+from webhooks.tests.helpers import FakeDNS, Receiver, feed_cursors, feed_settled, signature_valid
+from webhooks.transport import DEADLINE_PASSED
 from worker.celery import app as celery_app
 
 pytestmark = pytest.mark.django_db(transaction=True)  # the feed only lists committed transactions
@@ -181,13 +186,14 @@ def test_redirects_are_failures_and_not_followed(make_webhook, change_areas):
 
 
 def test_a_slow_receiver_times_out_and_the_batch_is_kept(make_webhook, change_areas, settings):
-    settings.WEBHOOKS_READ_TIMEOUT = 0.3
+    settings.WEBHOOKS_REQUEST_DEADLINE_SECONDS = 0.3
     with Receiver(delay=1.0) as receiver:
         webhook = make_webhook(receiver.url)
         start = webhook.cursor
         change_areas(1)
         outcome = deliver(webhook)
-    assert "ReadTimeoutError" in outcome.error and outcome.retry_in == 10
+    assert outcome.error == DEADLINE_PASSED.format(seconds=0.3, step="waiting for the answer")
+    assert outcome.retry_in == 10
     webhook.refresh_from_db()
     assert webhook.cursor == start and webhook.last_status_code is None
 
@@ -208,8 +214,23 @@ def test_loopback_is_refused_when_sending_unless_local_receivers_are_allowed(
     change_areas(1)
     settings.WEBHOOKS_ALLOW_LOCAL = False
     outcome = deliver(webhook)
-    assert "127.0.0.1" in outcome.error and "public address" in outcome.error
+    assert outcome.error == RESOLVES_NOT_ALLOWED.format(host="127.0.0.1")  # the host as the partner wrote it
     assert receiver.requests == []
+
+
+def test_an_internal_address_a_name_resolves_to_is_logged_but_never_shown_to_the_partner(
+    make_webhook, change_areas, monkeypatch, caplog, partner, key_client
+):
+    FakeDNS(monkeypatch, {"hooks.partner.example": ["10.1.2.3"]})
+    webhook = make_webhook("https://hooks.partner.example/areas")
+    change_areas(1)
+    outcome = deliver(webhook)
+    assert outcome.error == RESOLVES_NOT_ALLOWED.format(host="hooks.partner.example")
+    shown = key_client(partner).get(f"/api/v1/webhooks/{webhook.id}/").json()
+    deliveries = key_client(partner).get(f"/api/v1/webhooks/{webhook.id}/deliveries/").json()
+    assert shown["last_error"] == deliveries[0]["error"] == outcome.error
+    assert "10.1.2.3" not in str(shown) + str(deliveries)
+    assert "hooks.partner.example resolves to 10.1.2.3" in caplog.text  # the server's log has it
 
 
 def test_only_one_delivery_of_a_webhook_runs_at_a_time(receiver, make_webhook, change_areas):
@@ -294,3 +315,25 @@ def test_old_and_surplus_deliveries_are_pruned(make_webhook, settings):
     assert tasks.prune_deliveries() == 3
     assert set(WebhookDelivery.objects.values_list("id", flat=True)) == {*recent[:3], kept}
     assert old not in WebhookDelivery.objects.values_list("id", flat=True)
+
+
+def test_changes_of_an_unapproved_provider_never_reach_a_webhook(receiver, make_webhook, make_provider, make_area):
+    webhook = make_webhook(receiver.url)
+    start = webhook.cursor
+    hidden = make_provider(approved=False)
+    area = make_area(square(10.0, 50.0, 0.1), provider=hidden)
+    area_update(area=area, data={"price": "3.00"})
+    provider_update(provider=hidden, data={"name": "Renamed while unapproved"})
+    feed_settled()
+    assert tasks.dispatch() == {"queued": []}  # nothing public changed
+    assert deliver(webhook).posts == 0 and receiver.requests == []
+
+    provider_set_approval(provider=hidden, approved=True)  # now public: its areas arrive, as created
+    feed_settled()
+    assert tasks.dispatch() == {"queued": [webhook.id]}
+    assert [(c["area"], c["kind"]) for c in receiver.requests[0].json["changes"]] == [(area.id, "created")]
+    provider_set_approval(provider=hidden, approved=False)  # and leave when approval is revoked
+    feed_settled()
+    tasks.dispatch()
+    assert [(c["area"], c["kind"]) for c in receiver.requests[1].json["changes"]] == [(area.id, "deleted")]
+    assert feed_cursors(start) == [c for r in receiver.changes() for c in r]

@@ -1,5 +1,7 @@
-"""End to end with a real Celery worker and broker: a failing receiver makes the task retry (Retry, as Flower shows
-it) after the backoff, then the batch is delivered, signed, and the cursor moves."""
+"""End to end with a real Celery worker and broker, consuming only the `webhooks` queue: a failing receiver makes the
+task retry (Retry, as Flower shows it) after the backoff, then the batch is delivered, signed, and the cursor moves;
+one partner's deliveries never take more than its slots, however many worker threads are free, and the ones that
+waited are delivered too; a ping asked for over the API is answered at once and sent by the worker."""
 
 import os
 import subprocess
@@ -14,15 +16,19 @@ from django.db import connection
 from areas.changes import format_cursor
 from webhooks import tasks
 from webhooks.models import Webhook, WebhookDelivery
-from webhooks.tests.helpers import Receiver, feed_cursors, signature_valid
+from webhooks.services import webhook_create
+from webhooks.tests.helpers import Receiver, feed_cursors, feed_settled, signature_valid
 from worker.celery import app as celery_app
 
 pytestmark = [pytest.mark.worker, pytest.mark.django_db(transaction=True)]
 
 
 @pytest.fixture
-def worker(tmp_path):
-    """A worker on the test broker and database, retrying after 1 s, 2 s, ...; tasks published to it."""
+def worker(request, tmp_path):
+    """A worker on the test broker and database, retrying after 1 s, 2 s, ...; tasks published to it. Solo, unless
+    the test is parametrized indirectly with {"threads": n}."""
+    threads = getattr(request, "param", {}).get("threads")
+    pool = ["--pool", "threads", "--concurrency", str(threads)] if threads else ["--pool", "solo"]
     redis.Redis.from_url(settings.CELERY_BROKER_URL).flushdb()
     env = {
         **os.environ,
@@ -30,10 +36,11 @@ def worker(tmp_path):
         "TEST_DATABASE_NAME": connection.settings_dict["NAME"],
         "CELERY_TASK_ALWAYS_EAGER": "false",
         "WEBHOOKS_RETRY_BASE_SECONDS": "1",
+        "WEBHOOKS_PARTNER_CONCURRENCY": "2",
     }
     log = tmp_path / "worker.log"
     process = subprocess.Popen(
-        [sys.executable, "-m", "celery", "-A", "worker", "worker", "--pool", "solo", "-Q", "maintenance",
+        [sys.executable, "-m", "celery", "-A", "worker", "worker", *pool, "-Q", "webhooks",
          "--without-heartbeat", "--without-gossip", "--without-mingle", "--loglevel", "INFO"],
         cwd=settings.BASE_DIR, env=env, stdout=log.open("w"), stderr=subprocess.STDOUT,
     )  # fmt: skip
@@ -75,3 +82,37 @@ def test_a_real_worker_retries_with_backoff_then_delivers(worker, make_webhook, 
     assert (delivered.started_at - failed.started_at).total_seconds() >= 1  # after the backoff
     webhook = Webhook.objects.get(pk=webhook.pk)
     assert (format_cursor(webhook.cursor), webhook.consecutive_failures, webhook.active) == (expected[-1], 0, True)
+
+
+@pytest.mark.parametrize("worker", [{"threads": 4}], indirect=True)
+def test_a_partner_never_has_more_deliveries_in_flight_than_its_slots(worker, make_webhook, change_areas):
+    with Receiver(delay=1.5) as receiver:
+        webhooks = [make_webhook(receiver.url) for _ in range(4)]  # one partner's; 4 worker threads free
+        change_areas(1)
+        feed_settled()
+        tasks.dispatch.delay()
+
+        deadline = time.monotonic() + 60
+        while WebhookDelivery.objects.filter(ok=True).count() < 4:
+            assert time.monotonic() < deadline, worker.read_text()
+            time.sleep(0.2)
+    assert receiver.most_in_flight == 2  # WEBHOOKS_PARTNER_CONCURRENCY
+    assert sorted(r.json["webhook"] for r in receiver.requests) == [w.id for w in webhooks]  # none dropped
+    assert "PartnerBusy" in worker.read_text()  # the two that found no slot were retried
+
+
+def test_a_ping_asked_for_over_the_api_is_sent_by_the_worker(worker, partner, key_client):
+    client = key_client(partner)
+    with Receiver(delay=0.5) as receiver:
+        webhook = webhook_create(partner=partner, url=receiver.url)
+        started = time.monotonic()
+        queued = client.post(f"/api/v1/webhooks/{webhook.id}/test/")
+        assert queued.status_code == 202 and time.monotonic() - started < 0.5  # not waiting for the receiver
+        deadline = time.monotonic() + 30
+        while (shown := client.get(queued["Location"]).json())["status"] in ("queued", "sending"):
+            assert time.monotonic() < deadline, worker.read_text()
+            time.sleep(0.1)
+    assert (shown["status"], shown["status_code"], shown["error"]) == ("succeeded", 200, "")
+    assert shown["duration_ms"] >= 500
+    assert [r.headers["X-Webhook-Delivery"] for r in receiver.requests] == [queued.json()["delivery_id"]]
+    assert f"ping {WebhookDelivery.objects.get().pk}: answered 2xx" in worker.read_text()
