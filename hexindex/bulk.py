@@ -8,8 +8,28 @@ import statistics
 from collections.abc import Callable
 from multiprocessing import get_context
 
-from hexindex import cells, redis_index
+from django.db import connection
+
+from hexindex import cells, maintenance, redis_index
 from hexindex.build import BuildReport, complete, make_areas_live, prepare
+from hexindex.models import INDEXED_SQL
+
+_AREA_IDS_SQL = "SELECT a.id FROM areas_servicearea a WHERE (%(all)s OR a.id = ANY(%(ids)s)) ORDER BY a.id"
+_STALE_SQL = f"""
+SELECT a.id FROM areas_servicearea a
+WHERE (%(all)s OR a.id = ANY(%(ids)s)) AND (NOT {INDEXED_SQL} OR a.id = ANY(%(pending)s))
+ORDER BY a.id
+"""
+
+
+def area_ids_to_index(ids: list[int] | None = None, *, force: bool = False) -> list[int]:
+    """The areas (all, or these) whose index is not live: not indexed at their current geometry, or pending in
+    Redis. With `force`, all of them."""
+    params = {"all": ids is None, "ids": ids or [], "pending": [] if force else list(redis_index.pending_tokens_all())}
+    with connection.cursor() as cursor:
+        cursor.execute(_AREA_IDS_SQL if force else _STALE_SQL, params)
+        return [row[0] for row in cursor.fetchall()]
+
 
 # Above this many areas, making each one live in Redis costs more than rebuilding Redis from the cell table once.
 REBUILD_ABOVE = 20_000
@@ -53,9 +73,7 @@ def build_index(
                     progress(size)
             previous = following
     if rebuild:
-        from hexindex.maintenance import rebuild_redis
-
-        if rebuild_redis().generation is not None:
+        if maintenance.rebuild_redis().generation is not None:
             total.live = sorted(set(total.indexed) | set(total.live))
         else:  # another rebuild holds the lock: make them live one by one
             total.live = sorted(make_areas_live(total.indexed, tokens, {}))

@@ -34,7 +34,7 @@ from redis.exceptions import RedisError
 
 from core.errors import DependencyUnavailable, TooManyRequests
 from core.redis import breaker
-from hexindex import cells, codec, redis_index
+from hexindex import build, cells, codec, queue, redis_index
 from hexindex.models import AreaIndex, PendingMark
 from hexindex.payload import PUBLIC_SQL
 
@@ -227,10 +227,8 @@ def areas_deleting(area_ids: list[int]) -> None:
         return  # none was live: nothing to forget in Redis
 
     def after_commit() -> None:
-        from hexindex.build import forget
-
         try:
-            forget(area_ids)
+            build.forget(area_ids)
         except RedisError:
             # They stay pending (checked in PostGIS, where they are gone) until the sweep forgets them.
             log.warning("could not forget deleted areas in Redis; the sweep will", exc_info=True)
@@ -239,23 +237,8 @@ def areas_deleting(area_ids: list[int]) -> None:
 
 
 def enqueue(*, area_id: int, version: int) -> bool:
-    from hexindex.tasks import index_area
-
-    return _send(index_area, area_id, version)
+    return queue.send(queue.INDEX_AREA, area_id, version)
 
 
 def enqueue_refresh(area_ids: list[int]) -> bool:
-    from hexindex.tasks import refresh_areas
-
-    return _send(refresh_areas, area_ids)
-
-
-def _send(task, *args) -> bool:
-    try:
-        task.delay(*args)
-    except Exception:
-        # The broker is down. The write has committed and lookups already check the areas directly; the sweep
-        # enqueues them again later.
-        log.warning("could not enqueue %s%r; the sweep will retry", task.name, args, exc_info=True)
-        return False
-    return True
+    return queue.send(queue.REFRESH_AREAS, area_ids)

@@ -24,7 +24,7 @@ from django.db.models import F
 from django.utils import timezone
 from redis.exceptions import RedisError
 
-from hexindex import build, celltable, codec, invalidation, redis_index
+from hexindex import build, celltable, codec, invalidation, queue, redis_index
 from hexindex.models import INDEXED_SQL, AreaIndex
 from hexindex.payload import PAYLOAD_COLUMNS, PUBLIC_SQL, AreaPayload
 
@@ -254,13 +254,10 @@ def request_redis_rebuild() -> bool:
     try:
         if not redis_index.request_rebuild():
             return False
-        from hexindex.tasks import rebuild_redis_index
-
-        rebuild_redis_index.delay()
     except Exception:
         log.warning("could not request a Redis index rebuild", exc_info=True)
         return False
-    return True
+    return queue.send(queue.REBUILD_REDIS)
 
 
 # --- the sweep -------------------------------------------------------------------------------------------------

@@ -36,7 +36,7 @@ from django.db import connection
 from redis.exceptions import RedisError
 
 from core.redis import breaker
-from hexindex import codec, invalidation, redis_index
+from hexindex import codec, invalidation, maintenance, redis_index
 from hexindex.cells import EXACT_CHECK_MARGIN, MAX_RES, mask_bits
 from hexindex.payload import PAYLOAD_COLUMNS, PUBLIC_SQL, AreaPayload, render
 
@@ -240,9 +240,7 @@ def _indexed_or_exact(indexed: Callable[[], T | None], exact: Callable[[], T]) -
         if breaker.failures:
             breaker.succeeded()
         if result is None:  # no index in Redis (it restarted empty): being rebuilt
-            from hexindex.maintenance import request_redis_rebuild
-
-            request_redis_rebuild()
+            maintenance.request_redis_rebuild()
             break
         return result
     return exact()

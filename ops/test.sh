@@ -22,6 +22,9 @@ log "ruff (lint and format, 120 columns)"
 log "known vulnerabilities in the locked requirements (pip-audit)"
 audit_requirements
 
+log "layers: each app imports only from below it (import-linter, .importlinter)"
+"$VENV/bin/lint-imports" --no-cache >/dev/null || "$VENV/bin/lint-imports" --no-cache
+
 log "django system checks"
 "$PY" manage.py check --fail-level WARNING
 

@@ -5,11 +5,10 @@ import time
 from django.core.management.base import BaseCommand, CommandError
 from tqdm import tqdm
 
-from areas.models import ServiceArea
 from hexindex import celltable, redis_index
-from hexindex.bulk import build_index, summarise
+from hexindex.bulk import area_ids_to_index, build_index, summarise
 from hexindex.maintenance import rebuild_redis
-from hexindex.models import indexed
+from hexindex.tasks import sweep_index
 
 
 class Command(BaseCommand):
@@ -30,8 +29,6 @@ class Command(BaseCommand):
 
     def handle(self, *args, **options):
         if options["enqueue"]:
-            from hexindex.tasks import sweep_index
-
             sweep_index.delay()
             self.stdout.write("Queued an index sweep: the worker indexes pending areas and rebuilds Redis if needed.")
             return
@@ -42,17 +39,7 @@ class Command(BaseCommand):
 
     def _build(self, options):
         started = time.perf_counter()
-        areas = ServiceArea.objects.order_by("id")
-        if options["ids"]:
-            areas = areas.filter(id__in=options["ids"])
-        if not options["force"]:
-            stale = set(areas.exclude(indexed()).values_list("id", flat=True))
-            pending = set(redis_index.pending_tokens_all())
-            if pending:
-                stale |= set(areas.filter(id__in=pending).values_list("id", flat=True))
-            area_ids = sorted(stale)
-        else:
-            area_ids = list(areas.values_list("id", flat=True))
+        area_ids = area_ids_to_index(options["ids"] or None, force=options["force"])
         if not area_ids:
             self.stdout.write("Nothing to index: every area is live in the index.")
             self._ensure_redis()

@@ -1,0 +1,28 @@
+"""Index work sent to the worker by task name (hexindex.tasks defines the tasks; the writers, the sweep and the
+lookup only queue them, so none of them imports the tasks module, which imports them). Sending never raises: a
+broker that is down is logged, and the sweep sends the work again later."""
+
+from __future__ import annotations
+
+import logging
+
+from celery import current_app
+
+log = logging.getLogger(__name__)
+
+INDEX_AREA = "hexindex.index_area"
+REFRESH_AREAS = "hexindex.refresh_areas"
+REBUILD_REDIS = "hexindex.rebuild_redis"
+
+
+def send(task_name: str, *args) -> bool:
+    try:
+        # Looked up by name in the app's registry (which imports hexindex.tasks itself): .delay honours eager mode,
+        # where send_task would not.
+        current_app.tasks[task_name].delay(*args)
+    except Exception:
+        # The broker is down. The write has committed and lookups already check the areas directly; the sweep
+        # enqueues them again later.
+        log.warning("could not enqueue %s%r; the sweep will retry", task_name, args, exc_info=True)
+        return False
+    return True
