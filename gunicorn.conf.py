@@ -1,9 +1,24 @@
-"""gunicorn reads this file from the working directory by default: every way this project starts gunicorn (make
-run, Docker, ECS, the benchmark) shares Prometheus metrics between the workers of one master."""
+"""gunicorn reads this file from the working directory by default: every way this project starts gunicorn (the
+Procfile's `web`: make run, Docker, ECS, the benchmark) shares these settings, read from the environment:
+
+- WEB_CONCURRENCY: worker processes (gunicorn's own variable; 3 by default here);
+- GUNICORN_MAX_REQUESTS (+ _JITTER): recycle a worker after that many requests, 0 (the default) never;
+- GUNICORN_ACCESS_LOG: where access lines go ("-": standard output, the default; "": nowhere);
+- FORWARDED_ALLOW_IPS: proxies trusted for X-Forwarded-* (gunicorn's own variable; the image trusts the load
+  balancer in front of it).
+
+Prometheus metrics are shared between the workers of one master.
+"""
 
 import os
 import shutil
 import tempfile
+
+workers = int(os.environ.get("WEB_CONCURRENCY", "3"))
+max_requests = int(os.environ.get("GUNICORN_MAX_REQUESTS", "0"))
+max_requests_jitter = int(os.environ.get("GUNICORN_MAX_REQUESTS_JITTER", "0"))
+accesslog = os.environ.get("GUNICORN_ACCESS_LOG", "-") or None  # "": none (the benchmark)
+errorlog = "-"
 
 
 def on_starting(server):

@@ -244,6 +244,7 @@ class Stack:
         base = {key: value for key, value in os.environ.items() if key in ("PATH", "LANG", "LC_ALL", "HOME", "TZ")}
         self.env = {
             **base,
+            "PATH": f"{BIN}{os.pathsep}{base.get('PATH', '/usr/bin:/bin')}",
             "DJANGO_READ_DOT_ENV": "false",
             "DJANGO_SETTINGS_MODULE": "project.settings.local",
             "DJANGO_DEBUG": "false",
@@ -254,24 +255,23 @@ class Stack:
             "LOOKUP_ANONYMOUS_RATE_PER_MINUTE": "none",  # the judged traffic looks up as fast as it can, keyless
             **env,
         }
+        # The Procfile's processes (ops/proc), as make run, Docker and ECS start them; settings from the environment.
+        proc = str(ROOT / "ops" / "proc")
         self.web = Process(
             "web",
-            [str(BIN / "gunicorn"), "project.wsgi:application", "--bind", f"127.0.0.1:{web_port}", "--workers", "2",
-             "--timeout", "30", "--graceful-timeout", "5", "--access-logfile", "-", "--error-logfile", "-"],
-            self.env, workdir / "web.log",
-        )  # fmt: skip
+            [proc, "web", "--timeout", "30", "--graceful-timeout", "5"],
+            {**self.env, "WEB_BIND": f"127.0.0.1:{web_port}", "WEB_CONCURRENCY": "2"},
+            workdir / "web.log",
+        )
         self.worker = Process(
-            "worker",
-            [str(BIN / "celery"), "-A", "worker", "worker", "--loglevel", "INFO", "--concurrency", "2", "-Q",
-             "index,maintenance,webhooks", "--events", "--hostname", "faults@%h"],
-            self.env, workdir / "worker.log",
-        )  # fmt: skip
+            "worker", [proc, "worker"], {**self.env, "CELERY_WORKER_CONCURRENCY": "2"}, workdir / "worker.log"
+        )
         self.beat = Process(
             "beat",
-            [str(BIN / "celery"), "-A", "worker", "beat", "--loglevel", "INFO", "--schedule",
-             str(workdir / "celerybeat-schedule")],
-            self.env, workdir / "beat.log",
-        )  # fmt: skip
+            [proc, "beat"],
+            {**self.env, "CELERY_BEAT_SCHEDULE": str(workdir / "celerybeat-schedule")},
+            workdir / "beat.log",
+        )
         self.token = ""
 
     @property

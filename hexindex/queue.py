@@ -17,9 +17,13 @@ REBUILD_REDIS = "hexindex.rebuild_redis"
 
 def send(task_name: str, *args) -> bool:
     try:
-        # Looked up by name in the app's registry (which imports hexindex.tasks itself): .delay honours eager mode,
-        # where send_task would not.
-        current_app.tasks[task_name].delay(*args)
+        # By name: the task's own .delay where it is registered (hexindex.apps imports the tasks: .delay honours
+        # eager mode, as tests run them), the broker by name otherwise (routes are by name too).
+        task = current_app.tasks.get(task_name)
+        if task is not None:
+            task.delay(*args)
+        else:
+            current_app.send_task(task_name, args=list(args))
     except Exception:
         # The broker is down. The write has committed and lookups already check the areas directly; the sweep
         # enqueues them again later.

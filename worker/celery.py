@@ -8,6 +8,7 @@ from celery.exceptions import CPendingDeprecationWarning
 from celery.signals import celeryd_after_setup
 
 from worker.broker import keep_worker_alive_on_connection_loss
+from worker.queues import QUEUES
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "project.settings.local")
 
@@ -17,11 +18,8 @@ app = Celery("servicearea", task_cls="core.tasks:DeliveryCountingTask")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
 
-QUEUES = ("index", "maintenance", "webhooks")
 
-# Queues: `index` carries per-area builds (many, short); `maintenance` carries Redis rebuilds and the sweep, so
-# a long rebuild never waits behind a burst of edits, nor the other way round; `webhooks` carries calls to
-# partners' URLs (seconds each, at their receivers' pace), so slow receivers never hold up the sweep or the rebuild.
+# Queues and what each carries: worker/queues.py.
 app.conf.task_routes = {
     "hexindex.index_area": {"queue": "index"},
     "hexindex.refresh_areas": {"queue": "index"},

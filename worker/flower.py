@@ -23,7 +23,7 @@ if environ.Env().bool("DJANGO_READ_DOT_ENV", default=True):
     environ.Env.read_env(Path(__file__).resolve().parent.parent / ".env", overwrite=False)
 
 # worker/celery.py routes every task to one of these; the broker page lists them before any worker reports.
-QUEUES = ("index", "maintenance", "webhooks")
+from worker.queues import QUEUES
 
 
 def broker_url(variables: Mapping[str, str]) -> str:

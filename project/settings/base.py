@@ -376,6 +376,8 @@ CELERY_RESULT_BACKEND = None
 CELERY_TASK_IGNORE_RESULT = True
 # A pool process is replaced once it has run this many tasks, or after a task that left it above this many KiB
 # resident (a Redis rebuild reads the whole cell table): memory freed by Python is not always returned.
+# Worker pool processes (the Procfile's `worker`; Celery's default: one per CPU).
+CELERY_WORKER_CONCURRENCY = env.int("CELERY_WORKER_CONCURRENCY", default=None)
 CELERY_WORKER_MAX_TASKS_PER_CHILD = env.int("CELERY_WORKER_MAX_TASKS_PER_CHILD", default=1000)
 CELERY_WORKER_MAX_MEMORY_PER_CHILD = env.int("CELERY_WORKER_MAX_MEMORY_PER_CHILD", default=512_000)
 # A task whose message was delivered this many times without its process ever returning (it kills its worker:

@@ -421,6 +421,8 @@ def test_flower_is_behind_the_load_balancer_only_when_networks_are_given(templat
 # --- AWS: Flower holds the broker's password and its own, nothing else ---------------------------------------------
 
 FLOWER_NEEDS = {"REDIS_HOST", "REDIS_PORT", "REDIS_TLS", "REDIS_PASSWORD", "FLOWER_USER", "FLOWER_PASSWORD"}
+# Where it listens (the Procfile reads them): no secrets.
+FLOWER_NEEDS |= {"FLOWER_ADDRESS", "FLOWER_URL_PREFIX"}
 
 
 def test_flower_gets_neither_the_django_secret_nor_database_credentials(stack):
@@ -432,7 +434,7 @@ def test_flower_gets_neither_the_django_secret_nor_database_credentials(stack):
     mentioned = json.dumps(stack["FlowerTaskDefinition"], default=str)
     assert "DjangoSecret" not in mentioned and "DatabaseSecret" not in mentioned
     # Its own Celery app, which does not load Django's settings (worker/flower.py).
-    assert "celery -A worker.flower flower" in " ".join(container["Command"])
+    assert "exec ops/proc flower" in " ".join(container["Command"])  # the Procfile's: test_procfile.py
 
 
 def _readable_secrets(role) -> set[str]:
@@ -454,14 +456,14 @@ def test_compose_gives_flower_the_broker_and_its_password_only():
 
     compose = yaml.safe_load((settings.BASE_DIR / "docker-compose.yml").read_text())
     flower = compose["services"]["flower"]
-    assert set(flower["environment"]) == {"REDIS_URL", "FLOWER_BASIC_AUTH"}
-    assert flower["command"][:3] == ["celery", "-A", "worker.flower"]
+    assert set(flower["environment"]) == {"REDIS_URL", "FLOWER_BASIC_AUTH", "FLOWER_ADDRESS"}
+    assert flower["command"] == ["ops/proc", "flower"]
     assert set(flower["depends_on"]) == {"redis"}
 
 
-def test_make_run_starts_flower_with_its_own_app():
-    run = (settings.BASE_DIR / "ops" / "run.sh").read_text()
-    assert re.search(r'"\$VENV/bin/celery" -A worker\.flower flower ', run)
+def test_every_way_of_starting_flower_uses_its_own_app():
+    # make run, compose and ECS start the Procfile's `flower` (test_procfile.py): it names Flower's own app.
+    assert re.search(r"^flower: celery -A worker\.flower flower ", (settings.BASE_DIR / "Procfile").read_text(), re.M)
 
 
 # --- AWS: Redis memory --------------------------------------------------------------------------------------------

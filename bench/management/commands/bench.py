@@ -379,10 +379,17 @@ class Command(BaseCommand):
         """One gunicorn for every endpoint; the lookup and the raw baseline must agree on every point; then wrk
         on each endpoint in turn."""
         port = _free_port()
-        env = {**os.environ, "DJANGO_SETTINGS_MODULE": "project.settings.bench"}
+        # The Procfile's web process (ops/proc), as production starts it; only its environment differs.
+        env = {
+            **os.environ,
+            "DJANGO_SETTINGS_MODULE": "project.settings.bench",
+            "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
+            "WEB_BIND": f"127.0.0.1:{port}",
+            "WEB_CONCURRENCY": str(options["web_workers"]),
+            "GUNICORN_ACCESS_LOG": "",
+        }
         server = subprocess.Popen(
-            [sys.executable, "-m", "gunicorn", "project.wsgi:application", "--bind", f"127.0.0.1:{port}",
-             "--workers", str(options["web_workers"]), *_WORKER_CLASS_ARGS[options["worker_class"]],
+            [str(settings.BASE_DIR / "ops" / "proc"), "web", *_WORKER_CLASS_ARGS[options["worker_class"]],
              "--log-level", "warning"],
             cwd=settings.BASE_DIR, env=env,
         )  # fmt: skip
