@@ -22,7 +22,8 @@ from django.db import IntegrityError, connection, transaction
 from django.db.models import F
 from django.utils import timezone
 
-from hexindex import cells, celltable, codec, redis_index
+from hexindex import celltable, codec, jobs, redis_index
+from hexindex.cover import Cover
 from hexindex.models import INDEXED_SQL, AreaIndex
 from hexindex.payload import PAYLOAD_COLUMNS, PUBLIC_SQL, AreaPayload
 
@@ -90,7 +91,7 @@ def prepare(area_ids: Iterable[int], *, force: bool = False, versions: dict[int,
     return Batch(tokens, jobs, current, BuildReport(skipped=skipped + sorted(gone)))
 
 
-def complete(batch: Batch, built: list[cells.CoverJob], *, make_live: bool = True) -> BuildReport:
+def complete(batch: Batch, built: list[jobs.CoverJob], *, make_live: bool = True) -> BuildReport:
     """Steps 2 and 3 of the module docstring for computed covers; then make the batch's areas live (unless the
     caller rebuilds Redis as a whole afterwards)."""
     report = batch.report
@@ -121,10 +122,10 @@ def index_areas(
     pool. Transient database and Redis errors propagate (the caller retries); a geometry that cannot be covered
     is reported in `failed`."""
     batch = prepare(area_ids, force=force, versions=versions)
-    return complete(batch, list(mapper(cells.cover_job, batch.jobs)))
+    return complete(batch, list(mapper(jobs.cover_job, batch.jobs)))
 
 
-def _write_cells(good: dict[int, cells.CoverJob], report: BuildReport) -> None:
+def _write_cells(good: dict[int, jobs.CoverJob], report: BuildReport) -> None:
     """Step 2: the cell table and the indexed version, under locks, for areas whose geometry is still the version
     the cover was computed from."""
     with transaction.atomic(), connection.cursor() as cursor:
@@ -149,7 +150,7 @@ def _write_cells(good: dict[int, cells.CoverJob], report: BuildReport) -> None:
         report.cover_seconds.append(item.seconds)
 
 
-def _record_builds(built: Iterable[cells.CoverJob]) -> None:
+def _record_builds(built: Iterable[jobs.CoverJob]) -> None:
     now = timezone.now()
     AreaIndex.objects.bulk_create(
         [
@@ -204,7 +205,7 @@ def record_failures(failures: dict[int, tuple[int, str]]) -> None:
 
 def live_update(
     area_id: int,
-    cover: cells.Cover,
+    cover: Cover,
     payload: AreaPayload,
     geometry_version: int,
     payload_version: int,
@@ -268,7 +269,7 @@ def _removals(old_state: bytes | None, keep) -> list[tuple[str, bytes, bytes]]:
     ]
 
 
-def make_areas_live(area_ids: list[int], tokens: dict[int, str], fresh: dict[int, cells.Cover]) -> set[int]:
+def make_areas_live(area_ids: list[int], tokens: dict[int, str], fresh: dict[int, Cover]) -> set[int]:
     """Step 3: each area's current result, read now (after its token was), made live with its cover (`fresh`, or
     as stored in the cell table), unless it changed again since. Returns the ids made live."""
     if not area_ids:

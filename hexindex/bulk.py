@@ -10,7 +10,7 @@ from multiprocessing import get_context
 
 from django.db import connection
 
-from hexindex import cells, maintenance, redis_index
+from hexindex import jobs, maintenance, redis_index
 from hexindex.build import BuildReport, complete, make_areas_live, prepare
 from hexindex.models import INDEXED_SQL
 
@@ -56,7 +56,7 @@ def build_index(
     for variable in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
         os.environ.setdefault(variable, "1")
     context = get_context("forkserver")
-    context.set_forkserver_preload(["hexindex.cells"])
+    context.set_forkserver_preload(["hexindex.jobs"])
     with context.Pool(workers) as pool:
         previous = None
         for start in range(0, len(area_ids) + batch_size, batch_size):
@@ -64,7 +64,7 @@ def build_index(
             following = None
             if batch_ids:
                 batch = prepare(batch_ids, force=force)
-                following = (batch, pool.map_async(cells.cover_job, batch.jobs, chunksize=8), len(batch_ids))
+                following = (batch, pool.map_async(jobs.cover_job, batch.jobs, chunksize=8), len(batch_ids))
             if previous is not None:
                 done_batch, computing, size = previous
                 total.merge(complete(done_batch, computing.get(), make_live=not rebuild))

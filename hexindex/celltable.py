@@ -1,7 +1,7 @@
 """The cell table in PostgreSQL: the index's source of truth (hexindex_areacell). The only module that writes it.
 
 One row per (cell, area): interior cells (any resolution, compacted) and boundary cells (the area's resolution)
-with their two masks (hexindex.cells) and, for areas with many vertices, the area clipped to the cell's reach.
+with their two masks (hexindex.cover) and, for areas with many vertices, the area clipped to the cell's reach.
 """
 
 from __future__ import annotations
@@ -12,13 +12,13 @@ from dataclasses import dataclass
 import numpy as np
 from django.db import connection
 
-from hexindex.cells import Cover
+from hexindex.cover import Cover
 
 COLUMNS = "cell, area_id, boundary, inside, crossing, clip"
 
 
 def replace(rows_by_area: dict[int, str]) -> None:
-    """Delete the areas' rows and write their new ones (COPY text from `cells.copy_rows`). Call inside a
+    """Delete the areas' rows and write their new ones (COPY text from `jobs.copy_rows`). Call inside a
     transaction."""
     with connection.cursor() as cursor:
         cursor.execute("DELETE FROM hexindex_areacell WHERE area_id = ANY(%s)", [list(rows_by_area)])

@@ -7,7 +7,7 @@ ignores the records of areas pending at its point and checks those areas directl
 current data, until a build makes them live again (hexindex.build).
 
 An area is registered at cells covering the bounding boxes of its geometry *before and after* the write
-(cells.pending_cells), so that whichever of the two the database holds (the write may still roll back) is
+(hexindex.pending), so that whichever of the two the database holds (the write may still roll back) is
 found by a lookup through the point's own cell chain: pending areas are found spatially, however many there are.
 
 Only areas public lookups can see are registered: those of approved providers, before or after the write. An
@@ -34,7 +34,7 @@ from redis.exceptions import RedisError
 
 from core.errors import DependencyUnavailable, TooManyRequests
 from core.redis import breaker
-from hexindex import build, cells, codec, queue, redis_index
+from hexindex import build, codec, pending, queue, redis_index
 from hexindex.models import AreaIndex, PendingMark
 from hexindex.payload import PUBLIC_SQL
 
@@ -116,7 +116,7 @@ def registrations(*box_maps: dict[int, list[Box]]) -> dict[int, bytes | None]:
         return dict.fromkeys(merged, redis_index.EVERYWHERE)
     result: dict[int, bytes | None] = {}
     for area_id, parts in merged.items():
-        found = cells.pending_cells(parts)
+        found = pending.pending_cells(parts)
         result[area_id] = redis_index.EVERYWHERE if found is None else codec.pack_cells(found)
     return result
 

@@ -12,7 +12,7 @@ class AreaCell(models.Model):
     """The index's source of truth: which H3 cells an area's current cover holds. Redis mirrors it.
 
     Interior cells (any resolution) are entirely inside the area. Boundary cells (all at the area's resolution)
-    carry two masks classifying their children and grandchildren (see hexindex.cells), and for areas with many
+    carry two masks classifying their children and grandchildren (see hexindex.cover), and for areas with many
     vertices `clip`, the area cut to where the masks leave exact checks, so that a check costs about the same for
     a 10-vertex and a 10,000-vertex area.
     """

@@ -9,7 +9,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from areas.models import ServiceArea
 from areas.services import area_create, area_update
 from conftest import feature, square
-from hexindex import cells, redis_index
+from hexindex import cells, jobs, redis_index
 from hexindex.build import complete, index_areas, prepare
 from hexindex.invalidation import INDEX_UNAVAILABLE
 from hexindex.models import AreaIndex
@@ -87,7 +87,7 @@ def test_a_crash_mid_build_leaves_lookups_correct(make_area, settings, api, inde
 
     # Redis goes away after the build read its tokens: the cell table is rewritten, then making it live fails.
     batch = prepare([area.id], versions={area.id: 2})
-    computed = [cells.cover_job(job) for job in batch.jobs]
+    computed = [jobs.cover_job(job) for job in batch.jobs]
     real_redis = settings.HEXINDEX_REDIS_URL
     settings.HEXINDEX_REDIS_URL = f"redis://127.0.0.1:{closed_port()}/0"
     with pytest.raises(RedisConnectionError):

@@ -12,19 +12,10 @@ from hypothesis import strategies as st
 from shapely.geometry import MultiPolygon, Point, Polygon, box
 
 from hexindex import cells
-from hexindex.cells import (
-    DISC_REACH,
-    MAX_RES,
-    UNIT,
-    children,
-    cover,
-    cover_at,
-    cover_polygons,
-    mask_bits,
-    pending_cells,
-    point_cells,
-    settle,
-)
+from hexindex import cover as cover_module
+from hexindex.cells import MAX_RES, mask_bits, point_cells, settle
+from hexindex.cover import DISC_REACH, UNIT, children, cover, cover_at, cover_polygons
+from hexindex.pending import pending_cells
 
 
 def star(lng, lat, radius_deg, vertices=12, seed=0, hole=False) -> MultiPolygon:
@@ -148,8 +139,8 @@ def test_interior_is_compacted_to_coarser_cells():
 )
 def test_every_size_gets_a_bounded_number_of_cells(name, area):
     result = cover(area)
-    assert 1 <= len(result.boundary) <= cells.MAX_BOUNDARY_CELLS, name
-    assert len(result.interior) <= 10 * cells.MAX_BOUNDARY_CELLS, name
+    assert 1 <= len(result.boundary) <= cover_module.MAX_BOUNDARY_CELLS, name
+    assert len(result.interior) <= 10 * cover_module.MAX_BOUNDARY_CELLS, name
 
 
 def test_area_smaller_than_a_cell_gets_finest_resolution_boundary_cells():
@@ -191,7 +182,7 @@ def test_area_touching_the_antimeridian_is_covered_on_its_side():
 
 
 def test_clips_agree_with_the_area_wherever_an_exact_check_can_happen():
-    area = star(10.0, 50.0, 0.5, vertices=cells.CLIP_MIN_VERTICES * 2, seed=5)
+    area = star(10.0, 50.0, 0.5, vertices=cover_module.CLIP_MIN_VERTICES * 2, seed=5)
     result = cover_at(area, 6)
     clipped = {c: clip for c, clip in zip(result.boundary, result.clips, strict=True) if clip is not None}
     assert clipped
@@ -308,10 +299,10 @@ def _disc_violations(samples: int, seed: int) -> list:
     rng = random.Random(seed)
     misses = []
     for _ in range(samples):
-        lat, lng = rng.uniform(-cells.DISC_MAX_LAT, cells.DISC_MAX_LAT), rng.uniform(-179.0, 179.0)
+        lat, lng = rng.uniform(-cover_module.DISC_MAX_LAT, cover_module.DISC_MAX_LAT), rng.uniform(-179.0, 179.0)
         chain = point_cells(lat, lng)
         res = rng.randint(3, MAX_RES - 2)
-        probe, _safe = cells._probe_safe(np.array([chain[res]], dtype=np.uint64), res)
+        probe, _safe = cover_module._probe_safe(np.array([chain[res]], dtype=np.uint64), res)
         if probe is None:
             continue
         d1, d2 = cells.digit(chain[res + 1], res + 1), cells.digit(chain[res + 2], res + 2)
@@ -332,7 +323,7 @@ def test_every_point_lies_in_the_discs_of_its_own_descendants():
 def test_cells_near_pentagons_and_face_edges_have_no_disc_form():
     pentagon = h3.get_pentagons(5)[3]
     near = list(h3.grid_disk(pentagon, 2))
-    _probe, safe = cells._probe_safe(np.array(near, dtype=np.uint64), 5)
+    _probe, safe = cover_module._probe_safe(np.array(near, dtype=np.uint64), 5)
     assert not safe.any()
 
 

@@ -6,7 +6,7 @@ from django.utils import timezone
 
 from areas.models import ServiceArea
 from conftest import square
-from hexindex import cells, redis_index
+from hexindex import cover, jobs, redis_index
 from hexindex.build import index_areas
 from hexindex.maintenance import rebuild_redis, sweep
 from hexindex.models import AreaIndex
@@ -27,9 +27,9 @@ def test_a_failed_build_is_shown_and_retried_by_the_sweep(make_area, monkeypatch
     area = make_area(WEST)
 
     def refuse(geometry):
-        raise cells.CoverError("too many cells")
+        raise cover.CoverError("too many cells")
 
-    monkeypatch.setattr(cells, "cover", refuse)
+    monkeypatch.setattr(jobs, "cover", refuse)
     assert index_area(area.id, 1).startswith("failed")
     owner = client_for(area.provider.owner)
     state = owner.get(f"/api/v1/service-areas/{area.id}/").json()["properties"]["index"]
