@@ -14,7 +14,9 @@ from redis.exceptions import RedisError
 
 from core.redis import breaker
 from hexindex import redis_index
+from hexindex.batch import lookup_exact_many, lookup_many
 from hexindex.bulk import build_index, summarise
+from hexindex.exact import lookup_exact
 from hexindex.invalidation import (
     INDEX_UNAVAILABLE,
     IndexBusy,
@@ -24,9 +26,9 @@ from hexindex.invalidation import (
     current_boxes,
 )
 from hexindex.models import INDEXED_SQL, IndexStatus, indexed
-from hexindex.payload import AreaPayload
+from hexindex.payload import AreaPayload, LookupResult
 from hexindex.redis_index import Piggyback
-from hexindex.selectors import LookupResult, lookup, lookup_exact, lookup_exact_many, lookup_many
+from hexindex.selectors import lookup
 
 __all__ = [
     "INDEX_UNAVAILABLE",

@@ -169,3 +169,19 @@ def decode_result(raw: bytes) -> tuple[int, int, bytes]:
 
 def pack_cells(cells: list[int]) -> bytes:
     return b"".join(cell.to_bytes(8, "big") for cell in cells)
+
+
+# --- shared outlines (hexindex.caches.Shapes, shared between web processes through Redis) -----------------------
+
+
+def shape_field(area: int, cell: int) -> bytes:
+    """The shared outline's name in Redis: area and cell (all ones for an area checked whole)."""
+    return area.to_bytes(4, "big") + (cell & 0xFFFFFFFFFFFFFFFF).to_bytes(8, "big")
+
+
+def encode_shape(version: int, segments: np.ndarray) -> bytes:
+    return version.to_bytes(4, "little") + segments.astype("<f8").tobytes()
+
+
+def decode_shape(raw: bytes) -> tuple[int, np.ndarray]:
+    return int.from_bytes(raw[:4], "little"), np.frombuffer(raw, "<f8", offset=4).reshape(-1, 4)

@@ -3,8 +3,9 @@ exact PostGIS query, the benchmark's baselines) builds its results here, so thei
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from decimal import Decimal
-from typing import NamedTuple
+from typing import Literal, NamedTuple
 
 import orjson
 
@@ -42,3 +43,20 @@ class AreaPayload(NamedTuple):
 def render(results: list[bytes]) -> bytes:
     """The lookup's body from serialised results, in order."""
     return b'{"count":%d,"results":[%s]}' % (len(results), b",".join(results))
+
+
+@dataclass(slots=True)
+class LookupResult:
+    """A lookup's response body and how it was answered."""
+
+    body: bytes
+    count: int
+    source: Literal["index", "postgis"]  # "postgis": answered by the exact query
+    candidates: int = 0  # records found for the point (interior and boundary, pending excluded)
+    boundary_candidates: int = 0
+    exact_checks: int = 0  # boundary candidates the masks could not settle
+    checks_in_process: int = 0  # of those, settled here from a shape seen before
+    pending: int = 0  # areas pending at the point, checked in PostgreSQL
+    postgres_queries: int = 0
+    redis_seconds: float = 0.0
+    postgres_seconds: float = 0.0

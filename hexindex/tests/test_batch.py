@@ -13,17 +13,19 @@ from areas.models import ServiceArea
 from areas.services import area_create
 from conftest import multipolygon, polygon, square
 from core.redis import breaker
-from hexindex import redis_index, selectors
+from hexindex import caches, redis_index
+from hexindex.batch import lookup_exact_many, lookup_many
 from hexindex.build import index_areas
+from hexindex.exact import lookup_exact
 from hexindex.invalidation import areas_changed
-from hexindex.selectors import MAX_PENDING_CHECKS, lookup_exact, lookup_exact_many, lookup_many
+from hexindex.selectors import MAX_PENDING_CHECKS
 from hexindex.tests.test_selectors import PROPERTY, _geos, areas, geometry, ids, points_for, redis_reads
 
 
 def forget_everything_seen(monkeypatch):
     """As a fresh web process: no cached results or outlines (so exact checks need PostgreSQL or shared ones)."""
-    monkeypatch.setattr(selectors, "_results", selectors._Results())
-    monkeypatch.setattr(selectors, "_shapes", selectors._Shapes())
+    monkeypatch.setattr(caches, "results", caches.Results())
+    monkeypatch.setattr(caches, "shapes", caches.Shapes())
 
 
 @pytest.mark.django_db
@@ -34,8 +36,8 @@ def test_a_batch_equals_the_exact_query_at_every_point(make_provider, shapes, se
     client = redis_index.client()
     client.flushdb()
     client.set(redis_index.GEN_KEY, 1)
-    selectors._results.use_generation(-1)  # nothing remembered from other examples
-    selectors._shapes.use_generation(-1)
+    caches.results.use_generation(-1)  # nothing remembered from other examples
+    caches.shapes.use_generation(-1)
     with transaction.atomic():
         provider = make_provider()
         created = [

@@ -15,9 +15,10 @@ from areas.selectors import areas_covering
 from areas.services import area_create, area_update
 from conftest import square
 from core.redis import breaker
-from hexindex import redis_index
+from hexindex import caches, redis_index
 from hexindex.build import index_areas
-from hexindex.selectors import MAX_PENDING_CHECKS, lookup, lookup_exact
+from hexindex.exact import lookup_exact
+from hexindex.selectors import MAX_PENDING_CHECKS, lookup
 
 PROPERTY = settings(
     max_examples=30,
@@ -171,15 +172,14 @@ def test_a_point_near_the_outline_costs_at_most_one_query(make_area, index_all, 
 def test_outlines_one_process_fetched_are_shared_with_the_others_through_redis(
     make_area, index_all, monkeypatch, django_assert_num_queries
 ):
-    from hexindex import selectors
 
     area = make_area(square(10.0, 50.0, 0.5))
     index_all()
     first = lookup(lat=50.3, lng=10.49999)  # near the east edge: an exact check, outline fetched from PostgreSQL
     assert (first.exact_checks, first.postgres_queries, ids(first)) == (1, 1, [area.id])
     # Another web process: empty caches of its own, but the outline is in Redis now.
-    monkeypatch.setattr(selectors, "_results", selectors._Results())
-    monkeypatch.setattr(selectors, "_shapes", selectors._Shapes())
+    monkeypatch.setattr(caches, "results", caches.Results())
+    monkeypatch.setattr(caches, "shapes", caches.Shapes())
     with django_assert_num_queries(0):
         second = lookup(lat=50.3, lng=10.499995)
     assert (second.exact_checks, second.postgres_queries, ids(second)) == (1, 0, [area.id])
@@ -238,7 +238,7 @@ def test_many_pending_areas_at_a_point_are_answered_by_the_exact_query(make_prov
 @given(seed=st.integers(0, 10**6), data=st.data())
 def test_in_process_exact_checks_agree_with_geos_away_from_the_outline(seed, data):
     """The crossing-number check on cached outline segments, with holes and several parts."""
-    from hexindex.selectors import covered_or_unsure, outline_segments
+    from hexindex.outlines import covered_or_unsure, outline_segments
 
     rng = random.Random(seed)
     shapes = [MultiPolygon([star(rng, 10.0, 50.0, 0.2, 24, True), star(rng, 10.6, 50.0, 0.1, 8, False)])]
@@ -257,7 +257,7 @@ def test_in_process_exact_checks_agree_with_geos_away_from_the_outline(seed, dat
 
 
 def test_points_on_an_edge_or_a_vertex_are_left_to_postgis():
-    from hexindex.selectors import covered_or_unsure, outline_segments
+    from hexindex.outlines import covered_or_unsure, outline_segments
 
     square_segments = [outline_segments(MultiPolygon([box(0, 0, 1, 1)]))]
     for lng, lat in ((1.0, 0.5), (0.0, 0.0), (0.5, 1.0 + 1e-10)):
