@@ -19,26 +19,16 @@ checked before anything else runs.
 
 from __future__ import annotations
 
-import argparse
 import io
-import itertools
 import json
-import math
 import os
 import re
-import socket
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
-import urllib.error
-import urllib.parse
-import urllib.request
-from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import NamedTuple
 
 import orjson
 import redis
@@ -46,32 +36,17 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError
-from django.core.management.color import no_style
 from django.db import connection
 from rest_framework.renderers import JSONRenderer
 
-from bench import data
+from bench import baseline, data, http, inputs, report
 from bench.views import plain_lookup
 from hexindex import celltable, redis_index
 from hexindex.api import build_index, lookup, lookup_exact, lookup_many
 from hexindex.maintenance import rebuild_redis
 from providers.models import Provider
 
-DEFAULT_SCALES = "1000,10000,50000,200000"
-# name -> path: what is measured over HTTP, in this order. Results are keyed http_<name>_<measure>.
-HTTP_ENDPOINTS = {
-    "index": "/api/v1/lookup/",
-    "raw": "/bench/raw-lookup/",
-    "plain": "/bench/plain-lookup/",
-    "minimal": "/bench/minimal/",
-    "trivial": "/bench/trivial/",
-}
-BATCH_PATH = "/api/v1/lookup/batch/"
-BATCH_SIZE = 100
-_WORKER_CLASS_ARGS = {
-    "sync": [],  # gunicorn's default: one request per connection
-    "gthread": ["--worker-class", "gthread", "--threads", "1", "--keep-alive", "30"],
-}
+inputs.DEFAULT_SCALES = "1000,10000,50000,200000"
 README_START = "<!-- bench:start -->"
 README_END = "<!-- bench:end -->"
 
@@ -88,7 +63,8 @@ class Command(BaseCommand):
         parser.add_argument(
             "--scales",
             default=None,
-            help=f"Comma-separated area counts (default {DEFAULT_SCALES}; with --areas, the file's feature count; "
+            help=f"Comma-separated area counts (default {inputs.DEFAULT_SCALES}; with --areas, the file's feature "
+            "count; "
             "a scale of N takes the file's first N features).",
         )
         parser.add_argument(
@@ -102,7 +78,7 @@ class Command(BaseCommand):
         )
         parser.add_argument(
             "--points",
-            type=_points_option,
+            type=inputs.points_option,
             default=10_000,
             metavar="N|FILE",
             help='Query points: how many to generate (default 10000), or a file with one {"lat": .., "lng": ..} '
@@ -133,14 +109,14 @@ class Command(BaseCommand):
 
     def handle(self, *args, **options):
         # The user's files first: a mistake in them must not cost a data load and an index build.
-        file_features = _check_areas_file(options["areas"]) if options["areas"] else None
+        file_features = inputs.check_areas_file(options["areas"]) if options["areas"] else None
         if isinstance(options["points"], Path):
-            points = _read_points_file(options["points"])
+            points = inputs.read_points_file(options["points"])
             points_name = f"points-{options['points'].stem}.txt"
         else:
             points = data.query_points(options["points"], options["seed"])
             points_name = f"points-{options['points']}-seed{options['seed']}.txt"
-        scales = _scales(options["scales"], file_features)
+        scales = inputs.scales(options["scales"], file_features)
 
         data_dir = Path(options["data_dir"])
         data_dir.mkdir(parents=True, exist_ok=True)
@@ -199,13 +175,13 @@ class Command(BaseCommand):
         owner, _ = get_user_model().objects.get_or_create(username="bench")
         provider_ids, line_numbers = set(), []
         with tempfile.NamedTemporaryFile("w", suffix=".ndjson", delete=False) as subset, areas_file.open() as source:
-            for number, line in _first_features(source, scale):
+            for number, line in inputs.first_features(source, scale):
                 subset.write(line)
                 line_numbers.append(number)
                 if options["areas"]:
                     provider_ids.add(int(orjson.loads(line)["properties"]["provider"]))
         if options["areas"]:
-            _create_providers(owner, provider_ids, options["seed"])
+            inputs.create_providers(owner, provider_ids, options["seed"])
         else:
             Provider.objects.bulk_create(
                 Provider(owner=owner, approved=True, **fields)
@@ -294,14 +270,18 @@ class Command(BaseCommand):
                 mismatches.append({"lat": lat, "lng": lng, "indexed": indexed.count, "exact": exact.count})
         if mismatches:
             raise CommandError(f"the lookup and PostGIS disagree on {len(mismatches)} points: {mismatches[:5]}")
+        # The baseline's plan where it works hardest (the point with the most results): no sequential scans.
+        busiest = max(range(len(points)), key=lambda i: first[i].count)
+        plan = baseline.checked_plan(lat=points[busiest][0], lng=points[busiest][1])
+        self.stdout.write(f"baseline plan at {points[busiest]} ({first[busiest].count} results):\n{plan}")
 
         index_redis = redis_index.client()
         timed, index_times, raw_times, plain_times, batch_times = [], [], [], [], []
         redis_calls = redis_usec = 0
         # Blocks of points, each path in turn: all three see the same machine, and each runs with its own data in
         # the CPU's caches, as a web process serving only that path would.
-        for start in range(0, len(points), BATCH_SIZE):
-            block = points[start : start + BATCH_SIZE]
+        for start in range(0, len(points), http.BATCH_SIZE):
+            block = points[start : start + http.BATCH_SIZE]
             calls_before = _redis_reads(index_redis)
             for lat, lng in block:
                 started = time.perf_counter()
@@ -368,7 +348,7 @@ class Command(BaseCommand):
             f"p99 {result['inproc_raw_p99_ms']} ms; plain p50 {result['inproc_plain_p50_ms']} ms "
             f"p99 {result['inproc_plain_p99_ms']} ms; per lookup {result['candidates_mean']} candidates, "
             f"{result['boundary_candidates_mean']} boundary, {result['exact_checks_mean']} exact checks, "
-            f"{result['no_postgres_share']:.0%} without PostgreSQL; batches of {BATCH_SIZE}: "
+            f"{result['no_postgres_share']:.0%} without PostgreSQL; batches of {http.BATCH_SIZE}: "
             f"{result['inproc_batch_points_per_s']:,} points/s vs {result['inproc_single_points_per_s']:,} one by one"
         )
         return result
@@ -378,7 +358,7 @@ class Command(BaseCommand):
     def _http(self, points_file: Path, options) -> dict:
         """One gunicorn for every endpoint; the lookup and the raw baseline must agree on every point; then wrk
         on each endpoint in turn."""
-        port = _free_port()
+        port = http.free_port()
         # The Procfile's web process (ops/proc), as production starts it; only its environment differs.
         env = {
             **os.environ,
@@ -389,43 +369,43 @@ class Command(BaseCommand):
             "GUNICORN_ACCESS_LOG": "",
         }
         server = subprocess.Popen(
-            [str(settings.BASE_DIR / "ops" / "proc"), "web", *_WORKER_CLASS_ARGS[options["worker_class"]],
+            [str(settings.BASE_DIR / "ops" / "proc"), "web", *http.WORKER_CLASS_ARGS[options["worker_class"]],
              "--log-level", "warning"],
             cwd=settings.BASE_DIR, env=env,
         )  # fmt: skip
         base = f"http://127.0.0.1:{port}"
         queries = points_file.read_text().split()
         try:
-            _wait_for(f"{base}/health/live/")
-            result = _http_agreement(base, queries, options["web_workers"])
+            http.wait_for(f"{base}/health/live/")
+            result = http.agreement(base, queries, options["web_workers"])
             self.stdout.write(
                 f"HTTP: the lookup and the raw query return identical bodies for all {len(queries):,} points "
                 f"(mean {result['http_body_bytes_mean']:,.0f} bytes)"
             )
-            for name, path in HTTP_ENDPOINTS.items():
+            for name, path in http.HTTP_ENDPOINTS.items():
                 url = f"{base}{path}"
                 # As long a warm-up as a measurement: every web process warms its own caches (results, shapes), as
                 # it would under real traffic; all endpoints alike.
-                _wrk(url, points_file, options["connections"], options["duration"])
-                measured = _wrk(url, points_file, options["connections"], options["duration"])
+                http.wrk(url, points_file, options["connections"], options["duration"])
+                measured = http.wrk(url, points_file, options["connections"], options["duration"])
                 if measured["errors"]:
                     raise CommandError(f"HTTP {name}: {measured['errors']} responses were not 2xx ({url})")
                 result |= {f"http_{name}_{key}": value for key, value in measured.items()}
                 self.stdout.write(f"HTTP {name}: {measured}")
-            result |= _http_batch_agreement(base, queries)
-            url = f"{base}{BATCH_PATH}"
-            _wrk(url, points_file, options["connections"], options["duration"], batch=BATCH_SIZE)
-            measured = _wrk(url, points_file, options["connections"], options["duration"], batch=BATCH_SIZE)
+            result |= http.batch_agreement(base, queries)
+            url = f"{base}{http.BATCH_PATH}"
+            http.wrk(url, points_file, options["connections"], options["duration"], batch=http.BATCH_SIZE)
+            measured = http.wrk(url, points_file, options["connections"], options["duration"], batch=http.BATCH_SIZE)
             if measured["errors"]:
                 raise CommandError(f"HTTP batch: {measured['errors']} responses were not 2xx ({url})")
             result |= {f"http_batch_{key}": value for key, value in measured.items()}
-            result["http_batch_points_per_s"] = round(measured["rps"] * BATCH_SIZE)
-            self.stdout.write(f"HTTP batch of {BATCH_SIZE}: {measured}")
+            result["http_batch_points_per_s"] = round(measured["rps"] * http.BATCH_SIZE)
+            self.stdout.write(f"HTTP batch of {http.BATCH_SIZE}: {measured}")
         finally:
             server.terminate()
             server.wait(timeout=30)
-        for baseline in ("raw", "plain", "minimal", "trivial"):
-            result[f"http_index_vs_{baseline}"] = round(result["http_index_rps"] / result[f"http_{baseline}_rps"], 2)
+        for other in ("raw", "plain", "minimal", "trivial"):
+            result[f"http_index_vs_{other}"] = round(result["http_index_rps"] / result[f"http_{other}_rps"], 2)
         result["http_batch_vs_single"] = round(result["http_batch_points_per_s"] / result["http_index_rps"], 2)
         result["http_connections"] = options["connections"]
         result["http_web_workers"] = options["web_workers"]
@@ -438,9 +418,9 @@ class Command(BaseCommand):
         out = Path(options["out"])
         out.mkdir(parents=True, exist_ok=True)
         (out / "results.json").write_text(json.dumps(results, indent=2) + "\n")
-        table = markdown_table(results)
+        table = report.markdown_table(results)
         (out / "results.md").write_text(table + "\n")
-        plot(results, out / "bench.png")
+        report.plot(results, out / "bench.png")
         self.stdout.write(table)
         if options["update_readme"]:
             readme = settings.BASE_DIR / "README.md"
@@ -468,135 +448,6 @@ def _ensure_database() -> None:
     admin.close()
 
 
-# -- the user's data files (--areas, --points) ----------------------------------------------------------------
-
-MAX_FILE_ERRORS = 20
-
-
-def _points_option(value: str) -> int | Path:
-    """--points: how many points to generate, or a file of points."""
-    if value.isdigit():
-        if int(value) < 1:
-            raise argparse.ArgumentTypeError("at least 1 point")
-        return int(value)
-    return Path(value)
-
-
-def _scales(option: str | None, file_features: int | None) -> list[int]:
-    """--scales, or its default: the whole --areas file, or DEFAULT_SCALES."""
-    if option is None:
-        return [file_features] if file_features is not None else [int(s) for s in DEFAULT_SCALES.split(",")]
-    try:
-        scales = sorted({int(s) for s in option.split(",")})
-    except ValueError:
-        raise CommandError(f"--scales takes comma-separated area counts, e.g. 1000,10000; got {option!r}") from None
-    if scales[0] < 1:
-        raise CommandError("--scales: every scale needs at least 1 area")
-    if file_features is not None and scales[-1] > file_features:
-        raise CommandError(f"--scales {scales[-1]:,} is more than the {file_features:,} features in the --areas file")
-    return scales
-
-
-def _numbered_lines(path: Path, option: str):
-    """(line number, line) of the non-blank lines of a user's file."""
-    try:
-        with path.open("rb") as lines:
-            for number, line in enumerate(lines, start=1):
-                if line.strip():
-                    yield number, line
-    except OSError as exc:
-        raise CommandError(f"{option}: cannot read {path}: {exc}") from exc
-
-
-def _raise_file_errors(option: str, path: Path, errors: list[str], count: int, expected: str) -> None:
-    if errors:
-        shown = "\n".join(errors[:MAX_FILE_ERRORS])
-        more = f"\n... and {len(errors) - MAX_FILE_ERRORS} more" if len(errors) > MAX_FILE_ERRORS else ""
-        raise CommandError(f"{option} {path}: {len(errors)} bad lines (expected {expected}):\n{shown}{more}")
-    if not count:
-        raise CommandError(f"{option} {path} is empty (expected {expected})")
-
-
-def _area_problem(feature) -> str | None:
-    """What makes a line unusable as an area, or None. The shape only: import_areas validates the rest as the
-    API does (geometry validity, price, ...)."""
-    if not isinstance(feature, dict) or feature.get("type") != "Feature":
-        if isinstance(feature, dict) and feature.get("type") == "FeatureCollection":
-            return "a FeatureCollection: --areas takes one Feature per line"
-        return "not a GeoJSON Feature"
-    geometry, properties = feature.get("geometry"), feature.get("properties")
-    if not isinstance(geometry, dict) or geometry.get("type") not in ("Polygon", "MultiPolygon"):
-        return "geometry: must be a Polygon or MultiPolygon"
-    if not isinstance(properties, dict):
-        return "properties: missing"
-    provider, name, price = properties.get("provider"), properties.get("name"), properties.get("price")
-    if not ((type(provider) is int and provider > 0) or (isinstance(provider, str) and provider.isdigit())):
-        return f"properties.provider: must be a provider id, got {provider!r}"
-    if not isinstance(name, str) or not name.strip():
-        return "properties.name: missing"
-    if type(price) not in (str, int, float):
-        return f"properties.price: must be a number or a decimal string, got {price!r}"
-    return None
-
-
-def _check_areas_file(path: Path) -> int:
-    """The number of features in an --areas file, or a CommandError naming every bad line."""
-    errors, count = [], 0
-    for number, line in _numbered_lines(path, "--areas"):
-        try:
-            problem = _area_problem(orjson.loads(line))
-        except orjson.JSONDecodeError as exc:
-            problem = f"not JSON: {exc}"
-        if problem:
-            errors.append(f"{path}:{number}: {problem}")
-        count += 1
-    _raise_file_errors("--areas", path, errors, count, "one GeoJSON Feature per line")
-    return count
-
-
-def _read_points_file(path: Path) -> list[tuple[float, float]]:
-    """(lat, lng) of each line of a --points file, or a CommandError naming every bad line."""
-    errors, points = [], []
-    for number, line in _numbered_lines(path, "--points"):
-        try:
-            point = orjson.loads(line)
-        except orjson.JSONDecodeError as exc:
-            errors.append(f"{path}:{number}: not JSON: {exc}")
-            continue
-        if not isinstance(point, dict):
-            errors.append(f'{path}:{number}: not a {{"lat": .., "lng": ..}} object')
-            continue
-        problems = [
-            f"{name} must be a number from {-limit} to {limit}, got {value!r}"
-            for name, limit in (("lat", 90.0), ("lng", 180.0))
-            if type(value := point.get(name)) not in (int, float) or not math.isfinite(value) or abs(value) > limit
-        ]
-        if problems:
-            errors.append(f"{path}:{number}: {'; '.join(problems)}")
-        else:
-            points.append((float(point["lat"]), float(point["lng"])))
-    _raise_file_errors("--points", path, errors, len(points) + len(errors), 'one {"lat": .., "lng": ..} per line')
-    return points
-
-
-def _first_features(source, count: int):
-    """(line number, line) of the first `count` features of an areas file."""
-    numbered = ((number, line) for number, line in enumerate(source, start=1) if line.strip())
-    return itertools.islice(numbered, count)
-
-
-def _create_providers(owner, provider_ids: set[int], seed: int) -> None:
-    """The providers an --areas file refers to that do not exist yet, with those ids and generated fields."""
-    missing = sorted(provider_ids - set(Provider.objects.filter(id__in=provider_ids).values_list("id", flat=True)))
-    Provider.objects.bulk_create(
-        Provider(id=provider_id, owner=owner, approved=True, **fields)
-        for provider_id, fields in zip(missing, data.providers(len(missing), seed), strict=True)
-    )
-    with connection.cursor() as cursor:  # new providers (the API, later scales) get ids after these
-        for statement in connection.ops.sequence_reset_sql(no_style(), [Provider]):
-            cursor.execute(statement)
-
-
 def _redis_reads(client: redis.Redis) -> tuple[int, int]:
     """(round trips, microseconds inside Redis) of the lookup's reads so far: each is a MULTI/EXEC transaction,
     whose EXEC runs the queued commands."""
@@ -608,229 +459,3 @@ def _wait_for_lazy_free(client: redis.Redis, timeout: float = 600) -> None:
     deadline = time.monotonic() + timeout
     while int(client.info("memory").get("lazyfree_pending_objects", 0)) and time.monotonic() < deadline:
         time.sleep(0.5)
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def _wait_for(url: str, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            with urllib.request.urlopen(url, timeout=2):
-                return
-        except OSError:
-            if time.monotonic() > deadline:
-                raise CommandError(f"{url} did not come up") from None
-            time.sleep(0.2)
-
-
-def _fetch(url: str) -> tuple[int, bytes]:
-    try:
-        with urllib.request.urlopen(url, timeout=120) as response:
-            return response.status, response.read()
-    except urllib.error.HTTPError as exc:
-        return exc.code, exc.read()
-
-
-def _http_agreement(base: str, queries: list[str], concurrency: int) -> dict:
-    """Every query point from the lookup and from the raw baseline, over HTTP: a CommandError unless both
-    answer 200 with byte-identical bodies. Also warms both up."""
-
-    def compare(query: str) -> tuple[int, str | None]:
-        """The body's length, and how the two answers differ (None when they do not)."""
-        index = _fetch(f"{base}{HTTP_ENDPOINTS['index']}?{query}")
-        raw = _fetch(f"{base}{HTTP_ENDPOINTS['raw']}?{query}")
-        if index == raw and index[0] == 200:
-            return len(index[1]), None
-        return len(index[1]), (
-            f"{query}: lookup {index[0]}, {len(index[1])} bytes {index[1][:100]!r}; "
-            f"raw {raw[0]}, {len(raw[1])} bytes {raw[1][:100]!r}"
-        )
-
-    with ThreadPoolExecutor(concurrency) as pool:
-        answers = list(pool.map(compare, queries))
-    differ = [difference for _, difference in answers if difference]
-    if differ:
-        raise CommandError(
-            f"over HTTP, the lookup and the raw query differ on {len(differ)} of {len(queries)} points:\n"
-            + "\n".join(differ[:5])
-        )
-    return {"http_agree": True, "http_body_bytes_mean": round(statistics.mean(size for size, _ in answers))}
-
-
-_UNITS = {"us": 1e-3, "ms": 1.0, "s": 1000.0}
-
-
-def _http_batch_agreement(base: str, queries: list[str]) -> dict:
-    """The first batches of query points over HTTP: each answer must be byte-identical to the single lookup's."""
-    for start in range(0, min(len(queries), 10 * BATCH_SIZE), BATCH_SIZE):
-        block = queries[start : start + BATCH_SIZE]
-        points = [{k: float(v) for k, v in urllib.parse.parse_qsl(query)} for query in block]
-        request = urllib.request.Request(
-            f"{base}{BATCH_PATH}", data=orjson.dumps({"points": points}), headers={"Content-Type": "application/json"}
-        )
-        with urllib.request.urlopen(request, timeout=300) as response:
-            answers = orjson.loads(response.read())["results"]
-        for query, answer in zip(block, answers, strict=True):
-            status, single = _fetch(f"{base}{HTTP_ENDPOINTS['index']}?{query}")
-            if status != 200 or orjson.dumps(answer) != single:
-                raise CommandError(f"over HTTP, a batch and the single lookup differ at {query}")
-    return {"http_batch_agree": True}
-
-
-def _wrk(url: str, points_file: Path, connections: int, duration: int, batch: int | None = None) -> dict:
-    """wrk on one endpoint: GET lookups of the query points, or with `batch`, POSTs of that many points each."""
-    script = Path(__file__).resolve().parents[2] / ("batch.lua" if batch else "wrk.lua")
-    completed = subprocess.run(
-        ["wrk", "-t", "2", "-c", str(connections), "-d", f"{duration}s", "--timeout", "30s", "--latency",
-         "-s", str(script), url, "--", str(points_file), *([str(batch)] if batch else [])],
-        capture_output=True, text=True, check=True,
-    )  # fmt: skip
-    output = completed.stdout
-    latency = dict(re.findall(r"^\s+(50|99)%\s+([\d.]+\w+)", output, re.M))
-
-    def ms(value: str) -> float:
-        number, unit = re.match(r"([\d.]+)(\w+)", value).groups()
-        return round(float(number) * _UNITS[unit], 2)
-
-    errors = re.search(r"Non-2xx or 3xx responses: (\d+)", output)
-    socket_errors = re.search(r"Socket errors: (.*)", output)
-    requests, received = map(int, re.search(r"^bench: requests (\d+) bytes (\d+)$", output, re.M).groups())
-    return {
-        "rps": round(float(re.search(r"Requests/sec:\s+([\d.]+)", output).group(1)), 1),
-        "p50_ms": ms(latency["50"]),
-        "p99_ms": ms(latency["99"]),
-        "errors": int(errors.group(1)) if errors else 0,
-        "socket_errors": socket_errors.group(1) if socket_errors else "",
-        # Everything received over the whole run (status line and headers included) per response: wrk's exact
-        # totals, printed by wrk.lua, not its rounded Transfer/sec.
-        "response_bytes": round(received / requests) if requests else 0,
-    }
-
-
-class Column(NamedTuple):
-    header: str
-    align: str  # the Markdown alignment row cell
-    cell: Callable[[dict], str]  # one scale's result -> the cell's text
-
-
-def _http_column(header: str, align: str, cell: Callable[[dict], str]) -> Column:
-    return Column(header, align, lambda r: cell(r) if "http_index_rps" in r else "-")
-
-
-# Index statistics (from _build and _recovery).
-INDEX_COLUMNS = [
-    Column("Cells/area", "---:", lambda r: f"{r['cells_per_area']}"),
-    Column(
-        "Build (2 cores)", "---:", lambda r: f"{r['build_seconds']:.0f} s ({r['build_ms_per_area_median']} ms/area)"
-    ),
-    Column("Cell table", "---:", lambda r: f"{r['cell_table_mb']:,.0f} MiB"),
-    Column("Redis", "---:", lambda r: f"{r['redis_mb']:,.0f} MiB"),
-    Column("Redis rebuild", "---:", lambda r: f"{r['redis_rebuild_seconds']:.0f} s"),
-]
-# Per lookup and in-process latency (from _in_process).
-INPROC_COLUMNS = [
-    Column(
-        "Per lookup: results / candidates / boundary / exact checks",
-        "---",
-        lambda r: (
-            f"{r['matches_mean']:.0f} / {r['candidates_mean']:.0f} / {r['boundary_candidates_mean']:.0f} / "
-            f"{r['exact_checks_mean']:.1f}"
-        ),
-    ),
-    Column(
-        "No PostgreSQL (warm / cold)",
-        "---:",
-        lambda r: f"{r['no_postgres_share']:.0%} / {r['no_postgres_share_cold']:.0%}",
-    ),
-    Column(
-        "In Redis / PostgreSQL per lookup",
-        "---:",
-        lambda r: (
-            f"{r['redis_server_us_per_call'] * r['redis_calls_per_lookup'] / 1000:.2f} / {r['postgres_ms_mean']:.2f} ms"
-        ),
-    ),
-    Column(
-        "In-process p50 / p99 (ms): index; raw SQL; plain",
-        "---",
-        lambda r: (
-            f"{r['inproc_index_p50_ms']} / {r['inproc_index_p99_ms']}; {r['inproc_raw_p50_ms']} / "
-            f"{r['inproc_raw_p99_ms']}; {r['inproc_plain_p50_ms']} / {r['inproc_plain_p99_ms']}"
-        ),
-    ),
-]
-# HTTP (from _http); "-" when it was skipped.
-HTTP_COLUMNS = [
-    _http_column(
-        "HTTP req/s: index / raw / plain / minimal / trivial",
-        "---",
-        lambda r: " / ".join(f"{r[f'http_{name}_rps']:,.0f}" for name in HTTP_ENDPOINTS),
-    ),
-    _http_column(
-        "HTTP p50 / p99 (ms): index; raw",
-        "---",
-        lambda r: (
-            f"{r['http_index_p50_ms']} / {r['http_index_p99_ms']}; {r['http_raw_p50_ms']} / {r['http_raw_p99_ms']}"
-        ),
-    ),
-    _http_column("Body (bytes, mean)", "---:", lambda r: f"{r['http_body_bytes_mean']:,}"),
-    _http_column("index / raw", "---:", lambda r: f"{r['http_index_vs_raw']}x"),
-    _http_column("index / plain", "---:", lambda r: f"{r['http_index_vs_plain']}x"),
-    _http_column("index / minimal", "---:", lambda r: f"{r['http_index_vs_minimal']:.0%}"),
-    _http_column(
-        "Points/s, batches of 100 vs single: HTTP; in-process",
-        "---",
-        lambda r: (
-            f"{r['http_batch_points_per_s']:,} vs {r['http_index_rps']:,.0f} ({r['http_batch_vs_single']}x); "
-            f"{r['inproc_batch_points_per_s']:,} vs {r['inproc_single_points_per_s']:,} "
-            f"({r['inproc_batch_vs_single']}x)"
-        ),
-    ),
-]
-
-
-def markdown_table(results: list[dict]) -> str:
-    columns = [Column("Areas", "---:", lambda r: f"{r['areas']:,}"), *INDEX_COLUMNS, *INPROC_COLUMNS, *HTTP_COLUMNS]
-    rows = [
-        "| " + " | ".join(column.header for column in columns) + " |",
-        "| " + " | ".join(column.align for column in columns) + " |",
-    ]
-    rows += ["| " + " | ".join(column.cell(r) for column in columns) + " |" for r in results]
-    return "\n".join(rows)
-
-
-def plot(results: list[dict], path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    areas = [r["areas"] for r in results]
-    figure, (latency, throughput) = plt.subplots(1, 2, figsize=(11, 4.2))
-    latency.plot(areas, [r["inproc_index_p50_ms"] for r in results], "o-", label="index p50")
-    latency.plot(areas, [r["inproc_index_p99_ms"] for r in results], "o--", label="index p99")
-    latency.plot(areas, [r["inproc_raw_p50_ms"] for r in results], "D-", label="raw PostGIS query p50")
-    latency.plot(areas, [r["inproc_raw_p99_ms"] for r in results], "D--", label="raw PostGIS query p99")
-    latency.plot(areas, [r["inproc_plain_p50_ms"] for r in results], "s-", label="plain GeoDjango p50")
-    latency.plot(areas, [r["inproc_plain_p99_ms"] for r in results], "s--", label="plain GeoDjango p99")
-    latency.set(xscale="log", yscale="log", xlabel="service areas", ylabel="ms", title="In-process lookup latency")
-    latency.legend()
-    if all("http_index_rps" in r for r in results):
-        for key, label, marker in (
-            ("index", "lookup (index, lean)", "o-"),
-            ("raw", "raw PostGIS query (lean)", "D-"),
-            ("plain", "plain GeoDjango + DRF", "s-"),
-            ("minimal", "minimal view (lean): ceiling", "^:"),
-            ("trivial", "trivial DRF view", "v:"),
-        ):
-            throughput.plot(areas, [r[f"http_{key}_rps"] for r in results], marker, label=label)
-        throughput.set(xscale="log", yscale="log", xlabel="service areas", ylabel="requests/s",
-                       title=f"HTTP throughput, {results[0]['http_connections']} connections")  # fmt: skip
-        throughput.legend(fontsize="small")
-    figure.tight_layout()
-    figure.savefig(path, dpi=110)
-    plt.close(figure)
