@@ -126,7 +126,7 @@ def index_redis(settings):
     """A clean Redis index (generation 1, empty) for every test; the test Redis databases are private to tests."""
     client = redis_index.client()
     client.flushdb()
-    client.set(redis_index.GEN_KEY, 1)
+    redis_index.set_live_generation(1)
     breaker.succeeded()  # a test that broke Redis leaves no open circuit behind
     keys.forget_all()  # ... nor keys remembered by this process,
     limits.forget_all()  # ... nor paused rate limits, nor callers blocked

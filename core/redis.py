@@ -1,10 +1,19 @@
 """Connections to the Redis that serves the request path (HEXINDEX_REDIS_URL: the index, and the rate limits that
-ride on its reads), and the per-process circuit breaker that keeps a failing Redis from slowing every request.
+ride on its reads), whether it is one server (with an optional replica behind HEXINDEX_REDIS_READER_URL) or a Redis
+Cluster (HEXINDEX_REDIS_CLUSTER, as ElastiCache in cluster mode and ElastiCache Serverless speak it); and the
+per-process circuit breaker that keeps a failing Redis from slowing every request.
 
-- `index_client()`: a redis-py client with its pool, for everything but the hot path.
-- `send(commands)`: the hot path's round trip. One plain connection per thread: a pool's bookkeeping (locks,
-  readiness polls, metrics) costs more than the read itself; hiredis packs the commands in C.
+- `index_client()`: a redis-py client (`Redis` or `RedisCluster`) with its pool, for everything but the hot path.
+- `send(commands, tag=...)`: the hot path's round trip to the node that serves the hash tag `tag` (all keys of one
+  call share it, so a cluster answers a MULTI/EXEC or a script on one node); `read=True` may go to a replica
+  (HEXINDEX_REDIS_REPLICA_READS). One plain connection per node and thread: a pool's bookkeeping (locks, readiness
+  polls, metrics) costs more than the read itself; hiredis packs the commands in C.
+- `send_groups(groups)`: several such calls, to one or more nodes, in one round trip per node, written to every
+  node before any answer is read.
 - `breaker`: after a failure, callers skip Redis for HEXINDEX_BREAKER_SECONDS, then one call tries again.
+
+In a cluster, slots move (resharding, failover): a MOVED or ASK answer refreshes the slot map and the call is sent
+again, once.
 """
 
 from __future__ import annotations
@@ -12,27 +21,38 @@ from __future__ import annotations
 import threading
 import time
 from functools import lru_cache
+from typing import Any
 
 import hiredis
 import redis
 from django.conf import settings
+from redis.cluster import RedisCluster, key_slot
+
+Command = tuple[Any, ...]
 
 
-@lru_cache(maxsize=4)
-def _client_for(url: str, timeout: float) -> redis.Redis:
-    return redis.Redis.from_url(url, socket_connect_timeout=timeout, socket_timeout=timeout, health_check_interval=30)
+@lru_cache(maxsize=8)
+def _client_for(url: str, timeout: float, cluster: bool) -> redis.Redis | RedisCluster:
+    options = {"socket_connect_timeout": timeout, "socket_timeout": timeout}
+    if cluster:
+        return RedisCluster.from_url(url, **options)
+    return redis.Redis.from_url(url, health_check_interval=30, **options)
 
 
-def index_client() -> redis.Redis:
+def is_cluster() -> bool:
+    return bool(settings.HEXINDEX_REDIS_CLUSTER)
+
+
+def index_client() -> redis.Redis | RedisCluster:
     """The index's Redis connection pool (per process, per URL: tests may point it elsewhere)."""
-    return _client_for(settings.HEXINDEX_REDIS_URL, settings.REDIS_SOCKET_TIMEOUT)
+    return _client_for(settings.HEXINDEX_REDIS_URL, settings.REDIS_SOCKET_TIMEOUT, is_cluster())
 
 
 class CircuitBreaker:
     """Per process. `allows()` is False for HEXINDEX_BREAKER_SECONDS after a failure; the first call after that is a
     trial: its success closes the circuit, its failure opens it again."""
 
-    def __init__(self):
+    def __init__(self) -> None:
         self.open_until = 0.0
         self.failures = 0  # since the last success, for metrics and logs
 
@@ -59,36 +79,114 @@ class CircuitOpen(redis.exceptions.ConnectionError):
     """Redis failed moments ago: not tried again until the breaker allows it."""
 
 
+# --- the hot path -------------------------------------------------------------------------------------------------
+
 _local = threading.local()
+Node = tuple[str, int, bool]  # host, port, replica
 
 
-def _lookup_connection() -> redis.connection.AbstractConnection:
-    url = settings.HEXINDEX_REDIS_URL
-    connection = getattr(_local, "connection", None)
-    if connection is None or _local.url != url:
+def _connections() -> dict[Node, redis.connection.AbstractConnection]:
+    """This thread's connections, by node; forgotten when the settings point elsewhere (tests)."""
+    key = (settings.HEXINDEX_REDIS_URL, settings.HEXINDEX_REDIS_READER_URL, is_cluster())
+    if getattr(_local, "key", None) != key:
+        for connection in getattr(_local, "connections", {}).values():
+            connection.disconnect()
+        _local.key, _local.connections = key, {}
+    return _local.connections
+
+
+def _connection(node: Node) -> redis.connection.AbstractConnection:
+    connections = _connections()
+    connection = connections.get(node)
+    if connection is None:
+        host, port, replica = node
+        url = settings.HEXINDEX_REDIS_READER_URL if replica and not is_cluster() else settings.HEXINDEX_REDIS_URL
         timeout = settings.HEXINDEX_LOOKUP_TIMEOUT
         pool = redis.ConnectionPool.from_url(url, socket_connect_timeout=timeout, socket_timeout=timeout)
-        connection = pool.connection_class(**pool.connection_kwargs)
-        _local.connection, _local.url = connection, url
+        kwargs = {**pool.connection_kwargs, "host": host, "port": port}
+        if replica and is_cluster():
+            # A cluster replica serves reads only to connections that asked for it.
+            kwargs["redis_connect_func"] = _read_only
+        connection = pool.connection_class(**kwargs)
+        connections[node] = connection
     return connection
 
 
-def send(commands: list[tuple]) -> list:
-    """The commands in one round trip over this thread's lookup connection, their replies in order (for the request
-    path: a client's pipeline bookkeeping would cost more than Redis itself). An error reply (e.g. OOM for a write
-    to a full Redis) is returned in its place as a ResponseError, not raised: the other commands' replies stand."""
-    connection = _lookup_connection()
-    try:
-        # hiredis packs each command in C; redis-py's own packing costs ~4x as much in Python per lookup.
-        payload = b"".join([hiredis.pack_command(command) for command in commands])
-        connection.send_packed_command([payload], check_health=False)
-        return [_read_reply(connection) for _ in commands]
-    except BaseException:
-        connection.disconnect()  # whatever state it is in, the next lookup starts afresh
-        raise
+def _read_only(connection: redis.connection.AbstractConnection) -> None:
+    connection.on_connect()
+    connection.send_command("READONLY")
+    if connection.read_response() != b"OK":
+        raise redis.exceptions.ConnectionError("the replica refused READONLY")
 
 
-def _read_reply(connection) -> object:
+def node_for(tag: str | None, *, read: bool = False) -> Node:
+    """The node serving a hash tag: in a cluster, the primary of its slot (or, for a read with replica reads on, one
+    of its replicas); otherwise the one server (or its reader endpoint)."""
+    replica = read and settings.HEXINDEX_REDIS_REPLICA_READS
+    if is_cluster():
+        slot = key_slot((tag or "").encode())
+        cluster_node = index_client().nodes_manager.get_node_from_slot(  # type: ignore[union-attr]
+            slot, read_from_replicas=replica, server_type="replica" if replica else None
+        )
+        return cluster_node.host, int(cluster_node.port), cluster_node.server_type == "replica"
+    if replica and settings.HEXINDEX_REDIS_READER_URL:
+        pool = redis.ConnectionPool.from_url(settings.HEXINDEX_REDIS_READER_URL)
+        return pool.connection_kwargs.get("host", "127.0.0.1"), int(pool.connection_kwargs.get("port", 6379)), True
+    pool = redis.ConnectionPool.from_url(settings.HEXINDEX_REDIS_URL)
+    return pool.connection_kwargs.get("host", "127.0.0.1"), int(pool.connection_kwargs.get("port", 6379)), False
+
+
+def send(commands: list[Command], *, tag: str | None = None, read: bool = False) -> list[Any]:
+    """The commands in one round trip to the node serving `tag`, their replies in order. An error reply (e.g. OOM
+    for a write to a full Redis) is returned in its place as a ResponseError, not raised: the other commands'
+    replies stand."""
+    return send_groups([(tag, commands, read)])[0]
+
+
+_round_trips = [0]
+
+
+def round_trips() -> int:
+    """Reads this process has sent on the hot path (each one round trip to one or more nodes, answered together):
+    what the lookup's budgets count, whatever else shares the server."""
+    return _round_trips[0]
+
+
+def send_groups(groups: list[tuple[str | None, list[Command], bool]]) -> list[list[Any]]:
+    """Several (tag, commands, read) calls: one round trip per node, every node written to before any is read."""
+    if any(read for _, _, read in groups):
+        _round_trips[0] += 1
+    for attempt in range(2):
+        routed = [(_connection(node_for(tag, read=read)), commands) for tag, commands, read in groups]
+        try:
+            for connection, commands in routed:
+                # hiredis packs each command in C; redis-py's own packing costs ~4x as much in Python per lookup.
+                payload = b"".join([hiredis.pack_command(command) for command in commands])
+                connection.send_packed_command([payload], check_health=False)
+            replies = [[_read_reply(connection) for _ in commands] for connection, commands in routed]
+        except BaseException:
+            for connection, _ in routed:
+                connection.disconnect()  # whatever state it is in, the next call starts afresh
+            raise
+        if attempt == 0 and is_cluster() and any(_moved(reply) for group in replies for reply in group):
+            index_client().nodes_manager.initialize()  # type: ignore[union-attr]  # slots moved: ask again
+            continue
+        return replies
+    return replies
+
+
+_REROUTED = (redis.exceptions.MovedError, redis.exceptions.AskError, redis.exceptions.TryAgainError)
+
+
+def _moved(reply: Any) -> bool:
+    if isinstance(reply, list):
+        return any(_moved(item) for item in reply)
+    return isinstance(reply, _REROUTED) or (
+        isinstance(reply, redis.exceptions.ResponseError) and str(reply).startswith(("MOVED", "ASK", "TRYAGAIN"))
+    )
+
+
+def _read_reply(connection: redis.connection.AbstractConnection) -> Any:
     try:
         return connection.read_response()
     except redis.exceptions.ResponseError as error:  # raised once the reply was read: the connection is in step

@@ -27,7 +27,7 @@ from hexindex.invalidation import (
 )
 from hexindex.models import INDEXED_SQL, IndexStatus, indexed
 from hexindex.payload import AreaPayload, LookupResult
-from hexindex.redis_index import Piggyback
+from hexindex.redis_index import Piggyback, bucket_tag_for, bucket_tags
 from hexindex.selectors import lookup
 
 __all__ = [
@@ -40,6 +40,8 @@ __all__ = [
     "Piggyback",
     "areas_changed",
     "areas_deleting",
+    "bucket_tag_for",
+    "bucket_tags",
     "build_index",
     "build_stats",
     "circuit_state",

@@ -52,6 +52,7 @@ class _PointWork:
     lat: float
     lng: float
     result: LookupResult
+    bucket: int
     found: list[np.ndarray]  # records settled as covering
     checks: np.ndarray | None = None
     check_cells: list[int] | None = None
@@ -73,7 +74,7 @@ def lookup_many(points: list[tuple[float, float]]) -> list[LookupResult]:
 
 def lookup_exact_many(points: list[tuple[float, float]]) -> list[LookupResult]:
     """The exact PostGIS answer for each point, in one query."""
-    work = [_PointWork(lat, lng, LookupResult(b"", 0, "postgis"), [], exact=True) for lat, lng in points]
+    work = [_PointWork(lat, lng, LookupResult(b"", 0, "postgis"), -1, [], exact=True) for lat, lng in points]
     _confirm_many(work)
     return [w.result for w in work]
 
@@ -96,34 +97,44 @@ def _lookup_many_indexed(points: list[tuple[float, float]]) -> list[LookupResult
     work: list[_PointWork] = []
     for (lat, lng), cell, chain, point in zip(points, cells, chains, read, strict=True):
         if point.pending is None:  # many areas pending here: the exact query answers this point
-            work.append(_PointWork(lat, lng, LookupResult(b"", 0, "postgis"), [], exact=True))
+            work.append(_PointWork(lat, lng, LookupResult(b"", 0, "postgis"), point.bucket, [], exact=True))
             continue
         result, found, checks, check_cells = selectors.candidates(point, cell, chain, redis_seconds)
         work.append(
             _PointWork(
-                lat, lng, result, found, checks, check_cells, selectors.known_shapes(checks, check_cells), point.pending
+                lat,
+                lng,
+                result,
+                point.bucket,
+                found,
+                checks,
+                check_cells,
+                selectors.known_shapes(checks, check_cells),
+                point.pending,
             )
         )
 
     indexed = [w for w in work if not w.exact]
     if indexed:
-        # One more Redis read for the whole batch: results and outlines this process has not seen yet.
-        all_checks = np.concatenate([w.checks for w in indexed])
-        all_cells = [cell for w in indexed for cell in w.check_cells]
-        all_shapes = [shape for w in indexed for shape in w.shapes]
-        parts = [part for w in indexed for part in (*w.found, w.checks)]
-        selectors.fetch_missing(
-            generation,
-            np.concatenate([part["area"].astype(np.int64) for part in parts]),
-            np.concatenate([part["version"] for part in parts]),
-            all_checks,
-            all_cells,
-            all_shapes,
-        )
-        start = 0
+        # One more Redis read for the whole batch (one round trip per node): results and outlines this process has
+        # not seen yet, from each point's bucket.
+        generation_of = {point.bucket: point.generation for point in read}
+        jobs = []
         for w in indexed:
-            w.shapes = all_shapes[start : start + len(w.checks)]
-            start += len(w.checks)
+            parts = (*w.found, w.checks)
+            jobs.append(
+                selectors.FetchJob(
+                    w.bucket,
+                    generation_of[w.bucket],
+                    np.concatenate([part["area"].astype(np.int64) for part in parts]),
+                    np.concatenate([part["version"] for part in parts]),
+                    w.checks,
+                    w.check_cells,
+                    w.shapes,
+                )
+            )
+        selectors.fetch_missing(jobs)
+        for w in indexed:
             w.covered, w.unsure = selectors.check_in_process(w.result, w.lat, w.lng, w.shapes)
     _confirm_many(work)
     for w in work:
@@ -167,7 +178,7 @@ def _confirm_many(work: list[_PointWork]) -> None:
         for w in work
     ]
     answered: dict[int, list[AreaPayload]] = {n: [] for n in exact[0]}
-    shared = {}
+    shared: dict[int, dict[bytes, bytes]] = {}
     for kind, n, area, cell, is_covered, clipped, shape, *payload in rows:
         w = work[n]
         if kind == "c":
@@ -175,7 +186,11 @@ def _confirm_many(work: list[_PointWork]) -> None:
             w.covered[i] = is_covered
             if shape is not None:
                 selectors.keep_shape(
-                    area, cell if clipped else caches.Shapes.WHOLE, int(w.checks["version"][i]), shape, shared
+                    area,
+                    cell if clipped else caches.Shapes.WHOLE,
+                    int(w.checks["version"][i]),
+                    shape,
+                    shared.setdefault(w.bucket, {}),
                 )
         elif kind == "p":
             w.pending_rows = [*(w.pending_rows or []), AreaPayload(*payload)]

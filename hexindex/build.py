@@ -29,7 +29,6 @@ from hexindex.payload import PAYLOAD_COLUMNS, PUBLIC_SQL, AreaPayload
 
 log = logging.getLogger(__name__)
 
-MAX_APPLY_ATTEMPTS = 5
 
 # Areas whose current geometry is indexed, with what a lookup shows for them.
 LIVE_ROWS_SQL = f"""
@@ -211,10 +210,9 @@ def live_update(
     payload_version: int,
     *,
     token: str,
-    old_state: bytes | None,
     clear_pending: bool,
 ) -> redis_index.AreaUpdate:
-    """The change that makes an area live with this cover and result, from its old state in the generation."""
+    """The change that makes an area live with this cover and result (its records, by the bucket they go to)."""
     version = codec.area_version(geometry_version, payload_version)
     new_records: dict[tuple[str, bytes], bytes] = {}
     interior = codec.interior_record(area_id, version)
@@ -224,49 +222,20 @@ def live_update(
     for cell, record in zip(cover.boundary, boundary, strict=True):
         for placement in codec.placements([], [cell]):
             new_records[placement] = record
-    edits = [(anchor, name, record) for (anchor, name), record in new_records.items()]
-    edits += _removals(old_state, keep=new_records)
-    state = codec.AreaState(geometry_version, payload_version, list(cover.interior), list(cover.boundary))
     return redis_index.AreaUpdate(
         area_id=area_id,
         token=token,
-        expected_state=old_state or b"",
-        state=codec.encode_state(state),
-        versions=codec.encode_versions(geometry_version, payload_version),
+        records=redis_index.records_by_bucket((anchor, name, record) for (anchor, name), record in new_records.items()),
         payload=codec.encode_result(version, payload.price_cents, payload.json()),
-        edits=edits,
+        versions=codec.encode_versions(geometry_version, payload_version),
         clear_pending=clear_pending,
-        note_for_rebuild=True,
     )
 
 
-def forget_update(
-    area_id: int, old_state: bytes | None, *, clear_pending: bool = True, token: str = "*"
-) -> redis_index.AreaUpdate:
+def forget_update(area_id: int, *, clear_pending: bool = True, token: str = "*") -> redis_index.AreaUpdate:
     """The change that takes an area out of the generation: unconditionally ("*"), or only while its pending token
     is `token` ("": only while it is not pending)."""
-    return redis_index.AreaUpdate(
-        area_id=area_id,
-        token=token,
-        expected_state=old_state or b"",
-        state=b"",
-        versions=b"",
-        payload=b"",
-        edits=_removals(old_state, keep={}),
-        clear_pending=clear_pending,
-        note_for_rebuild=True,
-    )
-
-
-def _removals(old_state: bytes | None, keep) -> list[tuple[str, bytes, bytes]]:
-    if not old_state:
-        return []
-    old = codec.decode_state(old_state)
-    return [
-        (anchor, name, b"")
-        for anchor, name in codec.placements(old.interior, old.boundary)
-        if (anchor, name) not in keep
-    ]
+    return redis_index.AreaUpdate(area_id=area_id, token=token, clear_pending=clear_pending)
 
 
 def make_areas_live(area_ids: list[int], tokens: dict[int, str], fresh: dict[int, Cover]) -> set[int]:
@@ -286,32 +255,20 @@ def make_areas_live(area_ids: list[int], tokens: dict[int, str], fresh: dict[int
     stored = celltable.covers([area_id for area_id in rows if area_id not in fresh])
     covers = {**stored, **{area_id: cover for area_id, cover in fresh.items() if area_id in rows}}
     todo = [area_id for area_id in rows if area_id in covers]
-    made_live: set[int] = set()
-    for _ in range(MAX_APPLY_ATTEMPTS):
-        if not todo:
-            break
-        states = redis_index.area_states(live_generation, todo)
-        updates = [
-            live_update(
-                area_id,
-                covers[area_id],
-                rows[area_id][2],
-                rows[area_id][0],
-                rows[area_id][1],
-                token=tokens.get(area_id, ""),
-                old_state=states[area_id],
-                clear_pending=True,
-            )
-            for area_id in todo
-        ]
-        results = redis_index.apply(live_generation, updates)
-        made_live.update(
-            area_id for area_id, result in zip(todo, results, strict=True) if result == redis_index.APPLIED
+    updates = [
+        live_update(
+            area_id,
+            covers[area_id],
+            rows[area_id][2],
+            rows[area_id][0],
+            rows[area_id][1],
+            token=tokens.get(area_id, ""),
+            clear_pending=True,
         )
-        todo = [area_id for area_id, result in zip(todo, results, strict=True) if result == redis_index.STATE_MOVED]
-    if todo:
-        log.warning("areas %s kept changing while being made live; the sweep will retry", todo)
-    return made_live
+        for area_id in todo
+    ]
+    results = redis_index.apply(live_generation, updates)
+    return {area_id for area_id, result in zip(todo, results, strict=True) if result == redis_index.APPLIED}
 
 
 def hide(area_ids: list[int], live_generation: int | None = None, tokens: dict[int, str] | None = None) -> None:
@@ -324,15 +281,7 @@ def hide(area_ids: list[int], live_generation: int | None = None, tokens: dict[i
         if live_generation is None:
             return
     tokens = tokens or {}
-    todo = list(area_ids)
-    for _ in range(MAX_APPLY_ATTEMPTS):
-        if not todo:
-            return
-        states = redis_index.area_states(live_generation, todo)
-        updates = [forget_update(area_id, states[area_id], token=tokens.get(area_id, "")) for area_id in todo]
-        results = redis_index.apply(live_generation, updates)
-        todo = [area_id for area_id, result in zip(todo, results, strict=True) if result == redis_index.STATE_MOVED]
-    log.warning("areas %s kept changing while being hidden; the sweep will retry", todo)
+    redis_index.apply(live_generation, [forget_update(area_id, token=tokens.get(area_id, "")) for area_id in area_ids])
 
 
 def forget(area_ids: list[int]) -> None:
@@ -341,13 +290,6 @@ def forget(area_ids: list[int]) -> None:
         return
     live_generation, _ = redis_index.generations()
     if live_generation is None:
-        redis_index.unpend(redis_index.pending_tokens(area_ids))
+        redis_index.unpend(dict.fromkeys(area_ids, "*"))
         return
-    todo = list(area_ids)
-    for _ in range(MAX_APPLY_ATTEMPTS):
-        if not todo:
-            return
-        states = redis_index.area_states(live_generation, todo)
-        results = redis_index.apply(live_generation, [forget_update(area_id, states[area_id]) for area_id in todo])
-        todo = [area_id for area_id, result in zip(todo, results, strict=True) if result == redis_index.STATE_MOVED]
-    log.warning("areas %s kept changing while being forgotten; the sweep will retry", todo)
+    redis_index.apply(live_generation, [forget_update(area_id) for area_id in area_ids])

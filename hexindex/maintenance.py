@@ -63,9 +63,10 @@ def rebuild_redis(*, progress: Callable[[str], None] | None = None) -> RebuildRe
     started = time.perf_counter()
     say = progress or (lambda message: None)
     tokens = redis_index.pending_tokens_all()  # before reading the database, like any build
-    generation = redis_index.begin_rebuild(REBUILD_LOCK_SECONDS)
-    if generation is None:
+    lock = redis_index.begin_rebuild(REBUILD_LOCK_SECONDS)
+    if lock is None:
         return RebuildReport(generation=None)
+    generation = lock.generation
     report = RebuildReport(generation=generation)
     try:
         nested = connection.in_atomic_block
@@ -79,7 +80,7 @@ def rebuild_redis(*, progress: Callable[[str], None] | None = None) -> RebuildRe
             say(f"reading the cell table ({len(rows)} indexed areas)")
             table = celltable.read_all()
         say(f"writing {len(table.cell)} records")
-        report.records, report.fields = _write_generation(generation, rows, table)
+        report.records, report.fields = _write_generation(generation, rows, table, lock)
         del table
         report.live = len(rows)
         # Areas not indexed must be pending, whoever changed them (after a restart Redis has no registrations).
@@ -89,9 +90,9 @@ def rebuild_redis(*, progress: Callable[[str], None] | None = None) -> RebuildRe
             redis_index.mark_pending(invalidation.registrations(invalidation.current_boxes(chunk, lock=False)))
         report.pending = len(waiting)
         say("switching lookups to the new generation")
-        report.replaced = _finish(generation)
+        report.replaced = _finish(lock)
     except BaseException:
-        _best_effort(redis_index.abandon_rebuild, generation)
+        _best_effort(redis_index.abandon_rebuild, lock)
         raise
     # Areas whose result the snapshot holds, and which did not change since their token was read, are live now.
     indexed = {row[2] for row in rows}
@@ -102,8 +103,11 @@ def rebuild_redis(*, progress: Callable[[str], None] | None = None) -> RebuildRe
     return report
 
 
-def _write_generation(generation: int, rows: list[tuple], table: celltable.AllCells) -> tuple[int, int]:
-    """Records, states, versions and results of the indexed areas, from the snapshot. Returns (records, fields)."""
+def _write_generation(
+    generation: int, rows: list[tuple], table: celltable.AllCells, lock: redis_index.RebuildLock
+) -> tuple[int, int]:
+    """Records, placements and results of the indexed areas in their buckets, and their shards' records, from the
+    snapshot. Returns (records, fields)."""
     area_ids = np.array([row[2] for row in rows], dtype=np.int64)
     versions_of = np.array([codec.area_version(row[0], row[1]) for row in rows], dtype=np.uint32)
     # Only rows of areas indexed in the snapshot: others are pending, and their rows may be of an older geometry.
@@ -114,6 +118,7 @@ def _write_generation(generation: int, rows: list[tuple], table: celltable.AllCe
     version = versions_of[position[keep]]
 
     fields = 0
+    placed: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
     for kind, dtype, selected in (
         (codec.KIND_INTERIOR, codec.INTERIOR, ~boundary),
         (codec.KIND_BOUNDARY, codec.BOUNDARY, boundary),
@@ -122,40 +127,62 @@ def _write_generation(generation: int, rows: list[tuple], table: celltable.AllCe
         records["area"], records["version"] = area[selected], version[selected]
         if kind == codec.KIND_BOUNDARY:
             records["inside"], records["crossing"] = inside[selected], crossing[selected]
-        fields += _write_fields(generation, cell[selected], records, kind)
+        written, placements = _write_fields(generation, cell[selected], records, kind)
+        fields += written
+        placed.append(placements)
+        if not redis_index.extend_rebuild(lock, REBUILD_LOCK_SECONDS):
+            raise RuntimeError(f"the rebuild of generation {generation} lost its lock")
 
-    states, versions, payloads = {}, {}, {}
-    order = np.lexsort((cell, boundary, area))
-    starts = np.flatnonzero(np.r_[True, area[order][1:] != area[order][:-1]]) if len(order) else np.zeros(0, int)
-    bounds = np.r_[starts, len(order)]
-    by_area = {}
-    for first, last in zip(bounds[:-1].tolist(), bounds[1:].tolist(), strict=True):
-        rows_of_area = order[first:last]
-        is_boundary = boundary[rows_of_area]
-        by_area[int(area[rows_of_area[0]])] = (
-            cell[rows_of_area[~is_boundary]].tolist(),
-            cell[rows_of_area[is_boundary]].tolist(),
-        )
+    payloads, versions = {}, {}
     for geometry_version, payload_version, *columns in rows:
-        area_id = columns[0]
-        interior, edge = by_area.get(area_id, ([], []))
-        states[area_id] = codec.encode_state(codec.AreaState(geometry_version, payload_version, interior, edge))
-        versions[area_id] = codec.encode_versions(geometry_version, payload_version)
         payload = AreaPayload(*columns)
-        payloads[area_id] = codec.encode_result(
+        payloads[columns[0]] = codec.encode_result(
             codec.area_version(geometry_version, payload_version), payload.price_cents, payload.json()
         )
-        if len(states) >= 20_000:
-            redis_index.write_areas(generation, states, versions, payloads)
-            states, versions, payloads = {}, {}, {}
-    redis_index.write_areas(generation, states, versions, payloads)
+        versions[columns[0]] = codec.encode_versions(geometry_version, payload_version)
+    record_buckets = _write_placements(generation, placed, payloads)
+    redis_index.write_areas(generation, record_buckets, versions)
     return int(keep.sum()), fields
 
 
-def _write_fields(generation: int, cells: np.ndarray, records: np.ndarray, kind: bytes) -> int:
-    """Group records by (anchor, cell), areas ascending within a field, and write them anchor by anchor."""
+_PLACEMENT = np.dtype([("anchor", "S15"), ("cell", ">u8"), ("kind", "S1")])  # 24 bytes: apply_bucket.lua reads it
+
+
+def _write_placements(
+    generation: int, placed: list[tuple[np.ndarray, np.ndarray, np.ndarray]], payloads: dict[int, bytes]
+) -> dict[int, bytes]:
+    """Per bucket, each area's placements (where its records are) and its cached result. Returns area -> the
+    buckets holding its records (packed)."""
+    buckets = np.concatenate([part[0] for part in placed]) if placed else np.zeros(0, np.int64)
+    areas = np.concatenate([part[1] for part in placed]) if placed else np.zeros(0, np.int64)
+    units = np.concatenate([part[2] for part in placed]) if placed else np.zeros(0, _PLACEMENT)
+    order = np.lexsort((areas, buckets))
+    buckets, areas, units = buckets[order], areas[order], units[order]
+    raw = units.tobytes()
+    starts = (
+        np.flatnonzero(np.r_[True, (buckets[1:] != buckets[:-1]) | (areas[1:] != areas[:-1])]) if len(order) else []
+    )
+    ends = np.r_[starts[1:], len(order)] if len(order) else []
+    by_bucket: dict[int, dict[int, bytes]] = {}
+    record_buckets: dict[int, list[int]] = {}
+    for first, last in zip(list(starts), list(ends), strict=True):
+        bucket, area_id = int(buckets[first]), int(areas[first])
+        by_bucket.setdefault(bucket, {})[area_id] = raw[first * 24 : last * 24]
+        record_buckets.setdefault(area_id, []).append(bucket)
+        if sum(len(part) for part in by_bucket.values()) >= 20_000:
+            redis_index.write_placements(generation, by_bucket, payloads)
+            by_bucket = {}
+    redis_index.write_placements(generation, by_bucket, payloads)
+    return {area_id: redis_index.pack_buckets(numbers) for area_id, numbers in record_buckets.items()}
+
+
+def _write_fields(
+    generation: int, cells: np.ndarray, records: np.ndarray, kind: bytes
+) -> tuple[int, tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """Group records by (anchor, cell), areas ascending within a field, and write them anchor by anchor. Returns the
+    number of fields and the placements written (bucket, area, placement unit per record)."""
     if not len(cells):
-        return 0
+        return 0, (np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, _PLACEMENT))
     # Cells coarser than the anchor resolution are copied into every anchor below them.
     resolution = (cells >> np.uint64(52)) & np.uint64(0xF)
     coarse = resolution < codec.ANCHOR_RES
@@ -172,12 +199,21 @@ def _write_fields(generation: int, cells: np.ndarray, records: np.ndarray, kind:
         cells, records = cells[rows_all], records[rows_all]
     order = np.lexsort((records["area"], cells, anchors))
     cells, records, anchors = cells[order], records[order], anchors[order]
+
+    unique_anchors, anchor_index = np.unique(anchors, return_inverse=True)
+    names = [codec.anchor_name(int(anchor)) for anchor in unique_anchors.tolist()]
+    bucket_of_anchor = np.array([redis_index.bucket_of(name) for name in names], dtype=np.int64)
+    units = np.zeros(len(cells), _PLACEMENT)
+    units["anchor"] = np.array([name.encode() for name in names], dtype="S15")[anchor_index]
+    units["cell"], units["kind"] = cells, kind
+    placements = (bucket_of_anchor[anchor_index], records["area"].astype(np.int64), units)
+
     new_field = np.r_[True, (cells[1:] != cells[:-1]) | (anchors[1:] != anchors[:-1])]
     starts = np.flatnonzero(new_field)
     ends = np.r_[starts[1:], len(cells)]
     raw = records.tobytes()
     size = records.dtype.itemsize
-    names = cells[starts].astype(">u8").tobytes()
+    field_names = cells[starts].astype(">u8").tobytes()
     field_anchors = anchors[starts]
     batch: dict[str, dict[bytes, bytes]] = {}
     batched = 0
@@ -188,28 +224,27 @@ def _write_fields(generation: int, cells: np.ndarray, records: np.ndarray, kind:
         if anchor != current_anchor:
             current_anchor, current_name = anchor, codec.anchor_name(anchor)
             batch.setdefault(current_name, {})
-        batch[current_name][names[index * 8 : index * 8 + 8] + kind] = raw[first * size : last * size]
+        batch[current_name][field_names[index * 8 : index * 8 + 8] + kind] = raw[first * size : last * size]
         batched += 1
         if batched >= 50_000:
             redis_index.write_records(generation, batch)
             batch, batched, current_anchor = {}, 0, None
     redis_index.write_records(generation, batch)
-    return len(starts)
+    return len(starts), placements
 
 
-def _finish(generation: int) -> int | None:
-    """Copy areas made live meanwhile into the new generation, then switch. Returns the replaced generation."""
+def _finish(lock: redis_index.RebuildLock) -> int | None:
+    """Copy areas made live meanwhile into the new generation, then switch every bucket's lookups, then the
+    writers. Returns the replaced generation."""
+    previous = redis_index.live_generation()
     for _ in range(MAX_FINISH_ROUNDS):
-        while dirty := redis_index.take_dirty(generation):
-            _copy_into(generation, dirty)
-        if not redis_index.extend_rebuild(generation, REBUILD_LOCK_SECONDS):
-            raise RuntimeError(f"the rebuild of generation {generation} lost its lock")
-        status, previous = redis_index.finish_rebuild(generation)
-        if status == 1:
+        while dirty := redis_index.take_dirty(lock.generation):
+            _copy_into(lock.generation, dirty)
+        if not redis_index.extend_rebuild(lock, REBUILD_LOCK_SECONDS):
+            raise RuntimeError(f"the rebuild of generation {lock.generation} lost its lock")
+        if redis_index.switch_buckets(lock):
             return previous
-        if status == -1:
-            raise RuntimeError(f"the rebuild of generation {generation} lost its lock")
-    raise RuntimeError(f"areas kept changing while generation {generation} was switched to; try again")
+    raise RuntimeError(f"areas kept changing while generation {lock.generation} was switched to; try again")
 
 
 def _copy_into(generation: int, area_ids: list[int]) -> None:
@@ -219,33 +254,18 @@ def _copy_into(generation: int, area_ids: list[int]) -> None:
         # Areas of providers not approved are copied as nothing: they are not public.
         rows = {row[3]: (row[1], row[2], AreaPayload(*row[3:])) for row in cursor.fetchall() if row[0]}
     covers = celltable.covers(list(rows))
-    todo = list(area_ids)
-    for _ in range(build.MAX_APPLY_ATTEMPTS):
-        if not todo:
-            return
-        states = redis_index.area_states(generation, todo)
-        updates = []
-        for area_id in todo:
-            if area_id in rows and area_id in covers:
-                geometry_version, payload_version, payload = rows[area_id]
-                updates.append(
-                    build.live_update(
-                        area_id,
-                        covers[area_id],
-                        payload,
-                        geometry_version,
-                        payload_version,
-                        token="*",
-                        old_state=states[area_id],
-                        clear_pending=False,
-                    )
+    updates = []
+    for area_id in area_ids:
+        if area_id in rows and area_id in covers:
+            geometry_version, payload_version, payload = rows[area_id]
+            updates.append(
+                build.live_update(
+                    area_id, covers[area_id], payload, geometry_version, payload_version, token="*", clear_pending=False
                 )
-            else:
-                updates.append(build.forget_update(area_id, states[area_id], clear_pending=False))
-        for update in updates:
-            update.note_for_rebuild = False
-        results = redis_index.apply(generation, updates)
-        todo = [area_id for area_id, result in zip(todo, results, strict=True) if result == redis_index.STATE_MOVED]
+            )
+        else:
+            updates.append(build.forget_update(area_id, clear_pending=False))
+    redis_index.apply(generation, updates)
 
 
 def request_redis_rebuild() -> bool:

@@ -24,6 +24,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import TypeVar
 
 import h3.api.basic_int as h3
@@ -94,7 +95,7 @@ def indexed_or_exact(indexed: Callable[[], T | None], exact: Callable[[], T]) ->
                 # Redis is back for this process: registrations made while it was away go in before it is trusted.
                 _replay_deferred()
             result = indexed()
-        except Inconsistent:
+        except (Inconsistent, redis_index.GenerationMoved):
             continue
         except RedisError:
             breaker.failed()
@@ -134,10 +135,10 @@ def _lookup_indexed(lat: float, lng: float, also: redis_index.Piggyback | None =
     # One more Redis read, only for what this process has not seen yet: results, and shared outlines.
     areas = np.concatenate([part["area"].astype(np.int64) for part in (*found, checks)])
     versions = np.concatenate([part["version"] for part in (*found, checks)])
-    fetch_missing(point.generation, areas, versions, checks, check_cells, shapes)
+    fetch_missing([FetchJob(point.bucket, point.generation, areas, versions, checks, check_cells, shapes)])
     pending_rows: list[AreaPayload] = []
     if len(checks) or point.pending:
-        covered, pending_rows = _check(result, lat, lng, checks, check_cells, shapes, point.pending)
+        covered, pending_rows = _check(point.bucket, result, lat, lng, checks, check_cells, shapes, point.pending)
         found.append(checks[covered])
 
     areas = np.concatenate([part["area"].astype(np.int64) for part in found])
@@ -206,46 +207,74 @@ def known_shapes(checks: np.ndarray, cells: list[int]) -> list[np.ndarray | None
     ]
 
 
-def fetch_missing(generation, areas, versions, checks, cells, shapes) -> None:
-    """Results and outlines missing from this process, from Redis in one round trip (when any are missing)."""
-    missing = caches.results.missing(areas, versions)
-    wanted = [i for i, shape in enumerate(shapes) if shape is None]
-    if not missing.any() and not wanted:
+@dataclass(slots=True)
+class FetchJob:
+    """What one bucket's points found: their candidate records (areas, versions) and exact checks (with their
+    chain cells and the outlines this process already has, None where it has not)."""
+
+    bucket: int
+    generation: int
+    areas: np.ndarray
+    versions: np.ndarray
+    checks: np.ndarray
+    cells: list[int]
+    shapes: list[np.ndarray | None]
+
+
+def fetch_missing(jobs: list[FetchJob]) -> None:
+    """Results and outlines missing from this process, from their buckets in one round trip per Redis node (none
+    when nothing is missing). Fills the outlines found into each job's `shapes`."""
+    wanted: dict[int, tuple[int, list[int], list[bytes]]] = {}
+    plans = []
+    for job in jobs:
+        missing = caches.results.missing(job.areas, job.versions)
+        shapes_wanted = [i for i, shape in enumerate(job.shapes) if shape is None]
+        if not missing.any() and not shapes_wanted:
+            continue
+        ids = sorted(set(job.areas[missing].tolist()))
+        check_areas = job.checks["area"].tolist()
+        fields = [
+            name
+            for i in shapes_wanted
+            for name in (
+                codec.shape_field(check_areas[i], job.cells[i]),
+                codec.shape_field(check_areas[i], caches.Shapes.WHOLE),
+            )
+        ]
+        generation, known_ids, known_fields = wanted.get(job.bucket, (job.generation, [], []))
+        if generation != job.generation:
+            raise Inconsistent()
+        wanted[job.bucket] = (generation, sorted(set(known_ids) | set(ids)), known_fields + fields)
+        plans.append((job, ids, shapes_wanted, fields))
+    if not wanted:
         return
-    ids = sorted(set(areas[missing].tolist()))
-    check_areas = checks["area"].tolist()
-    fields = [
-        name
-        for i in wanted
-        for name in (
-            codec.shape_field(check_areas[i], cells[i]),
-            codec.shape_field(check_areas[i], caches.Shapes.WHOLE),
-        )
-    ]
-    reply = redis_index.read_results_and_shapes(ids, fields)
-    if reply is None or reply[0] != generation:
-        raise Inconsistent()
-    _, results, shared = reply
-    expected = dict(zip(areas.tolist(), versions.tolist(), strict=False))
-    for area, raw in zip(ids, results, strict=True):
-        if raw is None:
-            raise Inconsistent()  # forgotten since the first read
-        version, price_cents, body = codec.decode_result(raw)
-        if version != expected[area]:
-            raise Inconsistent()  # made live again since the first read
-        caches.results.store(area, version, price_cents, body)
-    check_versions = checks["version"].tolist()
-    for n, i in enumerate(wanted):
-        for raw, cell in ((shared[2 * n], cells[i]), (shared[2 * n + 1], caches.Shapes.WHOLE)):
-            if raw is not None:
-                version, segments = codec.decode_shape(raw)
-                if version == check_versions[i]:
-                    caches.shapes.store(check_areas[i], cell, version, segments)
-                    shapes[i] = segments
-                    break
+    replies = redis_index.read_results_and_shapes(wanted)
+    for job, ids, shapes_wanted, fields in plans:
+        results, shared = replies[job.bucket]
+        result_of = dict(zip(wanted[job.bucket][1], results, strict=True))
+        shape_of = dict(zip(wanted[job.bucket][2], shared, strict=True))
+        expected = dict(zip(job.areas.tolist(), job.versions.tolist(), strict=False))
+        for area in ids:
+            raw = result_of[area]
+            if raw is None:
+                raise Inconsistent()  # forgotten since the first read
+            version, price_cents, body = codec.decode_result(raw)
+            if version != expected[area]:
+                raise Inconsistent()  # made live again since the first read
+            caches.results.store(area, version, price_cents, body)
+        check_areas, check_versions = job.checks["area"].tolist(), job.checks["version"].tolist()
+        for n, i in enumerate(shapes_wanted):
+            for name, cell in ((fields[2 * n], job.cells[i]), (fields[2 * n + 1], caches.Shapes.WHOLE)):
+                raw = shape_of[name]
+                if raw is not None:
+                    version, segments = codec.decode_shape(raw)
+                    if version == check_versions[i]:
+                        caches.shapes.store(check_areas[i], cell, version, segments)
+                        job.shapes[i] = segments
+                        break
 
 
-def _check(result: LookupResult, lat, lng, checks: np.ndarray, cells: list[int], shapes, pending: list[int]):
+def _check(bucket: int, result: LookupResult, lat, lng, checks: np.ndarray, cells: list[int], shapes, pending):
     """Exact checks (covered, per check) and the rows of pending areas covering the point."""
     areas = checks["area"].astype(np.int64).tolist()
     versions = checks["version"].tolist()
@@ -268,7 +297,7 @@ def _check(result: LookupResult, lat, lng, checks: np.ndarray, cells: list[int],
                     keep_shape(area, cell if clipped else caches.Shapes.WHOLE, versions[i], shape, shared)
             else:
                 pending_rows.append(AreaPayload(area, *payload))
-        share_shapes(shared)
+        share_shapes({bucket: shared})
     return covered, pending_rows
 
 
@@ -296,12 +325,14 @@ def keep_shape(area: int, key_cell: int, version: int, wkb, shared: dict[bytes, 
     shared[codec.shape_field(area, key_cell)] = codec.encode_shape(version, segments)
 
 
-def share_shapes(shared: dict[bytes, bytes]) -> None:
-    if shared:
-        try:
-            redis_index.share_shapes(caches.shapes.generation, shared)
-        except RedisError:
-            log.warning("could not share outlines in Redis", exc_info=True)
+def share_shapes(shared: dict[int, dict[bytes, bytes]]) -> None:
+    """Outlines fetched from PostgreSQL, by bucket, for the other web processes (best effort)."""
+    for bucket, shapes in shared.items():
+        if shapes:
+            try:
+                redis_index.share_shapes(bucket, caches.shapes.generation, shapes)
+            except RedisError:
+                log.warning("could not share outlines in Redis", exc_info=True)
 
 
 def render_body(areas: np.ndarray, pending_rows: list[AreaPayload]):

@@ -3,7 +3,9 @@
 Keys are stored as digests (djangorestframework-api-key), so checking one costs a database query and a hash:
 verified keys are remembered in this process. Any change to any key (revoked, expired, new limit) bumps an epoch
 in Redis, which every request reads in the round trip its rate limit makes anyway (partners.limits); a process that
-sees a new epoch forgets every key it knew, so a revocation applies from the next request on in every process. If
+sees a new epoch forgets every key it knew, so a revocation applies from the next request on in every process.
+The epoch is kept once per index bucket (hexindex.api.bucket_tags), so a lookup reads it inside its own bucket's
+transaction and no single key is read by every request (on a Redis Cluster, a hot key's node would take them all). If
 Redis stays away, remembered keys are checked again after KEY_RECHECK_SECONDS.
 
 An address sending unknown keys is refused after PARTNER_UNKNOWN_KEYS_PER_MINUTE of them in a minute (per
@@ -22,10 +24,10 @@ from django.conf import settings
 
 from core.errors import NotAuthenticated, TooManyRequests
 from core.redis import index_client
+from hexindex.api import bucket_tags
 
 log = logging.getLogger(__name__)
 
-EPOCH_KEY = "partners:epoch"
 KEY_RECHECK_SECONDS = 300.0
 WINDOW_SECONDS = 60
 
@@ -123,11 +125,17 @@ def _known(key: str) -> KnownKey | None:
     return known
 
 
-EPOCH_COMMAND = ("GET", EPOCH_KEY)
+def epoch_key(tag: str) -> str:
+    """The key-change epoch's copy in the bucket with hash tag `tag`."""
+    return f"partners:{tag}:epoch"
+
+
+def epoch_command(tag: str) -> tuple:
+    return ("GET", epoch_key(tag))
 
 
 def epoch_seen(epoch: bytes | None) -> bool:
-    """The epoch read from Redis (EPOCH_COMMAND): True when it moved since this process last looked, and so every
+    """The epoch read from Redis (epoch_command): True when it moved since this process last looked, and so every
     remembered key was forgotten (the caller checks its key again)."""
     if epoch == _keys.epoch:
         return False
@@ -140,7 +148,10 @@ def epoch_seen(epoch: bytes | None) -> bool:
 def keys_changed() -> None:
     """Every process forgets the keys it verified (called after any key is saved or deleted)."""
     try:
-        index_client().incr(EPOCH_KEY)
+        pipe = index_client().pipeline(transaction=False)
+        for tag in bucket_tags():
+            pipe.incr(epoch_key(tag))
+        pipe.execute()
     except redis.RedisError:
         log.warning("could not announce a key change in Redis; processes keep their keys", exc_info=True)
     with _keys.lock:

@@ -27,8 +27,8 @@ from django.conf import settings
 from core import metrics
 from core.errors import TooManyRequests
 from core.networks import client_address
-from core.redis import breaker, send
-from hexindex.api import Piggyback
+from core.redis import breaker, send_groups
+from hexindex.api import Piggyback, bucket_tag_for
 from partners import keys, usage
 
 log = logging.getLogger(__name__)
@@ -81,6 +81,7 @@ class Gate:
     now: float
     also: Piggyback | None = None
     admission: Admission | None = None
+    epoch_tag: str = ""
 
     @property
     def key_id(self) -> str | None:
@@ -134,11 +135,11 @@ def check(request, *, kind: str, points: int = 1, owner_id: int | None = None) -
     if time.monotonic() < _windows.redis_paused_until or breaker.state == "open":
         _decide_here(gate)  # Redis failed moments ago: no waiting for another timeout
         return gate
-    commands = [keys.EPOCH_COMMAND]
-    if limit is not None:
-        counter = f"{bucket}:{int(now // WINDOW_SECONDS)}"
-        commands += [("INCRBY", counter, points), ("EXPIRE", counter, 2 * WINDOW_SECONDS)]
-    gate.also = Piggyback(commands)
+    counter = f"{bucket}:{int(now // WINDOW_SECONDS)}"
+    commands = [("INCRBY", counter, points), ("EXPIRE", counter, 2 * WINDOW_SECONDS)] if limit is not None else []
+    # The counter on its own key (any node); the epoch inside the lookup's own bucket (partners.keys).
+    gate.also = Piggyback(commands, tag=counter, in_bucket=lambda tag: [keys.epoch_command(tag)])
+    gate.epoch_tag = bucket_tag_for(bucket)
     return gate
 
 
@@ -171,11 +172,18 @@ def _decide_here(gate: Gate) -> None:
 
 def _settle_with_redis(gate: Gate) -> None:
     try:
-        replies = gate.also.replies
-        if replies is None:  # the work did not read the index's Redis (PostGIS answered, or not a lookup)
+        also = gate.also
+        if also.bucket_replies is None:  # the work did not read the index's Redis (PostGIS answered, not a lookup)
             if breaker.state == "open":
                 raise redis.RedisError("the index's Redis failed moments ago")  # no waiting for another timeout
-            replies = send(gate.also.commands)
+            groups = [(gate.epoch_tag, [keys.epoch_command(gate.epoch_tag)], True)]
+            if also.replies is None and also.commands:
+                groups.append((also.tag, also.commands, False))
+            replies = send_groups(groups)
+            also.bucket_replies = replies[0]
+            if len(replies) > 1:
+                also.replies = replies[1]
+        replies = [*also.bucket_replies, *(also.replies or [])]
         failed = next((reply for reply in replies if isinstance(reply, Exception)), None)
         if failed is not None:
             raise redis.RedisError(str(failed))

@@ -65,3 +65,60 @@ def live_at(lat: float, lng: float) -> set[int]:
             if blob:
                 found.update(np.frombuffer(blob, dtype)["area"].tolist())
     return found - set(point.pending or [])
+
+
+def drop_index(client) -> None:
+    """Redis as after a restart: no generation anywhere (lookups answer from PostGIS until a rebuild)."""
+    from hexindex import redis_index
+
+    keys = [redis_index.bucket_prefix(bucket) + "gen" for bucket in range(redis_index.buckets())]
+    client.delete(redis_index.gen_key(), *keys)
+
+
+def pending_state(client) -> dict:
+    """Everything Redis holds about pending areas: tokens (area shards and buckets), and every per-cell set."""
+    from hexindex import redis_index
+
+    prefix = redis_index._prefix()
+    return {
+        "tokens": redis_index.pending_tokens_all(),
+        "buckets": {key: client.hgetall(key) for key in client.scan_iter(f"{prefix}:*:pending")},
+        "cells": {key: client.smembers(key) for key in client.scan_iter(f"{prefix}:*:p:*")},
+    }
+
+
+def registered_cells(client, area_id: int) -> list[bytes]:
+    """The cells (8 bytes each) an area is registered at as pending, in every bucket."""
+    from hexindex import redis_index
+
+    found = []
+    for key in client.scan_iter(f"{redis_index._prefix()}:*:pcells"):
+        listed = client.hget(key, area_id) or b""
+        found += [listed[i : i + 8] for i in range(0, len(listed), 8)]
+    return found
+
+
+def dirty_areas(client, generation: int) -> set[int]:
+    from hexindex import redis_index
+
+    found: set[int] = set()
+    for key in client.scan_iter(f"{redis_index._prefix()}:*:dirty:{generation}"):
+        found |= {int(i) for i in client.smembers(key)}
+    return found
+
+
+def claim_building(client, generation: int) -> None:
+    """As if another rebuild of `generation` held the lock."""
+    from hexindex import redis_index
+
+    client.set(redis_index.building_key(), f"{generation}:someone")
+
+
+def age_registration(client, area_id: int, token: str = "99:1") -> None:
+    """As if the area had been registered as pending long ago (its token's time is 1 s after 1970)."""
+    from hexindex import redis_index
+
+    client.hset(redis_index.shard_prefix(redis_index.shard_of(area_id)) + "tok", area_id, token)
+    for key in client.scan_iter(f"{redis_index._prefix()}:*:pending"):
+        if client.hexists(key, area_id):
+            client.hset(key, area_id, token)

@@ -35,7 +35,7 @@ def test_a_batch_equals_the_exact_query_at_every_point(make_provider, shapes, se
     rng = random.Random(seed)
     client = redis_index.client()
     client.flushdb()
-    client.set(redis_index.GEN_KEY, 1)
+    redis_index.set_live_generation(1)
     caches.results.use_generation(-1)  # nothing remembered from other examples
     caches.shapes.use_generation(-1)
     with transaction.atomic():

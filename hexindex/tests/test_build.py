@@ -18,7 +18,9 @@ from hexindex.tests.helpers import (
     EAST,
     WEST,
     cell_rows,
+    claim_building,
     closed_port,
+    dirty_areas,
     geometry,
     is_indexed,
     records_of,
@@ -235,11 +237,11 @@ def test_a_build_that_read_old_data_cannot_hide_a_later_change(make_area, api, i
 
 
 def test_builds_during_a_rebuild_are_noted_for_the_new_generation(make_area, index_redis):
-    index_redis.set(redis_index.BUILDING_KEY, 7)
+    claim_building(index_redis, 7)
     area = make_area(WEST)
     index_area(area.id, 1)
-    assert {key.split(":")[1] for key in records_of(index_redis, area.id)} == {"1"}
-    assert index_redis.smembers("hx:dirty:7") == {str(area.id).encode()}
+    assert {key.split(":")[2] for key in records_of(index_redis, area.id)} == {"1"}
+    assert dirty_areas(index_redis, 7) == {area.id}
 
 
 def test_records_are_sorted_by_area_in_every_field(make_area, index_redis):
@@ -278,7 +280,4 @@ def test_a_moved_area_leaves_no_record_behind(make_area, index_all, index_redis)
     index_all()
     after = records_of(index_redis, area.id)
     assert before and after and not (before & after)
-    state = redis_index.area_states(1, [area.id])[area.id]
-    from hexindex import codec
-
-    assert codec.decode_state(state).geometry_version == 2
+    assert redis_index.live_versions(1)[area.id][0] == 2

@@ -12,7 +12,15 @@ from hexindex.maintenance import rebuild_redis, sweep
 from hexindex.models import AreaIndex
 from hexindex.selectors import lookup
 from hexindex.tasks import index_area
-from hexindex.tests.helpers import EAST, WEST, is_indexed, records_of, redis_snapshot
+from hexindex.tests.helpers import (
+    EAST,
+    WEST,
+    age_registration,
+    claim_building,
+    is_indexed,
+    records_of,
+    redis_snapshot,
+)
 
 FAR = square(-20.0, 40.0, 0.2)
 
@@ -68,7 +76,7 @@ def test_sweep_refreshes_areas_stuck_pending(make_area, index_all):
     index_all()
     redis_index.mark_pending({area.id: redis_index.EVERYWHERE})  # e.g. a write whose transaction rolled back
     index_redis = redis_index.client()
-    index_redis.hset(redis_index.PENDING_KEY, area.id, "99:1")  # registered long ago
+    age_registration(index_redis, area.id)  # registered long ago
     assert sweep()["refreshed"] == 1
     assert redis_index.pending_tokens([area.id]) == {area.id: ""}
     assert found(50.0, 10.0) == [area.id]
@@ -132,23 +140,24 @@ def test_sweep_reindexes_areas_moved_behind_the_services_back(make_area, index_a
 def test_sweep_restores_areas_lost_from_redis(make_area, index_all, index_redis):
     area = make_area(WEST)
     index_all()
-    index_redis.hdel("hx:1:v", area.id)  # e.g. a failover that lost recent writes
+    versions = redis_index.shard_prefix(redis_index.shard_of(area.id)) + "1:v"
+    index_redis.hdel(versions, area.id)  # e.g. a failover that lost recent writes
     assert sweep()["refreshed"] == 1
-    assert index_redis.hexists("hx:1:v", area.id)
+    assert index_redis.hexists(versions, area.id)
 
 
 def test_rebuild_switches_to_a_new_generation_and_drops_the_old(make_area, index_redis):
     areas = [make_area(WEST), make_area(EAST)]
     index_areas([a.id for a in areas])
-    before = {key.split(b":", 2)[2]: fields for key, fields in redis_snapshot(index_redis).items()}
+    before = {key.split(b":", 3)[3]: fields for key, fields in redis_snapshot(index_redis).items()}
 
     report = rebuild_redis()
 
-    assert report.generation == int(index_redis.get(redis_index.GEN_KEY)) != 1
+    assert report.generation == redis_index.live_generation() != 1
     after = redis_snapshot(index_redis)
-    assert all(key.startswith(f"hx:{report.generation}:".encode()) for key in after)
-    assert {key.split(b":", 2)[2]: fields for key, fields in after.items()} == before
-    assert not list(index_redis.scan_iter("hx:1:*"))
+    assert all(key.split(b":")[2] == str(report.generation).encode() for key in after)
+    assert {key.split(b":", 3)[3]: fields for key, fields in after.items()} == before
+    assert not list(index_redis.scan_iter("hx:*:1:*"))
     assert report.records == sum(
         len(blob) // 8 if field.endswith(b"i") else len(blob) // 24
         for fields in before.values()
@@ -157,7 +166,7 @@ def test_rebuild_switches_to_a_new_generation_and_drops_the_old(make_area, index
 
 
 def test_a_second_rebuild_waits_for_the_first(index_redis, db):
-    index_redis.set(redis_index.BUILDING_KEY, 9)
+    claim_building(index_redis, 9)
     assert rebuild_redis().generation is None
 
 
@@ -196,7 +205,7 @@ def test_areas_made_live_during_a_rebuild_reach_the_new_generation(make_area, in
     assert found(50.0, 12.0) == [second.id]
     result = lookup(lat=50.0, lng=12.0)
     assert (result.candidates, result.pending) == (1, 0)
-    assert any(key.startswith(f"hx:{report.generation}:") for key in records_of(index_redis, second.id))
+    assert any(key.split(":")[2] == str(report.generation) for key in records_of(index_redis, second.id))
     assert found(50.0, 10.0) == [first.id]
 
 
@@ -255,7 +264,7 @@ def test_sweep_does_not_resend_a_lost_refresh_every_minute(make_area, index_all,
     area = make_area(WEST)
     index_all()
     monkeypatch.setattr(invalidation, "enqueue_refresh", lambda area_ids: None)  # refreshes are lost
-    redis_index.client().hset(redis_index.PENDING_KEY, area.id, "99:1")  # pending since long ago
+    age_registration(redis_index.client(), area.id)  # pending since long ago
     assert sweep()["refreshed"] == 1
     assert sweep()["refreshed"] == 0  # a minute later: not again yet
     AreaIndex.objects.filter(area_id=area.id).update(enqueued_at=timezone.now() - timedelta(minutes=3))

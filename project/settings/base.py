@@ -153,6 +153,19 @@ REDIS_SOCKET_TIMEOUT = env.float("REDIS_SOCKET_TIMEOUT", default=1.0)
 # the circuit opens: for HEXINDEX_BREAKER_SECONDS this process's lookups go straight to PostGIS (exact, slower)
 # and index writes are refused at once, instead of each waiting for a timeout; then one lookup tries Redis again.
 HEXINDEX_LOOKUP_TIMEOUT = env.float("HEXINDEX_LOOKUP_TIMEOUT", default=0.25)
+# The index's Redis may be one server or a Redis Cluster (ElastiCache cluster mode, ElastiCache Serverless): its keys
+# are grouped in buckets that each live in one hash slot (hexindex/redis_index.py), named after this prefix (so
+# several deployments can share one Redis without numbered databases, which a cluster does not have).
+HEXINDEX_REDIS_CLUSTER = env.bool("HEXINDEX_REDIS_CLUSTER", default=False)
+HEXINDEX_KEY_PREFIX = env.str("HEXINDEX_KEY_PREFIX", default="hx")
+HEXINDEX_BUCKETS = env.int("HEXINDEX_BUCKETS", default=256)
+# Lookups may read replicas: the cluster's, or a standalone primary's through its reader endpoint. Writes then
+# wait (WAIT) until HEXINDEX_REDIS_REPLICAS replicas hold a pending registration, at most HEXINDEX_REDIS_WAIT_MS,
+# before their transaction commits: the next lookup, on any replica, sees the change (read-your-writes).
+HEXINDEX_REDIS_REPLICA_READS = env.bool("HEXINDEX_REDIS_REPLICA_READS", default=False)
+HEXINDEX_REDIS_READER_URL = env.str("HEXINDEX_REDIS_READER_URL", default="")
+HEXINDEX_REDIS_REPLICAS = env.int("HEXINDEX_REDIS_REPLICAS", default=1)
+HEXINDEX_REDIS_WAIT_MS = env.int("HEXINDEX_REDIS_WAIT_MS", default=500)
 HEXINDEX_BREAKER_SECONDS = env.float("HEXINDEX_BREAKER_SECONDS", default=5.0)
 # Outline segments of areas near cells kept by each web process for exact checks (32 bytes each): never stale
 # (keyed by area version). Lookups near outlines need no PostgreSQL query once their shapes are here.

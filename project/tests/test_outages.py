@@ -5,6 +5,7 @@ import pytest
 from django.db import OperationalError, connection
 
 from conftest import square
+from hexindex.tests.helpers import drop_index
 
 LOOKUP = "/api/v1/lookup/"
 
@@ -26,7 +27,7 @@ def test_a_lookup_that_needs_the_database_is_a_503_naming_it(api, db):
     # No index in Redis at all: the lookup goes to PostGIS, which is down.
     from hexindex import redis_index
 
-    redis_index.client().delete(redis_index.GEN_KEY)
+    drop_index(redis_index.client())
     with connection.execute_wrapper(_refuse):
         assert_database_503(api.get(LOOKUP, {"lat": 40.6413, "lng": -73.7781}))
 
