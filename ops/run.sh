@@ -32,7 +32,7 @@ mkdir -p "$RUN_DIR"
 log "migrating"
 "$PY" manage.py migrate --noinput >/dev/null
 log "loading demo data"
-demo="$("$PY" manage.py load_demo)"
+demo="$("$PY" manage.py load_demo | sed 's/^/  /')"  # indented as the URLs below are, every line
 # Redis starts empty (it keeps no data across restarts): let the worker rebuild its side of the index.
 "$PY" manage.py reindex --enqueue >/dev/null
 
@@ -60,7 +60,8 @@ cat <<EOF
     Admin          http://127.0.0.1:$WEB_PORT/admin/   (create a login: .venv/bin/python manage.py createsuperuser)
     Flower         http://127.0.0.1:$FLOWER_PORT/
 
-  $demo
+$demo
+
   Logs of all four processes below. Ctrl-C stops everything.
 
 EOF
