@@ -19,6 +19,8 @@ log "ruff (lint and format, 120 columns)"
 "$VENV/bin/ruff" check .
 "$VENV/bin/ruff" format --check .
 
+log "the portal's JavaScript, its pure parts (node --test)" && node --test --test-reporter=dot portal/tests/js/
+
 log "known vulnerabilities in the locked requirements (pip-audit)"
 audit_requirements
 

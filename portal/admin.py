@@ -5,6 +5,7 @@ above that app: areas knows nothing of maps)."""
 import json
 
 from django.contrib import admin
+from django.forms import Script
 from django.template.loader import render_to_string
 
 from areas.admin import ServiceAreaAdmin
@@ -12,7 +13,7 @@ from areas.models import ServiceArea
 from portal.basemap import MAP_CSS, MAP_JS, basemap_config
 
 ADMIN_MAP_CSS = MAP_CSS
-ADMIN_MAP_JS = (*MAP_JS, "portal/admin-area-map.js")
+ADMIN_MAP_JS = (*MAP_JS, Script("portal/admin-area-map.js", type="module"))  # imports portal/basemap.js
 
 
 def area_map_html(area) -> str:

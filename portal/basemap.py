@@ -16,4 +16,6 @@ def basemap_config() -> dict:
 
 
 MAP_CSS = ("vendor/leaflet/leaflet.css", "portal/portal-map.css")
-MAP_JS = ("vendor/leaflet/leaflet.js", "vendor/topojson-client/topojson-client.min.js", "portal/basemap.js")
+# The libraries a page with a map loads as classic scripts (they define the globals `L` and `topojson`); the page's
+# own module then imports portal/basemap.js.
+MAP_JS = ("vendor/leaflet/leaflet.js", "vendor/topojson-client/topojson-client.min.js")

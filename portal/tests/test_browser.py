@@ -17,6 +17,7 @@ from hexindex.build import index_areas
 from portal.tests.browser import PASSWORD
 from providers.fields import PHONE_NOT_INTERNATIONAL
 from providers.models import Provider
+from providers.services import provider_update
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -126,6 +127,83 @@ def test_a_bow_tie_is_refused_and_marked_where_it_crosses_itself(portal, make_pr
     assert 0 < y - (box["y"] + box["height"]) < 30
     assert not ServiceArea.objects.exists()
     portal.screenshot("portal-draw.png")
+
+
+def test_a_hole_outside_the_area_is_refused_moving_is_toggled_and_escape_abandons_a_new_area(portal, make_provider):
+    make_provider(owner=portal.user)
+    page = portal.sign_in()
+    areas = panel(page, "Areas")
+    portal.look_at(52.5, 13.4, 10)
+
+    areas.get_by_role("button", name="Draw a new area").click()
+    portal.draw([(52.6, 13.2), (52.6, 13.4), (52.4, 13.4), (52.4, 13.2)])
+    expect(areas.get_by_label("Name")).to_be_focused()  # the shape is there: now its name
+    areas.get_by_role("button", name="Add a hole").click()
+    portal.draw([(52.55, 13.5), (52.55, 13.6), (52.45, 13.6), (52.45, 13.5)])  # beside the area, not in it
+    expect(areas).to_contain_text("A hole must lie inside a part of the area")
+    expect(areas).to_contain_text("1 part, 0 holes, 4 corners")
+
+    areas.get_by_role("button", name="Move").click()
+    expect(areas.get_by_role("button", name="Move", pressed=True)).to_be_visible()
+    expect(areas).to_contain_text("Drag the area to where it belongs")
+    areas.get_by_role("button", name="Move").click()
+    expect(areas.get_by_role("button", name="Move", pressed=False)).to_be_visible()
+    expect(areas).to_contain_text("Drag a corner to move it")
+    areas.get_by_role("button", name="Cancel").click()
+    expect(areas.get_by_role("heading", name="New area")).to_be_hidden()
+
+    areas.get_by_role("button", name="Draw a new area").click()
+    expect(areas.get_by_role("heading", name="New area")).to_be_visible()
+    page.keyboard.press("Escape")  # before any corner: the new area is abandoned
+    expect(areas.get_by_role("heading", name="New area")).to_be_hidden()
+    expect(areas.get_by_role("button", name="Draw a new area")).to_be_enabled()
+    portal.click_map(52.5, 13.3)  # the map answers clicks with lookups again
+    expect(panel(page, "Lookup")).to_contain_text("no area")
+    assert not ServiceArea.objects.exists()
+
+
+def test_a_provider_is_renamed_despite_a_stale_save_shows_its_areas_and_one_opens_from_the_lookup(
+    portal, make_provider, make_area
+):
+    acme = make_provider(owner=portal.user, name="Acme", currency="EUR", approved=False)  # renamed without review
+    other = make_provider(owner=portal.user, name="Other")
+    make_area(square(13.4, 52.5, 0.05), provider=acme, name="Mitte", price="20.00")
+    make_area(square(2.35, 48.85, 0.05), provider=other, name="Paris", price="30.00")
+    page = portal.sign_in()
+
+    page.get_by_role("tab", name="Areas").focus()
+    page.keyboard.press("ArrowRight")
+    expect(page.get_by_role("tab", name="Providers")).to_be_focused()
+    providers = panel(page, "Providers")
+    providers.get_by_role("listitem").filter(has_text="Acme").get_by_role("button", name="Edit").click()
+    expect(providers.get_by_role("heading", name="Edit Acme")).to_be_visible()
+    provider_update(provider=Provider.objects.get(pk=acme.pk), data={"email": "ops@acme.example"})  # someone else
+    providers.get_by_label("Name").fill("Acme Shuttles")
+    portal.expect_refusal(412)
+    providers.get_by_role("button", name="Save").click()
+    expect(providers.get_by_role("alert")).to_contain_text("changed elsewhere")
+    providers.get_by_role("button", name="Cancel").click()
+    providers.get_by_role("listitem").filter(has_text="Acme").get_by_role("button", name="Edit").click()
+    expect(providers.get_by_label("Email")).to_have_value("ops@acme.example")
+    providers.get_by_label("Name").fill("Acme Shuttles")
+    providers.get_by_role("button", name="Save").click()
+    expect(page.get_by_role("status")).to_contain_text("Saved Acme Shuttles. It is not approved yet")
+    assert Provider.objects.get(pk=acme.pk).name == "Acme Shuttles"
+
+    acme_item = providers.get_by_role("listitem").filter(has_text="Acme Shuttles")
+    acme_item.get_by_role("button", name="Show its areas").click()
+    areas = panel(page, "Areas")
+    expect(areas.get_by_role("row").filter(has_text="Mitte")).to_contain_text("Acme Shuttles")
+    expect(areas.get_by_role("row").filter(has_text="Paris")).to_have_count(0)
+
+    lookup = panel(page, "Lookup")
+    portal.click_map(52.5, 13.4)  # in the middle of the map: the areas shown are Acme's
+    lookup.get_by_label("Include my unapproved providers").check()
+    found = lookup.get_by_role("listitem").filter(has_text="Mitte")
+    expect(found).to_contain_text("yours")
+    found.get_by_role("button", name="Edit").click()
+    expect(areas.get_by_role("heading", name="Edit Mitte")).to_be_visible()
+    expect(areas.get_by_label("Price")).to_have_value("20.00")
 
 
 def test_an_uploaded_file_is_imported_feature_by_feature_and_downloaded_again(portal, make_provider, tmp_path):

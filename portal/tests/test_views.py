@@ -3,6 +3,7 @@ session writes, the owner's lookup, local map assets, and the admin's area map."
 
 import json
 import re
+from pathlib import Path
 
 import pytest
 from django.contrib.staticfiles import finders
@@ -128,6 +129,43 @@ def test_the_tile_layer_comes_from_settings_and_can_be_switched_off(client, make
     assert basemap["attribution"] == "Example tiles"
     settings.PORTAL_TILE_URL = ""
     assert page_config(client.get("/portal/"))["basemap"]["tileUrl"] == ""
+
+
+# A static import or re-export of an ES module, as ManifestStaticFilesStorage rewrites them to hashed names (with
+# support_js_module_import_aggregation): one statement, ending in a semicolon.
+MODULE_IMPORT = re.compile(r"""^(?:import|export)\b[^;]*?\bfrom\s*["']([^"']+)["'];""", re.MULTILINE | re.DOTALL)
+
+
+def test_the_page_modules_import_only_each_other_which_exist_and_no_module_imports_itself_back(client, make_user):
+    """No bundler: a module's imports are files beside it, served by this site; and the graph has no cycle (a
+    module imported back cannot be fingerprinted by the manifest storage, whose hashes include the imports')."""
+    client.force_login(make_user())
+    page = client.get("/portal/").content.decode()
+    entry = re.search(r'<script type="module" src="/static/([^"]+)"', page).group(1)
+    imports = {}
+    pending = [entry, "portal/admin-area-map.js"]
+    while pending:
+        name = pending.pop()
+        if name in imports:
+            continue
+        path = finders.find(name)
+        assert path, f"{name} is not a static file"
+        source = Path(path).read_text()
+        assert not re.search(r"^\s*import\s*\(", source, re.MULTILINE), f"{name}: no dynamic import"
+        specifiers = MODULE_IMPORT.findall(source)
+        assert len(specifiers) == len(re.findall(r"^import\b", source, re.MULTILINE)), f"{name}: an import unread"
+        assert all(re.fullmatch(r"\./[a-z-]+\.js", spec) for spec in specifiers), (name, specifiers)
+        imports[name] = [f"portal/{spec.removeprefix('./')}" for spec in specifiers]
+        pending.extend(imports[name])
+    assert {"portal/api.js", "portal/map.js", "portal/draw.js", "portal/basemap.js"} <= imports.keys()
+
+    def below(name, chain):
+        for imported in imports[name]:
+            assert imported not in chain, f"an import cycle: {' -> '.join([*chain, imported])}"
+            below(imported, [*chain, imported])
+
+    below(entry, [entry])
+    below("portal/admin-area-map.js", ["portal/admin-area-map.js"])
 
 
 @pytest.fixture
