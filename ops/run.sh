@@ -67,5 +67,7 @@ $demo
 EOF
 
 # Until Ctrl-C (cleanup stops everything), or until a process exits: honcho then stops the others.
-wait "$honcho_pid" || true
-warn "a process of the Procfile exited (above); everything is stopped"
+status=0
+wait "$honcho_pid" || status=$?
+# A wait interrupted by Ctrl-C returns above 128 (and cleanup runs); otherwise a process ended by itself.
+[ "$status" -gt 128 ] || warn "a process of the Procfile exited (above); everything is stopped"

@@ -1,6 +1,6 @@
 """Usage per key and UTC day, as partners are billed: counted in each web process and added to KeyUsage in
-PostgreSQL by that process, at most every USAGE_FLUSH_SECONDS (by the first request after that long) and when it
-exits.
+PostgreSQL by that process every USAGE_FLUSH_SECONDS (a background thread, started with the first count, so an
+idle process writes too; a request that finds a flush due does it itself) and when it exits.
 
 Counting does not depend on Redis, so what was counted survives a Redis restart, failover or slowness (the rate
 limits, which may be lost, live there). What a process counted and had not written yet is lost only when the
@@ -53,6 +53,7 @@ _counts = _Counts()
 def count(*, key_id: str | None, kind: str, points: int = 1, at: float | None = None) -> None:
     """One request answered (`kind`, a KINDS key) or refused with 429 (`kind` THROTTLED)."""
     day = datetime.fromtimestamp(at if at is not None else time.time(), UTC).date()
+    _start_flusher()
     with _counts.lock:
         counters = _counts.pending[(key_id, day)]
         if kind == THROTTLED:
@@ -114,6 +115,34 @@ def forget_unwritten() -> None:
     """Drop what this process counted (a test starting afresh)."""
     with _counts.lock:
         _counts.pending.clear()
+
+
+_flusher: list[threading.Thread] = []
+
+
+def _start_flusher() -> None:
+    """The background writer of this process (one; started again in a process forked from one that had it)."""
+    if not settings.USAGE_FLUSH_IN_BACKGROUND or (_flusher and _flusher[0].is_alive()):
+        return
+    with _counts.lock:
+        if _flusher and _flusher[0].is_alive():
+            return
+        thread = threading.Thread(target=_flush_forever, name="usage-flusher", daemon=True)
+        _flusher[:] = [thread]
+        thread.start()
+
+
+def _flush_forever() -> None:
+    from django.db import connection
+
+    while True:
+        time.sleep(max(settings.USAGE_FLUSH_SECONDS, 0.5))  # a zero setting (flush on every request) must not spin
+        if not settings.USAGE_FLUSH_IN_BACKGROUND:
+            return
+        try:
+            flush_if_due()
+        finally:
+            connection.close()  # this thread's own connection: none held between flushes
 
 
 @atexit.register

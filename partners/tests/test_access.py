@@ -1,6 +1,7 @@
 """Partner API keys on the lookup endpoints: a limit per key, a low one without a key, revocation at once, usage per
 key and day."""
 
+import time
 from datetime import timedelta
 
 import pytest
@@ -210,6 +211,24 @@ def test_each_process_writes_its_usage_every_few_seconds_without_being_asked(api
     api.get(LOOKUP, AIRPORT, HTTP_X_API_KEY=key)
     assert KeyUsage.objects.get(key=record).lookups == 2
     assert usage.unwritten() == {}
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_idle_process_writes_what_it_counted_by_itself(make_key, settings):
+    record, _ = make_key()
+    settings.USAGE_FLUSH_SECONDS = 0.5
+    settings.USAGE_FLUSH_IN_BACKGROUND = True
+    usage.count(key_id=record.pk, kind="lookup")  # then no request comes to this process
+    try:
+        deadline = time.monotonic() + 10
+        while not KeyUsage.objects.filter(key=record).exists() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert KeyUsage.objects.get(key=record).lookups == 1
+        assert usage.unwritten() == {}
+    finally:
+        settings.USAGE_FLUSH_IN_BACKGROUND = False
+        usage._flusher[0].join(timeout=5)  # gone before the next test counts anything
+    assert not usage._flusher[0].is_alive()
 
 
 def test_a_flush_that_fails_keeps_its_counts_for_the_next_one(make_key, monkeypatch):

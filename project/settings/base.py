@@ -94,6 +94,8 @@ RATE_LIMIT_FALLBACK_SHARE = env.float("RATE_LIMIT_FALLBACK_SHARE", default=0.25)
 PARTNER_UNKNOWN_KEYS_PER_MINUTE = env.int("PARTNER_UNKNOWN_KEYS_PER_MINUTE", default=20)
 # Usage per key and day is counted in each web process and written to PostgreSQL this often (and at exit).
 USAGE_FLUSH_SECONDS = env.float("USAGE_FLUSH_SECONDS", default=10.0)
+# By a thread of each process, so a process that stops receiving requests still writes what it counted.
+USAGE_FLUSH_IN_BACKGROUND = env.bool("USAGE_FLUSH_IN_BACKGROUND", default=True)
 
 TEMPLATES = [
     {

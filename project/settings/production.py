@@ -62,7 +62,8 @@ _database_options["sslmode"] = DB_SSLMODE
 if DB_SSLMODE in VERIFYING_SSLMODES:
     _database_options["sslrootcert"] = DB_SSLROOTCERT
 
-STORAGES["staticfiles"]["BACKEND"] = "whitenoise.storage.CompressedManifestStaticFilesStorage"  # noqa: F405
+# Fingerprinted names, and the portal's ES module imports rewritten to them (project/storage.py).
+STORAGES["staticfiles"]["BACKEND"] = "project.storage.ModuleAwareManifestStaticFilesStorage"  # noqa: F405
 
 # One JSON object per log line, for CloudWatch Logs Insights and friends.
 LOGGING = {

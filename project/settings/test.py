@@ -23,6 +23,8 @@ CELERY_TASK_EAGER_PROPAGATES = True
 # Lookup tests look up many points anonymously; the limits have tests of their own (partners/tests).
 LOOKUP_ANONYMOUS_RATE_PER_MINUTE = None
 REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"] = {"auth": "1000/minute", "writes": "100000/minute"}  # noqa: F405
+# Usage is written when a test asks (or a request finds it due), never by a thread outside the test's transaction.
+USAGE_FLUSH_IN_BACKGROUND = False
 # Webhook tests deliver to a receiver on 127.0.0.1 (webhooks/tests); the guard itself is tested with it off.
 WEBHOOKS_ALLOW_LOCAL = True
 
