@@ -11,6 +11,7 @@ below it, on hand-written answers.
 import io
 import json
 import re
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,7 +20,7 @@ from django.conf import settings
 from django.core.management import call_command
 from django.test import Client
 
-from hexindex import selectors
+from hexindex import caches
 from project.tests.readme_examples import (
     Arr,
     Documented,
@@ -31,14 +32,17 @@ from project.tests.readme_examples import (
     parse_pattern,
     request_of,
 )
+from webhooks.receiver import WebhookReceiver
+from webhooks.tasks import dispatch as webhooks_dispatch
 
 README = Path(settings.BASE_DIR) / "README.md"
 
-# How many examples with a documented answer the README has (33 when this was written): a reader that stopped
+# How many examples with a documented answer the README has (39 when this was written): a reader that stopped
 # finding them would otherwise pass by checking nothing.
-AT_LEAST_CHECKED = 33
-# Examples marked `(not checked: ...)`: a few, where running them cannot show the answer (the webhooks' receiver).
-AT_MOST_NOT_CHECKED = 6
+AT_LEAST_CHECKED = 39
+# Examples marked `(not checked: ...)`, where running them could not show the answer: none since the webhooks'
+# examples run against the receiver the README has a reader start (webhooks/receiver.py).
+AT_MOST_NOT_CHECKED = 0
 
 
 @dataclass(frozen=True)
@@ -61,7 +65,11 @@ VARIABLES = {
     "$STAFF_TOKEN": FromDemo("Demo staff token"),
     "$TOKEN": FromAnswer("POST /api/v1/auth/token/", "token"),
     "$PARTNER_KEY": FromAnswer("POST /api/v1/partner-keys/", "key"),
+    "$WEBHOOK_SECRET": FromAnswer("POST /api/v1/webhooks/", "secret"),
+    "$DELIVERY": FromAnswer("POST /api/v1/webhooks/1/test/", "delivery_id"),
 }
+# The port the README runs its webhook receiver on; the test's receiver listens on a free one instead.
+README_RECEIVER = "127.0.0.1:8765"
 
 # Values that differ on every run, which the README writes as made-up examples: each stands for the real value at
 # the place of the first documented answer that shows it (as a whole string, or as the start of an elided one),
@@ -73,6 +81,8 @@ PLACEHOLDERS = [
     '"3f9c0e5d7a1b2c4e6f8a0b1c"',  # a lookup's ETag
     "7340-2209",  # change feed cursors
     "7341-2210",
+    "mD3bq0Zf1c9e",  # a webhook's secret (its start)
+    "5f0c6c1e-8f7e-",  # a webhook delivery's id (its start)
 ]
 
 
@@ -158,20 +168,21 @@ def lookups_forget_earlier_areas():
     """Ids start at 1 again in this test (as on a fresh `make run`), so the results and outlines this process
     remembers of other tests' areas (by id and version) would be taken for the demo's; a real process never sees
     an id twice. Forgotten before, and this test's after, for the tests that follow."""
-    for cache in (selectors._results, selectors._shapes):
+    for cache in (caches.results, caches.shapes):
         cache.use_generation(-1)
     yield
-    for cache in (selectors._results, selectors._shapes):
+    for cache in (caches.results, caches.shapes):
         cache.use_generation(-1)
 
 
 @pytest.mark.django_db(transaction=True, reset_sequences=True)  # ids as on a fresh `make run`; the feed needs commits
-def test_readme_examples_answer_what_the_readme_says(index_all, settings, lookups_forget_earlier_areas):
+def test_readme_examples_answer_what_the_readme_says(index_all, settings, lookups_forget_earlier_areas, receiver):
     settings.LOOKUP_ANONYMOUS_RATE_PER_MINUTE = 30  # as under `make run` (project/settings/base.py), not off
     demo = io.StringIO()
     call_command("load_demo", stdout=demo)
     index_all()
     values, client = demo_values(demo.getvalue()), Client()
+    values[README_RECEIVER] = f"127.0.0.1:{receiver.server_port}"
     checked, not_checked, failures = 0, [], []
     for example in examples(README.read_text()):
         if not example.checked:
@@ -179,6 +190,8 @@ def test_readme_examples_answer_what_the_readme_says(index_all, settings, lookup
             continue
         request, response, body = send(client, substitute(example.command, values))
         bind_variables(values, request, body)
+        receiver.secret = values.get("$WEBHOOK_SECRET", "")  # the README starts it with the secret once it has it
+        webhooks_dispatch()  # what the worker does every WEBHOOKS_POLL_SECONDS, between a reader's commands
         where = f"README.md:{example.line} ({request.method} {request.path})"
         answered = f"(answered {response.status_code} {json.dumps(body, ensure_ascii=False)[:800]})"
         if not example.answer:  # a step whose answer the README does not show: it must at least succeed
@@ -194,10 +207,44 @@ def test_readme_examples_answer_what_the_readme_says(index_all, settings, lookup
             failures.append("\n    ".join([f"{where}:", *found, answered]))
         checked += 1
     assert not failures, "\n".join(failures)
+    expected = receiver_printed_per_readme()  # what it printed by the end of the webhooks' examples
+    printed = without_run_values(receiver.lines)[: len(expected)]
+    assert printed == expected, "the webhook receiver printed otherwise than the README says"
     assert checked >= AT_LEAST_CHECKED, f"only {checked} README examples with an answer were found and checked"
     assert len(not_checked) <= AT_MOST_NOT_CHECKED, f"README examples marked not checked, lines {not_checked}"
     assert not (unused := set(VARIABLES) - set(values)), f"the README no longer sets {unused}: drop them here"
     assert not (unused := set(PLACEHOLDERS) - set(values)), f"the README no longer shows {unused}: drop them here"
+
+
+@pytest.fixture
+def receiver():
+    """The README's webhook receiver (webhooks/receiver.py), on a free port."""
+    server = WebhookReceiver(("127.0.0.1", 0), out=io.StringIO())
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield server
+    server.shutdown()
+    server.server_close()
+
+
+def without_run_values(lines: list[str]) -> list[str]:
+    """Printed lines without their time of day, delivery ids and cursors, which differ on every run."""
+    return [
+        re.sub(r"cursor \d+-\d+", "cursor …", re.sub(r"delivery [0-9a-f]{8}", "delivery …", line.split("  ", 1)[1]))
+        for line in lines
+    ]
+
+
+def receiver_printed_per_readme() -> list[str]:
+    """The README's sample of what the receiver prints (a line indented by 4 spaces continues the one before)."""
+    sample = README.read_text().split("Meanwhile the receiver printed", 1)[1].split("```", 2)[1]
+    printed: list[str] = []
+    for line in sample.strip().splitlines():
+        if line.startswith("    "):
+            printed[-1] += "\n" + line
+        else:
+            printed.append(line)
+    return without_run_values(printed)
 
 
 # --- the reader and the matcher, on hand-written answers -----------------------------------------------------------
