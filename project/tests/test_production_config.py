@@ -1,5 +1,5 @@
 """Production configuration: the load balancer's probe, TLS to PostgreSQL, no default secrets, least privilege on
-AWS, locked requirements."""
+AWS, locked requirements, the AWS stack's scaled-out layouts."""
 
 import ipaddress
 import json
@@ -172,9 +172,21 @@ def _mentions_master_secret(resource) -> bool:
     return re.search(r"(?<!App)DatabaseSecret", json.dumps(resource, default=str)) is not None
 
 
+def _named(entries: list) -> list[dict]:
+    """A container's Environment or Secrets entries; one that is there in some layouts only (Fn::If), as each of its
+    branches. (The template as it is, before `deployed` decides the conditions.)"""
+    named = []
+    for entry in entries:
+        if "Fn::If" in entry:
+            named += _named([branch for branch in entry["Fn::If"][1:] if branch != {"Ref": "AWS::NoValue"}])
+        else:
+            named.append(entry)
+    return named
+
+
 def _container_secrets(task_definition) -> dict:
     (container,) = task_definition["Properties"]["ContainerDefinitions"]
-    return {secret["Name"]: json.dumps(secret["ValueFrom"], default=str) for secret in container.get("Secrets", [])}
+    return {s["Name"]: json.dumps(s["ValueFrom"], default=str) for s in _named(container.get("Secrets", []))}
 
 
 @pytest.mark.parametrize("task", ["WebTaskDefinition", "WorkerTaskDefinition", "BeatTaskDefinition"])
@@ -234,6 +246,18 @@ def test_every_locked_requirement_carries_hashes(locked):
 
 NO_VALUE = object()
 
+# The index's Redis in each of its modes, and the parameter combinations the layout tests go through
+# (docs/deploy.md, "Scaling out").
+CLUSTER = {"IndexCacheMode": "cluster"}
+SERVERLESS = {"IndexCacheMode": "serverless"}
+INDEX_REDIS = {"standalone": "Cache", "cluster": "IndexCluster", "serverless": "IndexServerless"}
+LAYOUTS = [
+    {"IndexCacheMode": mode, "IndexReplicaReads": reads, "SeparateBrokerCache": separate}
+    for mode in INDEX_REDIS
+    for reads in ("false", "true")
+    for separate in ("false", "true")
+]
+
 
 @pytest.fixture(scope="module")
 def template():
@@ -244,14 +268,27 @@ def deployed(template, **parameters) -> dict:
     """The template's resources as CloudFormation would create them with these parameters (the rest at their
     defaults): conditions decided, resources whose condition is false left out, Fn::If, Fn::Split and the
     parameters' Refs resolved. Other Refs and functions are kept as they are."""
-    values = {name: spec.get("Default") for name, spec in template["Parameters"].items()} | parameters
+    return _decided(template, "Resources", **parameters)
+
+
+def _decided(template, section: str, **parameters) -> dict:
+    """One section (Resources, Outputs) of the template as `deployed` describes it."""
+    # As CloudFormation passes them: a Number parameter's Ref is a string too.
+    defaults = {name: spec.get("Default") for name, spec in template["Parameters"].items()}
+    values = {name: None if value is None else str(value) for name, value in defaults.items()} | parameters
 
     def condition(node) -> bool:
         if isinstance(node, str):
             return condition(template["Conditions"][node])
         ((function, arguments),) = node.items()
+        if function == "Condition":
+            return condition(arguments)
         if function == "Fn::Not":
             return not condition(arguments[0])
+        if function == "Fn::And":
+            return all(map(condition, arguments))
+        if function == "Fn::Or":
+            return any(map(condition, arguments))
         if function == "Fn::Equals":
             return resolve(arguments[0]) == resolve(arguments[1])
         raise AssertionError(f"condition function {function} is not modelled here")
@@ -266,7 +303,7 @@ def deployed(template, **parameters) -> dict:
                     return values[value]
                 if key == "Fn::If":
                     return resolve(value[1] if condition(value[0]) else value[2])
-                if key == "Fn::Split":
+                if key == "Fn::Split" and isinstance(resolve(value[1]), str):  # a parameter's value, not the stack id's
                     return resolve(value[1]).split(value[0])
             resolved = {key: resolve(value) for key, value in node.items()}
             return {key: value for key, value in resolved.items() if value is not NO_VALUE}
@@ -276,7 +313,7 @@ def deployed(template, **parameters) -> dict:
 
     return {
         name: resolve(resource)
-        for name, resource in template["Resources"].items()
+        for name, resource in template.get(section, {}).items()
         if "Condition" not in resource or condition(resource["Condition"])
     }
 
@@ -442,10 +479,16 @@ def _readable_secrets(role) -> set[str]:
     return {r["Ref"] for s in statements if s["Action"] == "secretsmanager:GetSecretValue" for r in s["Resource"]}
 
 
-def test_only_flower_can_read_the_flower_password_and_it_reads_nothing_else(stack):
+@pytest.mark.parametrize(
+    ("layout", "broker_secret"),
+    [({}, "RedisSecret"), ({"SeparateBrokerCache": "true"}, "BrokerRedisSecret"), (CLUSTER, "BrokerRedisSecret")],
+)
+def test_only_flower_can_read_the_flower_password_and_it_reads_nothing_else(template, layout, broker_secret):
+    stack = deployed(template, **layout)
     flower = stack["FlowerTaskDefinition"]["Properties"]
     assert flower["ExecutionRoleArn"] == {"Fn::GetAtt": ["FlowerExecutionRole", "Arn"]}
-    assert _readable_secrets(stack["FlowerExecutionRole"]) == {"RedisSecret", "FlowerSecret"}
+    # With a broker Redis of its own, Flower's password opens nothing of the index.
+    assert _readable_secrets(stack["FlowerExecutionRole"]) == {broker_secret, "FlowerSecret"}
     assert "FlowerSecret" not in _readable_secrets(stack["ExecutionRole"])
     assert flower["TaskRoleArn"] == {"Fn::GetAtt": ["FlowerTaskRole", "Arn"]}
     assert "Policies" not in stack["FlowerTaskRole"]["Properties"]  # no AWS permissions (ECS Exec's, if enabled)
@@ -492,3 +535,368 @@ def test_an_alarm_watches_redis_memory_on_both_nodes(stack):
     (returned,) = [q for q in queries.values() if q.get("ReturnData", True)]
     assert returned["Expression"] == f"MAX([{', '.join(sorted(i for i in queries if 'MetricStat' in queries[i]))}])"
     assert alarm["EvaluationPeriods"] == alarm["DatapointsToAlarm"] == 5
+
+
+# --- AWS: scaled-out layouts (docs/deploy.md, "Scaling out") -------------------------------------------------------
+
+APP_TASKS = ["WebTaskDefinition", "WorkerTaskDefinition", "BeatTaskDefinition", "MigrateTaskDefinition"]
+# What the defaults must not create: the stack stays one Redis and one database unless asked.
+SCALED_OUT_ONLY = {
+    "IndexCluster", "ClusterCacheParameters", "IndexClusterMemoryAlarm",
+    "IndexServerless", "IndexServerlessUser", "IndexServerlessUserGroup", "CacheReaderPortIngress",
+    "IndexServerlessDataAlarm", "IndexServerlessEcpuAlarm",
+    "BrokerCache", "BrokerRedisSecret", "BrokerCacheMemoryAlarm", "IndexRedisUrlSecret", "IndexRedisReaderUrlSecret",
+    "DatabaseReplicaA", "DatabaseReplicaB", "DatabaseReplicaLagAlarm",
+}  # fmt: skip
+
+
+def _getatt(resource: str, attribute: str) -> dict:
+    return {"Fn::GetAtt": [resource, attribute]}
+
+
+# The parts HEXINDEX_REDIS_URL and HEXINDEX_REDIS_READER_URL are composed of, by mode (database 0: a cluster's only).
+INDEX_URL = {
+    "standalone": {
+        "Host": _getatt("Cache", "PrimaryEndPoint.Address"),
+        "Port": _getatt("Cache", "PrimaryEndPoint.Port"),
+        "Database": "2",
+    },
+    "cluster": {
+        "Host": _getatt("IndexCluster", "ConfigurationEndPoint.Address"),
+        "Port": _getatt("IndexCluster", "ConfigurationEndPoint.Port"),
+        "Database": "0",
+    },
+    "serverless": {
+        "Host": _getatt("IndexServerless", "Endpoint.Address"),
+        "Port": _getatt("IndexServerless", "Endpoint.Port"),
+        "Database": "0",
+    },
+}
+READER_URL = {
+    "standalone": {
+        "Host": _getatt("Cache", "ReaderEndPoint.Address"),
+        "Port": _getatt("Cache", "ReaderEndPoint.Port"),
+        "Database": "2",
+    },
+    "serverless": {
+        "Host": _getatt("IndexServerless", "ReaderEndpoint.Address"),
+        "Port": _getatt("IndexServerless", "ReaderEndpoint.Port"),
+        "Database": "0",
+    },
+}
+INDEX_URL_TEMPLATE = "rediss://:{{resolve:secretsmanager:${RedisSecret}}}@${Host}:${Port}/${Database}"
+
+
+def _layout_id(layout: dict) -> str:
+    return ",".join(f"{name}={value}" for name, value in layout.items()) or "defaults"
+
+
+def _mode(layout: dict) -> str:
+    return layout.get("IndexCacheMode", "standalone")
+
+
+def _separate_broker(layout: dict) -> bool:
+    return _mode(layout) != "standalone" or layout.get("SeparateBrokerCache") == "true"
+
+
+def _secret_name(value_from) -> str:
+    """The Secrets Manager resource a ValueFrom reads: `!Ref Secret`, or `!Sub "${Secret}:json-key::"`."""
+    if "Ref" in value_from:
+        return value_from["Ref"]
+    return re.fullmatch(r"\$\{(\w+)\}:\w+::", value_from["Fn::Sub"]).group(1)
+
+
+def _injected(resources: dict, task: str) -> dict[str, str]:
+    """A task's secret variables: name -> the secret resource ECS reads it from."""
+    (container,) = resources[task]["Properties"]["ContainerDefinitions"]
+    return {secret["Name"]: _secret_name(secret["ValueFrom"]) for secret in container.get("Secrets", [])}
+
+
+def _resolved_secret(value: dict) -> str:
+    """The secret a `!Sub "{{resolve:secretsmanager:${Secret}}}"` value is."""
+    return re.fullmatch(r"\{\{resolve:secretsmanager:\$\{(\w+)\}\}\}", value["Fn::Sub"]).group(1)
+
+
+def _password_secret(resources: dict, redis: str) -> str:
+    """The secret whose value opens this Redis: a replication group's AUTH token, a serverless cache's user's."""
+    if resources[redis]["Type"] == "AWS::ElastiCache::ServerlessCache":
+        user = resources[resources[redis]["Properties"]["UserGroupId"]["Ref"]]["Properties"]["UserIds"][0]["Ref"]
+        (password,) = resources[user]["Properties"]["AuthenticationMode"]["Passwords"]
+        return _resolved_secret(password)
+    return _resolved_secret(resources[redis]["Properties"]["AuthToken"])
+
+
+def _redis_resources(resources: dict) -> set[str]:
+    kinds = {"AWS::ElastiCache::ReplicationGroup", "AWS::ElastiCache::ServerlessCache"}
+    return {name for name, resource in resources.items() if resource["Type"] in kinds}
+
+
+def _watched(alarm: dict) -> list[dict]:
+    """The metrics an alarm reads (its expressions left out)."""
+    return [query["MetricStat"]["Metric"] for query in alarm["Properties"]["Metrics"] if "MetricStat" in query]
+
+
+def test_the_defaults_keep_one_redis_and_one_database(template):
+    assert set(template["Resources"]) >= SCALED_OUT_ONLY  # the names below are real
+    resources = deployed(template)
+    assert not SCALED_OUT_ONLY & set(resources)
+    assert _redis_resources(resources) == {"Cache"}
+    cache = resources["Cache"]["Properties"]
+    assert cache["ReplicationGroupDescription"] == "Service area index, Celery broker, cache"
+    assert (cache["NumCacheClusters"], cache["CacheParameterGroupName"]) == (2, {"Ref": "CacheParameters"})
+    web = _environment(resources, "WebTaskDefinition")
+    assert web["REDIS_HOST"] == _getatt("Cache", "PrimaryEndPoint.Address")
+    assert (web["HEXINDEX_REDIS_CLUSTER"], web["HEXINDEX_REDIS_REPLICA_READS"]) == ("false", "false")
+    assert "DB_REPLICA_HOSTS" not in web
+    assert "HEXINDEX_REDIS_URL" not in _injected(resources, "WebTaskDefinition")  # database 2 of REDIS_*, as before
+
+
+@pytest.mark.parametrize("layout", LAYOUTS, ids=_layout_id)
+def test_each_layout_has_its_index_redis_and_a_broker_redis_beside_a_cluster(template, layout):
+    expected = {INDEX_REDIS[_mode(layout)]} | ({"BrokerCache"} if _separate_broker(layout) else set())
+    assert _redis_resources(deployed(template, **layout)) == expected
+
+
+def test_cluster_mode_shards_and_replicates_as_asked(template):
+    resources = deployed(template, **CLUSTER, IndexNumNodeGroups="4", IndexReplicasPerNodeGroup="2")
+    cluster = resources["IndexCluster"]["Properties"]
+    assert (cluster["ClusterMode"], cluster["NumNodeGroups"], cluster["ReplicasPerNodeGroup"]) == ("enabled", "4", "2")
+    assert cluster["AutomaticFailoverEnabled"] is cluster["MultiAZEnabled"] is True
+    assert cluster["CacheNodeType"] == "cache.t4g.medium"  # CacheNodeType sizes the index's nodes in every mode
+    parameters = resources[cluster["CacheParameterGroupName"]["Ref"]]["Properties"]["Properties"]
+    assert parameters["cluster-enabled"] == "yes"
+
+
+def test_serverless_mode_is_held_to_its_limits(template):
+    resources = deployed(template, **SERVERLESS, IndexServerlessMaxDataGB="20", IndexServerlessMaxECPUPerSecond="5000")
+    limits = resources["IndexServerless"]["Properties"]["CacheUsageLimits"]
+    assert limits == {"DataStorage": {"Maximum": "20", "Unit": "GB"}, "ECPUPerSecond": {"Maximum": "5000"}}
+    # No AUTH token on Serverless: a user group whose one user is "default", so the password alone authenticates.
+    (user,) = resources["IndexServerlessUserGroup"]["Properties"]["UserIds"]
+    assert resources[user["Ref"]]["Properties"]["UserName"] == "default"
+    assert resources[user["Ref"]]["Properties"]["AuthenticationMode"]["Type"] == "password"
+
+
+@pytest.mark.parametrize("layout", LAYOUTS, ids=_layout_id)
+def test_the_broker_is_always_a_standalone_redis(template, layout):
+    # kombu (Celery's Redis transport) cannot use a cluster. Flower reads the broker alone.
+    resources = deployed(template, **layout)
+    broker = "BrokerCache" if _separate_broker(layout) else "Cache"
+    for task in [*APP_TASKS, "FlowerTaskDefinition"]:
+        environment = _environment(resources, task)
+        assert environment["REDIS_HOST"] == _getatt(broker, "PrimaryEndPoint.Address"), task
+        assert environment["REDIS_PORT"] == _getatt(broker, "PrimaryEndPoint.Port"), task
+        assert _injected(resources, task)["REDIS_PASSWORD"] == _password_secret(resources, broker), task
+    redis = resources[broker]
+    assert redis["Type"] == "AWS::ElastiCache::ReplicationGroup"
+    assert redis["Properties"]["NumCacheClusters"] == 2
+    assert not {"NumNodeGroups", "ReplicasPerNodeGroup", "ClusterMode"} & set(redis["Properties"])
+    parameters = resources[redis["Properties"]["CacheParameterGroupName"]["Ref"]]["Properties"]["Properties"]
+    assert "cluster-enabled" not in parameters
+    assert _password_secret(resources, broker) == ("BrokerRedisSecret" if _separate_broker(layout) else "RedisSecret")
+
+
+@pytest.mark.parametrize("task", APP_TASKS)
+@pytest.mark.parametrize("layout", LAYOUTS, ids=_layout_id)
+def test_the_tasks_get_the_index_redis_of_their_layout(template, layout, task):
+    resources = deployed(template, **layout)
+    mode, environment, secrets = _mode(layout), _environment(resources, task), _injected(resources, task)
+    assert environment["HEXINDEX_REDIS_CLUSTER"] == ("false" if mode == "standalone" else "true")
+    assert environment["HEXINDEX_REDIS_REPLICA_READS"] == layout["IndexReplicaReads"]
+    assert environment["REDIS_TLS"] == "true"
+    # URLs hold the password: from Secrets Manager only, never in the task definition's plain environment.
+    assert not {"HEXINDEX_REDIS_URL", "HEXINDEX_REDIS_READER_URL", "REDIS_PASSWORD"} & set(environment)
+    index_password = _password_secret(resources, INDEX_REDIS[mode])
+    if _separate_broker(layout):
+        assert secrets["HEXINDEX_REDIS_URL"] == "IndexRedisUrlSecret"
+        url, parts = resources["IndexRedisUrlSecret"]["Properties"]["SecretString"]["Fn::Sub"]
+        assert (url, parts) == (INDEX_URL_TEMPLATE.replace("RedisSecret", index_password), INDEX_URL[mode])
+    else:
+        # The index shares the broker's Redis (database 2 of REDIS_*), as it always has.
+        assert "HEXINDEX_REDIS_URL" not in secrets
+    if layout["IndexReplicaReads"] == "true" and mode != "cluster":
+        # A reader endpoint; a cluster client finds a cluster's replicas itself.
+        assert secrets["HEXINDEX_REDIS_READER_URL"] == "IndexRedisReaderUrlSecret"
+        url, parts = resources["IndexRedisReaderUrlSecret"]["Properties"]["SecretString"]["Fn::Sub"]
+        assert (url, parts) == (INDEX_URL_TEMPLATE.replace("RedisSecret", index_password), READER_URL[mode])
+    else:
+        assert "HEXINDEX_REDIS_READER_URL" not in secrets
+
+
+@pytest.mark.parametrize("replicas", ["0", "1", "2"])
+@pytest.mark.parametrize("layout", LAYOUTS, ids=_layout_id)
+def test_each_execution_role_reads_exactly_the_secrets_its_tasks_are_given(template, layout, replicas):
+    resources = deployed(template, **layout, DatabaseReadReplicas=replicas)
+    roles = {
+        "ExecutionRole": ["WebTaskDefinition", "WorkerTaskDefinition", "BeatTaskDefinition"],
+        "MigrateExecutionRole": ["MigrateTaskDefinition"],
+        "FlowerExecutionRole": ["FlowerTaskDefinition"],
+    }
+    for role, tasks in roles.items():
+        given = set()
+        for task in tasks:
+            assert resources[task]["Properties"]["ExecutionRoleArn"] == _getatt(role, "Arn")
+            given |= set(_injected(resources, task).values())
+        assert _readable_secrets(resources[role]) == given, role
+
+
+@pytest.mark.parametrize("replicas", ["0", "1", "2"])
+def test_database_replicas_are_there_only_when_asked_and_the_web_tasks_read_them(template, replicas):
+    resources = deployed(template, DatabaseReadReplicas=replicas)
+    found = {
+        name: resource["Properties"]
+        for name, resource in resources.items()
+        if resource["Type"] == "AWS::RDS::DBInstance" and "SourceDBInstanceIdentifier" in resource["Properties"]
+    }
+    assert sorted(found) == ["DatabaseReplicaA", "DatabaseReplicaB"][: int(replicas)]
+    for replica in found.values():
+        assert replica["SourceDBInstanceIdentifier"] == {"Ref": "Database"}
+        # Where the tasks already reach the primary; the application's role comes with the replication.
+        assert (replica["VPCSecurityGroups"], replica["DBSubnetGroupName"]) == (
+            [{"Ref": "DatabaseSecurityGroup"}],
+            {"Ref": "DatabaseSubnetGroup"},
+        )
+        assert replica["PubliclyAccessible"] is False
+        assert not {"MasterUsername", "MasterUserPassword"} & set(replica)
+    web = _environment(resources, "WebTaskDefinition")
+    hosts = [_getatt(name, "Endpoint.Address") for name in sorted(found)]
+    if not found:
+        assert "DB_REPLICA_HOSTS" not in web and "DB_REPLICA_PORT" not in web
+    else:
+        assert web["DB_REPLICA_HOSTS"] == (hosts[0] if len(hosts) == 1 else {"Fn::Join": [",", hosts]})
+        assert web["DB_REPLICA_PORT"] == _getatt("DatabaseReplicaA", "Endpoint.Port")
+    # Index builds, the schedule and migrations read and write the primary only.
+    for task in ["WorkerTaskDefinition", "BeatTaskDefinition", "MigrateTaskDefinition", "FlowerTaskDefinition"]:
+        assert not {"DB_REPLICA_HOSTS", "DB_REPLICA_PORT"} & set(_environment(resources, task)), task
+    if found:
+        lag = resources["DatabaseReplicaLagAlarm"]
+        assert {m["MetricName"] for m in _watched(lag)} == {"ReplicaLag"}
+        assert {m["Dimensions"][0]["Value"]["Ref"] for m in _watched(lag)} == set(found)
+        assert lag["Properties"]["AlarmActions"] == [{"Ref": "AlarmTopic"}]
+    else:
+        assert "DatabaseReplicaLagAlarm" not in resources
+
+
+@pytest.mark.parametrize("layout", LAYOUTS, ids=_layout_id)
+def test_the_tasks_can_reach_every_redis_of_their_layout_and_nothing_else_can(template, layout):
+    resources = deployed(template, **layout)
+    for name in _redis_resources(resources):
+        assert resources[name]["Properties"]["SecurityGroupIds"] == [{"Ref": "CacheSecurityGroup"}], name
+    ingress = [*resources["CacheSecurityGroup"]["Properties"]["SecurityGroupIngress"]]
+    if "CacheReaderPortIngress" in resources:
+        ingress.append(resources["CacheReaderPortIngress"]["Properties"])
+    assert {rule["SourceSecurityGroupId"]["Ref"] for rule in ingress} == {"AppSecurityGroup"}
+    ports = {port for rule in ingress for port in range(rule["FromPort"], rule["ToPort"] + 1)}
+    # Serverless answers replica reads on its second port.
+    assert ports == ({6379, 6380} if _mode(layout) == "serverless" else {6379})
+    for service in ["WebService", "WorkerService", "BeatService", "FlowerService"]:
+        network = resources[service]["Properties"]["NetworkConfiguration"]["AwsvpcConfiguration"]
+        assert network["SecurityGroups"] == [{"Ref": "AppSecurityGroup"}], service
+
+
+@pytest.mark.parametrize("layout", LAYOUTS, ids=_layout_id)
+def test_every_node_based_redis_evicts_nothing_and_speaks_tls_with_a_password(template, layout):
+    resources = deployed(template, **layout)
+    for name in _redis_resources(resources) - {"IndexServerless"}:
+        redis = resources[name]["Properties"]
+        assert redis["TransitEncryptionEnabled"] is redis["AtRestEncryptionEnabled"] is True, name
+        assert _password_secret(resources, name)
+        parameters = resources[redis["CacheParameterGroupName"]["Ref"]]["Properties"]["Properties"]
+        assert parameters["maxmemory-policy"] == "noeviction", name
+
+
+@pytest.mark.parametrize("layout", LAYOUTS, ids=_layout_id)
+def test_an_alarm_watches_the_memory_of_every_redis_of_the_layout(template, layout):
+    resources = deployed(template, **layout)
+    alarms = {name for name, resource in resources.items() if resource["Type"] == "AWS::CloudWatch::Alarm"}
+    memory = {
+        "standalone": {"CacheMemoryAlarm"},
+        "cluster": {"IndexClusterMemoryAlarm"},
+        "serverless": {"IndexServerlessDataAlarm", "IndexServerlessEcpuAlarm"},
+    }
+    expected = memory[_mode(layout)] | ({"BrokerCacheMemoryAlarm"} if _separate_broker(layout) else set())
+    assert alarms & (set().union(*memory.values()) | {"BrokerCacheMemoryAlarm"}) == expected
+    for alarm in expected:
+        assert resources[alarm]["Properties"]["AlarmActions"] == [{"Ref": "AlarmTopic"}]
+        assert resources[alarm]["Properties"]["Threshold"] == 75
+    if _separate_broker(layout):
+        watched = _watched(resources["BrokerCacheMemoryAlarm"])
+        assert {d["Value"]["Fn::Sub"] for m in watched for d in m["Dimensions"] if d["Name"] == "CacheClusterId"} == {
+            "${BrokerCache}-001",
+            "${BrokerCache}-002",
+        }
+
+
+def test_the_cluster_memory_alarm_watches_every_shard_the_cluster_can_have(template):
+    alarm = deployed(template, **CLUSTER)["IndexClusterMemoryAlarm"]
+    watched = _watched(alarm)
+    assert {m["MetricName"] for m in watched} == {"DatabaseMemoryUsagePercentage"}
+    shards = {d["Value"]["Fn::Sub"] for m in watched for d in m["Dimensions"] if d["Name"] == "CacheClusterId"}
+    most = template["Parameters"]["IndexNumNodeGroups"]["MaxValue"]
+    assert shards == {f"${{IndexCluster}}-{shard:04d}-001" for shard in range(1, most + 1)}
+    (fullest,) = [query for query in alarm["Properties"]["Metrics"] if "Expression" in query]
+    assert fullest["Expression"] == f"MAX([{', '.join(f'shard{shard}' for shard in range(1, most + 1))}])"
+
+
+def test_the_serverless_alarms_measure_against_the_limits_set(template):
+    resources = deployed(template, **SERVERLESS)
+    for alarm, metric, limit in [
+        ("IndexServerlessDataAlarm", "BytesUsedForCache", "${IndexServerlessMaxDataGB}"),
+        ("IndexServerlessEcpuAlarm", "ElastiCacheProcessingUnits", "${IndexServerlessMaxECPUPerSecond}"),
+    ]:
+        (watched,) = _watched(resources[alarm])
+        # Serverless caches publish under clusterId (the cache's name), not CacheClusterId.
+        assert watched["MetricName"] == metric
+        assert watched["Dimensions"] == [{"Name": "clusterId", "Value": {"Ref": "IndexServerless"}}]
+        (percent,) = [query for query in resources[alarm]["Properties"]["Metrics"] if "Expression" in query]
+        assert limit in percent["Expression"]["Fn::Sub"]
+
+
+# Every layout as CloudFormation would create it, no condition left to decide, through cfn-lint: a reference to a
+# resource this layout does not create, or a value the resource refuses, fails here.
+REQUIRED_PARAMETERS = {
+    "ImageUri": "123456789012.dkr.ecr.eu-west-1.amazonaws.com/servicearea:1.0.0",
+    "CertificateArn": "arn:aws:acm:eu-west-1:123456789012:certificate/0b1e7f4a-1c2d-4e5f-8a9b-0c1d2e3f4a5b",
+    "HostName": "api.example.com",
+}
+LINTED_LAYOUTS = [
+    layout | {"DatabaseReadReplicas": str(n % 3), "AdminAllowedNetworks": OFFICE if n % 2 else ""}
+    for n, layout in enumerate(LAYOUTS)
+] + [CLUSTER | {"IndexNumNodeGroups": "10", "IndexReplicasPerNodeGroup": "5", "IndexReplicaReads": "true"}]
+
+
+def _rendered(template, **parameters) -> str:
+    """The template with these parameters decided: its resources and outputs as `deployed` gives them, no
+    conditions. Parameters stay declared (Fn::Sub strings still name some), with these values as defaults."""
+    parameters = REQUIRED_PARAMETERS | parameters
+    rendered = {key: template[key] for key in ("AWSTemplateFormatVersion", "Description")}
+    rendered["Parameters"] = {
+        name: spec | ({"Default": parameters[name]} if name in parameters else {})
+        for name, spec in template["Parameters"].items()
+    }
+    for section in ("Resources", "Outputs"):
+        decided = _decided(template, section, **parameters).items()
+        rendered[section] = {name: {k: v for k, v in item.items() if k != "Condition"} for name, item in decided}
+    return json.dumps(rendered, default=str)
+
+
+@pytest.fixture(scope="module")
+def cfn_lint():
+    from cfnlint.api import ManualArgs, lint
+
+    # Resolved Refs leave parameters unused (W2001): that is the rendering, not the template.
+    config = ManualArgs(regions=["us-east-1"], ignore_checks=["W2001"])
+    return lambda text: [str(match) for match in lint(text, config=config)]
+
+
+@pytest.mark.parametrize("layout", LINTED_LAYOUTS, ids=_layout_id)
+def test_cfn_lint_passes_each_layout_as_deployed(template, cfn_lint, layout):
+    assert cfn_lint(_rendered(template, **layout)) == []
+
+
+def test_cfn_lint_catches_a_reference_to_a_resource_the_layout_does_not_create(template, cfn_lint):
+    # The check above can fail: the standalone layout has no IndexCluster to point the tasks at.
+    broken = json.loads(_rendered(template))
+    (web,) = broken["Resources"]["WebTaskDefinition"]["Properties"]["ContainerDefinitions"]
+    web["Environment"].append({"Name": "X", "Value": _getatt("IndexCluster", "ConfigurationEndPoint.Address")})
+    assert any("IndexCluster" in match for match in cfn_lint(json.dumps(broken)))
