@@ -10,39 +10,68 @@ from dataclasses import dataclass
 
 import h3.api.basic_int as h3
 import numpy as np
-from django.db import connection
+from django.db import DatabaseError, connection, connections
 
+from core import db
 from hexindex import caches, codec, redis_index, selectors
 from hexindex.cells import EXACT_CHECK_MARGIN, MAX_RES
 from hexindex.payload import PAYLOAD_COLUMNS, PUBLIC_SQL, AreaPayload, LookupResult, render
 
-# The batch's one PostgreSQL query. Rows per point n: 'c' exact checks (as CONFIRM_SQL), 'p' pending areas covering
-# the point, 'e' every area covering the point (points answered by the exact query as a whole).
+# The batch's one PostgreSQL query. Rows per point n: 'c' exact checks (as CONFIRM_SQL, with whether the database
+# holds the versions the record was built from), 'p' pending areas covering the point, 'e' every area covering the
+# point (points answered by the exact query as a whole).
 BATCH_CONFIRM_SQL = f"""
 SELECT 'c', c.n, c.area_id, c.cell,
        CASE WHEN ac.clip IS NULL OR ST_DWithin(ST_Boundary(ac.clip), pt.geom, {EXACT_CHECK_MARGIN!r})
             THEN ST_Covers(w.geometry, pt.geom) ELSE ST_Covers(ac.clip, pt.geom) END,
        ac.clip IS NOT NULL,
        CASE WHEN c.shape THEN ST_AsBinary(COALESCE(ac.clip, w.geometry)) END,
+       w.geometry_version + w.payload_version = c.version AND s.indexed_version = w.geometry_version,
        NULL::bigint, NULL::numeric, NULL::varchar, NULL::bigint, NULL::varchar, NULL::varchar
-FROM unnest(%s::int[], %s::float8[], %s::float8[], %s::bigint[], %s::bigint[], %s::bool[])
-     AS c(n, lat, lng, area_id, cell, shape)
+FROM unnest(%s::int[], %s::float8[], %s::float8[], %s::bigint[], %s::bigint[], %s::bool[], %s::bigint[])
+     AS c(n, lat, lng, area_id, cell, shape, version)
 CROSS JOIN LATERAL (SELECT ST_SetSRID(ST_MakePoint(c.lng, c.lat), 4326) AS geom) pt
 JOIN hexindex_areacell ac ON ac.cell = c.cell AND ac.area_id = c.area_id AND ac.boundary
 JOIN areas_servicearea w ON w.id = c.area_id
+JOIN hexindex_areaindex s ON s.area_id = c.area_id
 UNION ALL
-SELECT 'p', q.n, NULL, NULL, NULL, NULL, NULL, {PAYLOAD_COLUMNS}
+SELECT 'p', q.n, NULL, NULL, NULL, NULL, NULL, NULL, {PAYLOAD_COLUMNS}
 FROM unnest(%s::int[], %s::float8[], %s::float8[], %s::bigint[]) AS q(n, lat, lng, area_id)
 JOIN areas_servicearea a ON a.id = q.area_id
 JOIN providers_provider p ON p.id = a.provider_id
 WHERE {PUBLIC_SQL} AND ST_Covers(a.geometry, ST_SetSRID(ST_MakePoint(q.lng, q.lat), 4326))
 UNION ALL
-SELECT 'e', e.n, NULL, NULL, NULL, NULL, NULL, {PAYLOAD_COLUMNS}
+SELECT 'e', e.n, NULL, NULL, NULL, NULL, NULL, NULL, {PAYLOAD_COLUMNS}
 FROM unnest(%s::int[], %s::float8[], %s::float8[]) AS e(n, lat, lng)
 JOIN areas_servicearea a ON ST_Covers(a.geometry, ST_SetSRID(ST_MakePoint(e.lng, e.lat), 4326))
 JOIN providers_provider p ON p.id = a.provider_id
 WHERE {PUBLIC_SQL}
 """
+
+
+def _query_replica_first(checks: tuple[list, ...], pending: tuple[list, ...], exact: tuple[list, ...]):
+    """The batch query's rows, and how many queries it took: exact checks on this process's read replica first (if
+    any), kept where the replica holds the versions the index's records were built from; the other checks, pending
+    areas and exact points on the primary (they need its latest commit)."""
+    rows: list[tuple] = []
+    queried = 0
+    if checks[0] and (alias := db.replicas.alias()):
+        try:
+            with connections[alias].cursor() as cursor:
+                cursor.execute(BATCH_CONFIRM_SQL, [*checks, *([],) * 4, *([],) * 3])
+                rows = [row for row in cursor.fetchall() if row[7]]
+            queried += 1
+            answered = {(row[1], row[2], row[3]) for row in rows}
+            keep = [i for i, key in enumerate(zip(checks[0], checks[3], checks[4], strict=True)) if key not in answered]
+            checks = tuple([column[i] for i in keep] for column in checks)
+        except DatabaseError as exc:
+            db.replicas.failed(alias, exc)
+    if checks[0] or pending[0] or exact[0]:
+        with connection.cursor() as cursor:
+            cursor.execute(BATCH_CONFIRM_SQL, [*checks, *pending, *exact])
+            rows += cursor.fetchall()
+        queried += 1
+    return rows, queried
 
 
 @dataclass(slots=True)
@@ -149,7 +178,7 @@ def _lookup_many_indexed(points: list[tuple[float, float]]) -> list[LookupResult
 def _confirm_many(work: list[_PointWork]) -> None:
     """The batch's one PostgreSQL query (none when nothing needs it): exact checks left unsure, pending areas, and
     the points answered by the exact query as a whole."""
-    checks: tuple[list, ...] = ([], [], [], [], [], [])
+    checks: tuple[list, ...] = ([], [], [], [], [], [], [])
     pending: tuple[list, ...] = ([], [], [], [])
     exact: tuple[list, ...] = ([], [], [])
     for n, w in enumerate(work):
@@ -157,9 +186,10 @@ def _confirm_many(work: list[_PointWork]) -> None:
             for column, value in zip(exact, (n, w.lat, w.lng), strict=True):
                 column.append(value)
             continue
-        areas = w.checks["area"].tolist()
+        areas, versions = w.checks["area"].tolist(), w.checks["version"].tolist()
         for i, fetch in w.unsure or []:
-            for column, value in zip(checks, (n, w.lat, w.lng, areas[i], w.check_cells[i], fetch), strict=True):
+            row = (n, w.lat, w.lng, areas[i], w.check_cells[i], fetch, versions[i])
+            for column, value in zip(checks, row, strict=True):
                 column.append(value)
         for area in w.pending or []:
             for column, value in zip(pending, (n, w.lat, w.lng, area), strict=True):
@@ -167,9 +197,7 @@ def _confirm_many(work: list[_PointWork]) -> None:
     if not (checks[0] or pending[0] or exact[0]):
         return
     started = time.perf_counter()
-    with connection.cursor() as cursor:
-        cursor.execute(BATCH_CONFIRM_SQL, [*checks, *pending, *exact])
-        rows = cursor.fetchall()
+    rows, queried = _query_replica_first(checks, pending, exact)
     seconds = time.perf_counter() - started
     index_of = [
         {(area, w.check_cells[i]): i for i, _ in (w.unsure or []) for area in (int(w.checks["area"][i]),)}
@@ -179,12 +207,12 @@ def _confirm_many(work: list[_PointWork]) -> None:
     ]
     answered: dict[int, list[AreaPayload]] = {n: [] for n in exact[0]}
     shared: dict[int, dict[bytes, bytes]] = {}
-    for kind, n, area, cell, is_covered, clipped, shape, *payload in rows:
+    for kind, n, area, cell, is_covered, clipped, shape, fresh, *payload in rows:
         w = work[n]
         if kind == "c":
             i = index_of[n][(area, cell)]
             w.covered[i] = is_covered
-            if shape is not None:
+            if shape is not None and fresh:  # an outline newer than the record is used once, not kept
                 selectors.keep_shape(
                     area,
                     cell if clipped else caches.Shapes.WHOLE,
@@ -202,6 +230,6 @@ def _confirm_many(work: list[_PointWork]) -> None:
         work[n].result.count = len(payloads)
     took_part = {*checks[0], *pending[0], *exact[0]}
     for n in took_part:
-        work[n].result.postgres_queries = 1
+        work[n].result.postgres_queries = queried
         work[n].result.postgres_seconds = seconds / len(took_part)
     selectors.share_shapes(shared)

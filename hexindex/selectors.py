@@ -30,9 +30,10 @@ from typing import TypeVar
 import h3.api.basic_int as h3
 import numpy as np
 import shapely
-from django.db import connection
+from django.db import DatabaseError, connection, connections
 from redis.exceptions import RedisError
 
+from core import db
 from core.db import execute_prepared
 from core.redis import breaker
 from hexindex import caches, codec, exact, invalidation, maintenance, outlines, redis_index
@@ -58,18 +59,20 @@ SELECT 'c', c.area_id, c.cell,
             THEN ST_Covers(w.geometry, point.geom) ELSE ST_Covers(ac.clip, point.geom) END,
        ac.clip IS NOT NULL,
        CASE WHEN c.shape THEN ST_AsBinary(COALESCE(ac.clip, w.geometry)) END,
+       w.geometry_version + w.payload_version = c.version AND s.indexed_version = w.geometry_version,
        NULL::numeric, NULL::varchar, NULL::bigint, NULL::varchar, NULL::varchar
-FROM unnest($3::bigint[], $4::bigint[], $5::bool[]) AS c(area_id, cell, shape)
+FROM unnest($3::bigint[], $4::bigint[], $5::bool[], $7::bigint[]) AS c(area_id, cell, shape, version)
 JOIN hexindex_areacell ac ON ac.cell = c.cell AND ac.area_id = c.area_id AND ac.boundary
-JOIN areas_servicearea w ON w.id = c.area_id, point
+JOIN areas_servicearea w ON w.id = c.area_id
+JOIN hexindex_areaindex s ON s.area_id = c.area_id, point
 UNION ALL
-SELECT 'p', a.id, NULL, NULL, NULL, NULL, a.price, a.name, p.id, p.name, p.currency
+SELECT 'p', a.id, NULL, NULL, NULL, NULL, NULL, a.price, a.name, p.id, p.name, p.currency
 FROM (SELECT * FROM areas_servicearea WHERE id = ANY($6::bigint[]) OFFSET 0) a
 JOIN providers_provider p ON p.id = a.provider_id, point
 WHERE cardinality($6::bigint[]) > 0 AND {PUBLIC_SQL} AND ST_Covers(a.geometry, point.geom)
 """
 CONFIRM_STATEMENT = "hexindex_confirm"
-CONFIRM_TYPES = "(float8, float8, bigint[], bigint[], bool[], bigint[])"
+CONFIRM_TYPES = "(float8, float8, bigint[], bigint[], bool[], bigint[], bigint[])"
 
 _ONE = np.uint64(1)
 T = TypeVar("T")
@@ -282,23 +285,52 @@ def _check(bucket: int, result: LookupResult, lat, lng, checks: np.ndarray, cell
     pending_rows: list[AreaPayload] = []
     if unsure or pending:
         started = time.perf_counter()
-        rows = _confirm(
-            lat, lng, [areas[i] for i, _ in unsure], [cells[i] for i, _ in unsure], [f for _, f in unsure], pending
-        )
-        result.postgres_seconds = time.perf_counter() - started
-        result.postgres_queries = 1
         index_of = {(areas[i], cells[i]): i for i, _ in unsure}
+        rows = confirm(lat, lng, [(areas[i], cells[i], fetch, versions[i]) for i, fetch in unsure], pending, result)
+        result.postgres_seconds = time.perf_counter() - started
         shared = {}
-        for kind, area, cell, is_covered, clipped, shape, *payload in rows:
+        for kind, area, cell, is_covered, clipped, shape, fresh, *payload in rows:
             if kind == "c":
                 i = index_of[(area, cell)]
                 covered[i] = is_covered
-                if shape is not None:
+                if shape is not None and fresh:  # an outline newer than the record is used once, not kept
                     keep_shape(area, cell if clipped else caches.Shapes.WHOLE, versions[i], shape, shared)
             else:
                 pending_rows.append(AreaPayload(area, *payload))
         share_shapes({bucket: shared})
     return covered, pending_rows
+
+
+def confirm(lat, lng, checks: list[tuple[int, int, bool, int]], pending: list[int], result: LookupResult) -> list:
+    """Rows of the confirm query for the exact checks (area, cell, fetch its outline, the record's version) and the
+    pending areas. Checks go to this process's read replica first, if any: a row it returns is used only when the
+    replica holds the versions the index's record was built from; the rest, and pending areas (written moments
+    ago), are asked of the primary."""
+    rows: list[tuple] = []
+    if checks and (alias := db.replicas.alias()):
+        try:
+            with connections[alias].cursor() as cursor:
+                replica_rows = _confirm(cursor, lat, lng, checks, [])
+            result.postgres_queries += 1
+            rows = [row for row in replica_rows if row[6]]
+            answered = {(row[1], row[2]) for row in rows}
+            checks = [check for check in checks if (check[0], check[1]) not in answered]
+        except DatabaseError as exc:
+            db.replicas.failed(alias, exc)
+    if checks or pending:
+        with connection.cursor() as cursor:
+            rows += _confirm(cursor, lat, lng, checks, pending)
+        result.postgres_queries += 1
+    return rows
+
+
+def _confirm(cursor, lat, lng, checks: list[tuple[int, int, bool, int]], pending: list[int]) -> list[tuple]:
+    """One prepared statement: exact checks, outlines for next time, and pending areas covering the point."""
+    areas, cells, fetch, versions = (list(column) for column in zip(*checks, strict=True)) if checks else ([],) * 4
+    execute_prepared(
+        cursor, CONFIRM_STATEMENT, CONFIRM_TYPES, CONFIRM_SQL, [lat, lng, areas, cells, fetch, pending, versions]
+    )
+    return cursor.fetchall()
 
 
 def check_in_process(result: LookupResult, lat, lng, shapes: list) -> tuple[np.ndarray, list[tuple[int, bool]]]:
@@ -347,12 +379,3 @@ def render_body(areas: np.ndarray, pending_rows: list[AreaPayload]):
         bodies = np.concatenate([bodies, extra])
     order = np.lexsort((areas, prices))
     return render(bodies[order].tolist()), len(areas)
-
-
-def _confirm(lat, lng, areas: list[int], cells: list[int], shapes: list[bool], pending: list[int]) -> list[tuple]:
-    """One prepared statement: exact checks, shapes for next time, and pending areas covering the point."""
-    with connection.cursor() as cursor:
-        execute_prepared(
-            cursor, CONFIRM_STATEMENT, CONFIRM_TYPES, CONFIRM_SQL, [lat, lng, areas, cells, shapes, pending]
-        )
-        return cursor.fetchall()

@@ -135,6 +135,31 @@ DB_STATEMENT_TIMEOUT_MS = env.int("DB_STATEMENT_TIMEOUT_MS", default=0)
 if DB_STATEMENT_TIMEOUT_MS:
     DATABASES["default"]["OPTIONS"]["options"] = f"-c statement_timeout={DB_STATEMENT_TIMEOUT_MS}"
 
+# Streaming read replicas of the database. Lookups check live areas' outlines there (core.db.replica), each row's
+# versions compared with the index's and checked again on the primary when the replica has not replayed them yet;
+# nothing else reads them (writes, pending areas and the exact fallback need the primary's latest commit).
+# DATABASE_REPLICA_URLS (comma-separated URLs), or DB_REPLICA_HOSTS with DB_REPLICA_PORT and the primary's name,
+# user and password (as the AWS stack gives them).
+DATABASE_REPLICAS: list[str] = []
+for _number, _replica in enumerate(
+    [
+        env.db_url_config(url, engine="django.contrib.gis.db.backends.postgis")
+        for url in env.list("DATABASE_REPLICA_URLS", default=[])
+    ]
+    or [
+        {**DATABASES["default"], "HOST": host, "PORT": env.int("DB_REPLICA_PORT", default=DATABASES["default"]["PORT"])}
+        for host in env.list("DB_REPLICA_HOSTS", default=[])
+    ],
+    start=1,
+):
+    _replica["OPTIONS"] = {**DATABASES["default"]["OPTIONS"], **_replica.get("OPTIONS", {})}
+    _replica.update(CONN_MAX_AGE=DATABASES["default"]["CONN_MAX_AGE"], CONN_HEALTH_CHECKS=True)
+    _replica["TEST"] = {"MIRROR": "default"}  # tests read the primary through it (no second test database)
+    DATABASES[f"replica{_number}"] = _replica
+    DATABASE_REPLICAS.append(f"replica{_number}")
+# A replica that fails (down, refusing) is left alone by that web process this long: its checks go to the primary.
+DATABASE_REPLICA_RETRY_SECONDS = env.float("DATABASE_REPLICA_RETRY_SECONDS", default=30.0)
+
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # One Redis server, three logical databases: Celery broker, Django cache, and the hexagon index.

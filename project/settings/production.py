@@ -61,6 +61,10 @@ if DB_SSLMODE in VERIFYING_SSLMODES and not DB_SSLROOTCERT:
 _database_options["sslmode"] = DB_SSLMODE
 if DB_SSLMODE in VERIFYING_SSLMODES:
     _database_options["sslrootcert"] = DB_SSLROOTCERT
+for _replica in DATABASE_REPLICAS:  # the same TLS checks for the read replicas  # noqa: F405
+    DATABASES[_replica]["OPTIONS"].update(
+        {name: _database_options[name] for name in ("sslmode", "sslrootcert") if name in _database_options}
+    )
 
 # Fingerprinted names, and the portal's ES module imports rewritten to them (project/storage.py).
 STORAGES["staticfiles"]["BACKEND"] = "project.storage.ModuleAwareManifestStaticFilesStorage"  # noqa: F405
