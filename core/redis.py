@@ -26,7 +26,7 @@ from typing import Any
 import hiredis
 import redis
 from django.conf import settings
-from redis.cluster import RedisCluster, key_slot
+from redis.cluster import LoadBalancingStrategy, RedisCluster, key_slot
 
 Command = tuple[Any, ...]
 
@@ -85,7 +85,7 @@ _local = threading.local()
 Node = tuple[str, int, bool]  # host, port, replica
 
 
-def _connections() -> dict[Node, redis.connection.AbstractConnection]:
+def _connections() -> dict[tuple[Node, bool], redis.connection.AbstractConnection]:
     """This thread's connections, by node; forgotten when the settings point elsewhere (tests)."""
     key = (settings.HEXINDEX_REDIS_URL, settings.HEXINDEX_REDIS_READER_URL, is_cluster())
     if getattr(_local, "key", None) != key:
@@ -95,20 +95,26 @@ def _connections() -> dict[Node, redis.connection.AbstractConnection]:
     return _local.connections
 
 
-def _connection(node: Node) -> redis.connection.AbstractConnection:
+def _connection(node: Node, *, writes: bool = False) -> redis.connection.AbstractConnection:
+    """This thread's connection to the node: for lookups (HEXINDEX_LOOKUP_TIMEOUT), or for writes, which may wait
+    for replicas (WAIT) and get REDIS_SOCKET_TIMEOUT on top of that."""
     connections = _connections()
-    connection = connections.get(node)
+    connection = connections.get((node, writes))
     if connection is None:
         host, port, replica = node
         url = settings.HEXINDEX_REDIS_READER_URL if replica and not is_cluster() else settings.HEXINDEX_REDIS_URL
-        timeout = settings.HEXINDEX_LOOKUP_TIMEOUT
+        timeout = (
+            settings.REDIS_SOCKET_TIMEOUT + settings.HEXINDEX_REDIS_WAIT_MS / 1000
+            if writes
+            else settings.HEXINDEX_LOOKUP_TIMEOUT
+        )
         pool = redis.ConnectionPool.from_url(url, socket_connect_timeout=timeout, socket_timeout=timeout)
         kwargs = {**pool.connection_kwargs, "host": host, "port": port}
         if replica and is_cluster():
             # A cluster replica serves reads only to connections that asked for it.
             kwargs["redis_connect_func"] = _read_only
         connection = pool.connection_class(**kwargs)
-        connections[node] = connection
+        connections[(node, writes)] = connection
     return connection
 
 
@@ -126,14 +132,19 @@ def node_for(tag: str | None, *, read: bool = False) -> Node:
     if is_cluster():
         slot = key_slot((tag or "").encode())
         cluster_node = index_client().nodes_manager.get_node_from_slot(  # type: ignore[union-attr]
-            slot, read_from_replicas=replica, server_type="replica" if replica else None
+            slot, load_balancing_strategy=LoadBalancingStrategy.ROUND_ROBIN_REPLICAS if replica else None
         )
         return cluster_node.host, int(cluster_node.port), cluster_node.server_type == "replica"
     if replica and settings.HEXINDEX_REDIS_READER_URL:
-        pool = redis.ConnectionPool.from_url(settings.HEXINDEX_REDIS_READER_URL)
-        return pool.connection_kwargs.get("host", "127.0.0.1"), int(pool.connection_kwargs.get("port", 6379)), True
-    pool = redis.ConnectionPool.from_url(settings.HEXINDEX_REDIS_URL)
-    return pool.connection_kwargs.get("host", "127.0.0.1"), int(pool.connection_kwargs.get("port", 6379)), False
+        return (*_address(settings.HEXINDEX_REDIS_READER_URL), True)
+    return (*_address(settings.HEXINDEX_REDIS_URL), False)
+
+
+@lru_cache(maxsize=8)
+def _address(url: str) -> tuple[str, int]:
+    """A Redis URL's host and port (parsed once: this is on every lookup's path)."""
+    kwargs = redis.ConnectionPool.from_url(url).connection_kwargs
+    return kwargs.get("host", "127.0.0.1"), int(kwargs.get("port", 6379))
 
 
 def send(commands: list[Command], *, tag: str | None = None, read: bool = False) -> list[Any]:
@@ -152,27 +163,58 @@ def round_trips() -> int:
     return _round_trips[0]
 
 
-def send_groups(groups: list[tuple[str | None, list[Command], bool]]) -> list[list[Any]]:
-    """Several (tag, commands, read) calls: one round trip per node, every node written to before any is read."""
+def send_groups(groups: list[tuple[str | None, list[Command], bool]], *, writes: bool = False) -> list[list[Any]]:
+    """Several (tag, commands, read) calls: one round trip per node, every node written to before any is read.
+    `writes`: on the connections for writes (see _connection).
+
+    In a cluster a call may meet its slot moving: MOVED (moved for good: the slot map is read again), ASK (being
+    migrated: the call goes to the node named, after ASKING, which lets it run there for a transaction or a script
+    too) or TRYAGAIN (its keys are split between the two nodes for a moment). Only the calls that met one are sent
+    again, so a write that ran is never repeated; still meeting one after that raises SlotMoving."""
     if any(read for _, _, read in groups):
         _round_trips[0] += 1
-    for attempt in range(2):
-        routed = [(_connection(node_for(tag, read=read)), commands) for tag, commands, read in groups]
-        try:
-            for connection, commands in routed:
-                # hiredis packs each command in C; redis-py's own packing costs ~4x as much in Python per lookup.
-                payload = b"".join([hiredis.pack_command(command) for command in commands])
-                connection.send_packed_command([payload], check_health=False)
-            replies = [[_read_reply(connection) for _ in commands] for connection, commands in routed]
-        except BaseException:
-            for connection, _ in routed:
-                connection.disconnect()  # whatever state it is in, the next call starts afresh
-            raise
-        if attempt == 0 and is_cluster() and any(_moved(reply) for group in replies for reply in group):
-            index_client().nodes_manager.initialize()  # type: ignore[union-attr]  # slots moved: ask again
-            continue
-        return replies
+    replies: list[list[Any]] = [[] for _ in groups]
+    todo = {i: (None, groups[i]) for i in range(len(groups))}  # index -> (node to send it to, or None: its slot's)
+    for attempt in range(3):
+        routed = [
+            (
+                i,
+                _connection(node or node_for(tag, read=read), writes=writes),
+                [("ASKING",), *commands] if node else commands,
+            )
+            for i, (node, (tag, commands, read)) in todo.items()
+        ]
+        sent = _exchange([(connection, commands) for _, connection, commands in routed])
+        for (i, _, commands), answer in zip(routed, sent, strict=True):
+            replies[i] = answer[len(commands) - len(groups[i][1]) :]  # without ASKING's OK
+        rerouted = {i: replies[i] for i, _, _ in routed if is_cluster() and any(_moved(r) for r in replies[i])}
+        if not rerouted:
+            return replies
+        if attempt == 2:
+            raise SlotMoving(f"slots still moving after {attempt + 1} attempts: {_first_reroute(rerouted)}")
+        asked = {i: _ask_target(answer) for i, answer in rerouted.items()}
+        if any(target is None for target in asked.values()):
+            index_client().nodes_manager.initialize()  # type: ignore[union-attr]  # MOVED: read the slot map again
+        todo = {i: (asked[i], groups[i]) for i in rerouted}
     return replies
+
+
+def _exchange(routed: list[tuple[redis.connection.AbstractConnection, list[Command]]]) -> list[list[Any]]:
+    try:
+        for connection, commands in routed:
+            # hiredis packs each command in C; redis-py's own packing costs ~4x as much in Python per lookup.
+            payload = b"".join([hiredis.pack_command(command) for command in commands])
+            connection.send_packed_command([payload], check_health=False)
+        return [[_read_reply(connection) for _ in commands] for connection, commands in routed]
+    except BaseException:
+        for connection, _ in routed:
+            connection.disconnect()  # whatever state it is in, the next call starts afresh
+        raise
+
+
+class SlotMoving(redis.exceptions.RedisError):
+    """A cluster slot was still moving after the call was sent where it moved: Redis itself is fine, so callers
+    answer this one request another way and keep using Redis (no breaker)."""
 
 
 _REROUTED = (redis.exceptions.MovedError, redis.exceptions.AskError, redis.exceptions.TryAgainError)
@@ -184,6 +226,22 @@ def _moved(reply: Any) -> bool:
     return isinstance(reply, _REROUTED) or (
         isinstance(reply, redis.exceptions.ResponseError) and str(reply).startswith(("MOVED", "ASK", "TRYAGAIN"))
     )
+
+
+def _ask_target(replies: list[Any]) -> Node | None:
+    """The node an ASK reply names (the slot is being migrated there), or None for MOVED / TRYAGAIN."""
+    for reply in replies:
+        if isinstance(reply, list):
+            if (found := _ask_target(reply)) is not None:
+                return found
+        elif isinstance(reply, Exception) and str(reply).startswith("ASK "):
+            host, _, port = str(reply).split()[2].rpartition(":")
+            return host, int(port), False
+    return None
+
+
+def _first_reroute(rerouted: dict[int, list[Any]]) -> str:
+    return next(str(reply) for answer in rerouted.values() for reply in answer if _moved(reply))
 
 
 def _read_reply(connection: redis.connection.AbstractConnection) -> Any:

@@ -33,7 +33,7 @@ from django.utils import timezone
 from redis.exceptions import RedisError
 
 from core.errors import DependencyUnavailable, TooManyRequests
-from core.redis import breaker
+from core.redis import SlotMoving, breaker
 from hexindex import build, codec, pending, queue, redis_index
 from hexindex.models import AreaIndex, PendingMark
 from hexindex.payload import PUBLIC_SQL
@@ -41,6 +41,10 @@ from hexindex.payload import PUBLIC_SQL
 log = logging.getLogger(__name__)
 
 INDEX_UNAVAILABLE = "The lookup index cannot be reached, so nothing was changed. Please try again shortly."
+REPLICAS_BEHIND = (
+    "The lookup index's replicas are behind, so nothing was changed (lookups could have missed it). Please try again "
+    "shortly."
+)
 
 Box = tuple[float, float, float, float]
 # Above this many public areas changed at once (a bulk import, staff approving a large provider), register them
@@ -135,7 +139,7 @@ def mark(registered: dict[int, bytes | None], *, or_defer: bool = False, owner_i
     except redis_index.OwnerBusy as exc:
         raise IndexBusy(str(exc)) from exc
     except (RedisError, IndexUnavailable) as exc:
-        if isinstance(exc, RedisError):
+        if isinstance(exc, RedisError) and not isinstance(exc, redis_index.ReplicasBehind | SlotMoving):
             breaker.failed()  # this process's lookups replay deferred registrations when it is back
         if or_defer:
             log.warning("Redis cannot take a registration: kept in PostgreSQL until it can", exc_info=True)
@@ -144,7 +148,9 @@ def mark(registered: dict[int, bytes | None], *, or_defer: bool = False, owner_i
             )
             return ""
         log.warning("cannot register areas as pending in Redis; refusing the write", exc_info=True)
-        raise IndexUnavailable() from exc
+        raise IndexUnavailable(
+            REPLICAS_BEHIND if isinstance(exc, redis_index.ReplicasBehind) else INDEX_UNAVAILABLE
+        ) from exc
 
 
 def replay_deferred(limit: int = 5000) -> int:

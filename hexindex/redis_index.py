@@ -48,7 +48,7 @@ import redis
 from django.conf import settings
 
 from core import redis as core_redis
-from core.redis import Command, breaker, send, send_groups
+from core.redis import Command, breaker, node_for, send, send_groups
 from hexindex import codec
 
 EVERYWHERE = None  # a registration that covers the whole world
@@ -159,7 +159,7 @@ def _evalsha(name: str, key: str, args: list[Any]) -> Command:
 def _run_groups(groups: list[tuple[str, list[Command]]]) -> list[list[Any]]:
     """Script calls (and other writes) per hash tag, to the primaries, one round trip per node; a node that does not
     know a script yet is sent it and asked again."""
-    replies = send_groups([(tag, commands, False) for tag, commands in groups])
+    replies = send_groups([(tag, commands, False) for tag, commands in groups], writes=True)
     missing = [
         i for i, group in enumerate(replies) if any(isinstance(r, redis.exceptions.NoScriptError) for r in group)
     ]
@@ -168,9 +168,10 @@ def _run_groups(groups: list[tuple[str, list[Command]]]) -> list[list[Any]]:
             [
                 (groups[i][0], [("SCRIPT", "LOAD", _script_source(name)) for name in _script_names()], False)
                 for i in missing
-            ]
+            ],
+            writes=True,
         )
-        again = send_groups([(groups[i][0], groups[i][1], False) for i in missing])
+        again = send_groups([(groups[i][0], groups[i][1], False) for i in missing], writes=True)
         for i, group in zip(missing, again, strict=True):
             replies[i] = group
     return replies
@@ -195,11 +196,23 @@ def _run(name: str, tag: str, key: str, args: list[Any]) -> Any:
 
 def _wait_for_replicas(groups: list[tuple[str, list[Command]]]) -> list[tuple[str, list[Command]]]:
     """With lookups on replicas, a write waits until the replicas hold it (WAIT, on the same connection): the next
-    lookup, on any replica, sees it (read-your-writes)."""
+    lookup, on any replica, sees it (read-your-writes). One WAIT per node, after the last of its calls: it covers
+    every write sent before it on that connection."""
     if not settings.HEXINDEX_REDIS_REPLICA_READS:
         return groups
     wait = ("WAIT", settings.HEXINDEX_REDIS_REPLICAS, settings.HEXINDEX_REDIS_WAIT_MS)
-    return [(tag, [*commands, wait]) for tag, commands in groups]
+    last_on_node = {node_for(tag): i for i, (tag, _) in enumerate(groups)}
+    waiting = set(last_on_node.values())
+    return [(tag, [*commands, wait] if i in waiting else commands) for i, (tag, commands) in enumerate(groups)]
+
+
+def _check_replicas_acknowledged(reply: list[Any], sent: list[Command]) -> None:
+    """A WAIT that _wait_for_replicas appended answered how many replicas hold the writes: all of them, or refuse."""
+    if sent and sent[-1][0] == "WAIT" and int(reply[-1]) < settings.HEXINDEX_REDIS_REPLICAS:
+        raise ReplicasBehind(
+            f"{reply[-1]} of {settings.HEXINDEX_REDIS_REPLICAS} Redis replicas acknowledged the registration "
+            f"within {settings.HEXINDEX_REDIS_WAIT_MS} ms"
+        )
 
 
 # --- reads (the lookup's path) ---------------------------------------------------------------------------------
@@ -538,6 +551,12 @@ class OwnerBusy(redis.exceptions.ResponseError):
     """The owner's write would take it past its limits on pending registrations (owner_claim.lua, mark_bucket.lua)."""
 
 
+class ReplicasBehind(redis.exceptions.RedisError):
+    """Lookups read replicas, and not all of them acknowledged a registration within HEXINDEX_REDIS_WAIT_MS (WAIT):
+    a lookup there could still use the records the write makes stale, so the write must not commit. Redis itself
+    answers; only the replicas lag (or one is down)."""
+
+
 @lru_cache(maxsize=65_536)
 def _cell_buckets(cell: int) -> frozenset[int]:
     """The buckets a lookup could meet a registration at this cell in: its anchor's, or for a cell coarser than the
@@ -617,8 +636,10 @@ def _register(registrations: dict[int, bytes | None], token: str, owner_id: int 
         for bucket, args in per_bucket.items()
     ]
     added: dict[int, int] = defaultdict(int)
-    for reply in _run_groups(_wait_for_replicas(groups)):
+    waiting = _wait_for_replicas(groups)
+    for reply, (_, sent) in zip(_run_groups(waiting), waiting, strict=True):
         _raise_errors(reply)
+        _check_replicas_acknowledged(reply, sent)
         counts = reply[0]
         for i in range(0, len(counts), 2):
             added[int(counts[i])] += int(counts[i + 1])

@@ -35,7 +35,7 @@ from redis.exceptions import RedisError
 
 from core import db
 from core.db import execute_prepared
-from core.redis import breaker
+from core.redis import SlotMoving, breaker
 from hexindex import caches, codec, exact, invalidation, maintenance, outlines, redis_index
 from hexindex.cells import EXACT_CHECK_MARGIN, MAX_RES, mask_bits
 from hexindex.payload import PUBLIC_SQL, AreaPayload, LookupResult, render
@@ -98,8 +98,8 @@ def indexed_or_exact(indexed: Callable[[], T | None], exact: Callable[[], T]) ->
                 # Redis is back for this process: registrations made while it was away go in before it is trusted.
                 _replay_deferred()
             result = indexed()
-        except (Inconsistent, redis_index.GenerationMoved):
-            continue
+        except (Inconsistent, redis_index.GenerationMoved, SlotMoving):
+            continue  # Redis answered, but something moved under the read: read again, then answer exactly
         except RedisError:
             breaker.failed()
             log.warning("Redis unavailable: lookups served by PostGIS for a while", exc_info=True)
