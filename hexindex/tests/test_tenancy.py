@@ -7,12 +7,13 @@ import orjson
 import pytest
 
 from areas.models import ServiceArea
-from conftest import feature, square
 from core.redis import breaker
 from hexindex import api as index
 from hexindex import invalidation, redis_index
 from hexindex.models import PendingMark
-from hexindex.tests.helpers import WEST, closed_port, live_at
+from testing.geo import feature, square
+from testing.index import WEST, live_at
+from testing.net import closed_port
 
 PROVIDERS = "/api/v1/providers/"
 AREAS = "/api/v1/service-areas/"
@@ -62,7 +63,7 @@ def test_an_unapproved_owner_can_write_while_redis_is_down_and_an_approved_one_c
 
 def test_editing_one_area_in_a_loop_keeps_one_copy_of_each_pending_cell(make_area, index_redis, builds_wait):
     from areas.services import area_update
-    from hexindex.tests.helpers import geometry
+    from testing.index import geometry
 
     area = make_area(square(10.0, 50.0, 0.2))
     shapes = [square(10.0, 50.0, 0.2), square(10.05, 50.05, 0.2)]

@@ -6,10 +6,11 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from conftest import square
 from partners import keys, limits, usage
 from partners.models import KeyUsage, Partner, PartnerKey
 from partners.services import key_create
+from testing.geo import square
+from testing.net import closed_port
 
 LOOKUP = "/api/v1/lookup/"
 BATCH = "/api/v1/lookup/batch/"
@@ -231,7 +232,7 @@ def test_a_flush_that_fails_keeps_its_counts_for_the_next_one(make_key, monkeypa
 def test_without_redis_each_process_keeps_its_share_of_the_limits_and_counts_usage(api, airport, make_key, settings):
     settings.LOOKUP_ANONYMOUS_RATE_PER_MINUTE = 2
     settings.RATE_LIMIT_FALLBACK_SHARE = 0.5
-    settings.HEXINDEX_REDIS_URL = "redis://127.0.0.1:1/0"  # nothing listens there: PostGIS answers
+    settings.HEXINDEX_REDIS_URL = f"redis://127.0.0.1:{closed_port()}/0"  # refused: PostGIS answers
     record, key = make_key(rate=4)
     answered = [api.get(LOOKUP, AIRPORT, HTTP_X_API_KEY=key) for _ in range(3)]
     assert [r.status_code for r in answered] == [200, 200, 429]
@@ -382,7 +383,7 @@ def test_refusals_are_counted_not_logged_one_by_one(api, airport, settings, capl
 def test_reading_usage_needs_no_redis(api, airport, make_key, settings):
     _, key = make_key()
     api.get(LOOKUP, AIRPORT, HTTP_X_API_KEY=key)
-    settings.HEXINDEX_REDIS_URL = "redis://127.0.0.1:1/0"  # nothing listens there
+    settings.HEXINDEX_REDIS_URL = f"redis://127.0.0.1:{closed_port()}/0"  # refused
     response = api.get(USAGE, HTTP_X_API_KEY=key)
     assert response.status_code == 200
     assert [row["lookups"] for row in response.json()] == [1]

@@ -5,8 +5,9 @@ import re
 import pytest
 from prometheus_client import CONTENT_TYPE_LATEST
 
-from conftest import square
 from hexindex import redis_index
+from testing.geo import square
+from testing.net import closed_port
 
 LOOKUP = "/api/v1/lookup/"
 
@@ -56,7 +57,7 @@ def test_the_index_state_is_reported(client, make_area, index_all):
 
 
 def test_the_circuit_state_is_reported(api, client, db, settings):
-    settings.HEXINDEX_REDIS_URL = "redis://127.0.0.1:1/0"  # nothing listens there
+    settings.HEXINDEX_REDIS_URL = f"redis://127.0.0.1:{closed_port()}/0"  # refused
     api.get(LOOKUP, {"lat": 1.0, "lng": 2.0})
     assert scrape(client)["servicearea_redis_circuit_open"] == 1
 
@@ -127,7 +128,7 @@ def test_the_memory_of_the_index_redis_is_reported(client, db, redis_limit):
 
 
 def test_metrics_answer_without_the_redis_memory_while_redis_is_down(client, db, settings):
-    settings.HEXINDEX_REDIS_URL = "redis://127.0.0.1:1/0"  # nothing listens there
+    settings.HEXINDEX_REDIS_URL = f"redis://127.0.0.1:{closed_port()}/0"  # refused
     values = scrape(client)
     assert "servicearea_redis_used_memory_bytes" not in values
     assert "servicearea_redis_maxmemory_bytes" not in values

@@ -4,7 +4,7 @@
 import pytest
 from django.db import OperationalError, connection
 
-from conftest import square
+from testing.geo import square
 
 LOOKUP = "/api/v1/lookup/"
 

@@ -1,6 +1,6 @@
 """Test helpers for webhooks (import them; fixtures are in conftest.py): a local receiver (plain or TLS), one that
 trickles its answer, a self-signed certificate, a resolver that answers what a test says, the partner-side
-signature check as README documents it, and waiting for the change feed to list what was just committed."""
+signature check as README documents it, and the cursors the change feed lists."""
 
 import hashlib
 import hmac
@@ -15,7 +15,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 from areas.changes import changes_since
-from areas.tests.feed import feed_settled
+from testing.feed import feed_settled
 
 
 @dataclass(frozen=True)

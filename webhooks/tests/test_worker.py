@@ -3,60 +3,29 @@ task retry (Retry, as Flower shows it) after the backoff, then the batch is deli
 one partner's deliveries never take more than its slots, however many worker threads are free, and the ones that
 waited are delivered too; a ping asked for over the API is answered at once and sent by the worker."""
 
-import os
-import subprocess
-import sys
 import time
 
 import pytest
-import redis
-from django.conf import settings
-from django.db import connection
 
 from areas.changes import format_cursor
+from testing.feed import feed_settled
+from testing.worker import celery_worker
 from webhooks import tasks
 from webhooks.models import Webhook, WebhookDelivery
 from webhooks.services import webhook_create
-from webhooks.tests.helpers import Receiver, feed_cursors, feed_settled, signature_valid
-from worker.celery import app as celery_app
+from webhooks.tests.helpers import Receiver, feed_cursors, signature_valid
 
 pytestmark = [pytest.mark.worker, pytest.mark.django_db(transaction=True)]
 
 
 @pytest.fixture
 def worker(request, tmp_path):
-    """A worker on the test broker and database, retrying after 1 s, 2 s, ...; tasks published to it. Solo, unless
-    the test is parametrized indirectly with {"threads": n}."""
+    """A worker on the `webhooks` queue, retrying after 1 s, 2 s, ...; tasks published to it. Solo, unless the test
+    is parametrized indirectly with {"threads": n}."""
+    env = {"WEBHOOKS_RETRY_BASE_SECONDS": "1", "WEBHOOKS_PARTNER_CONCURRENCY": "2"}
     threads = getattr(request, "param", {}).get("threads")
-    pool = ["--pool", "threads", "--concurrency", str(threads)] if threads else ["--pool", "solo"]
-    redis.Redis.from_url(settings.CELERY_BROKER_URL).flushdb()
-    env = {
-        **os.environ,
-        "DJANGO_SETTINGS_MODULE": "project.settings.test",
-        "TEST_DATABASE_NAME": connection.settings_dict["NAME"],
-        "CELERY_TASK_ALWAYS_EAGER": "false",
-        "WEBHOOKS_RETRY_BASE_SECONDS": "1",
-        "WEBHOOKS_PARTNER_CONCURRENCY": "2",
-    }
-    log = tmp_path / "worker.log"
-    process = subprocess.Popen(
-        [sys.executable, "-m", "celery", "-A", "worker", "worker", *pool, "-Q", "webhooks",
-         "--without-heartbeat", "--without-gossip", "--without-mingle", "--loglevel", "INFO"],
-        cwd=settings.BASE_DIR, env=env, stdout=log.open("w"), stderr=subprocess.STDOUT,
-    )  # fmt: skip
-    eager = celery_app.conf.task_always_eager
-    celery_app.conf.task_always_eager = False
-    try:
-        deadline = time.monotonic() + 60
-        while "ready." not in log.read_text():
-            assert process.poll() is None, log.read_text()
-            assert time.monotonic() < deadline, log.read_text()
-            time.sleep(0.2)
+    with celery_worker(tmp_path / "worker.log", queues="webhooks", threads=threads, env=env) as log:
         yield log
-    finally:
-        celery_app.conf.task_always_eager = eager
-        process.terminate()
-        process.wait(timeout=30)
 
 
 def test_a_real_worker_retries_with_backoff_then_delivers(worker, make_webhook, change_areas):
