@@ -17,6 +17,7 @@ from hexindex import redis_index
 from hexindex.build import index_areas
 from partners import keys, limits, usage
 from providers.models import Provider
+from testing.clock import WindowClock
 from testing.redis import RoundTrips
 
 _serial = itertools.count(1)
@@ -125,3 +126,13 @@ def index_round_trips(monkeypatch, settings):
     """The round trips this process sends to the index's Redis database from now on (testing.redis.RoundTrips):
     counted on the client side, so nothing else on the server changes them."""
     return RoundTrips(settings.HEXINDEX_REDIS_URL).install(monkeypatch)
+
+
+@pytest.fixture
+def rate_clock(monkeypatch):
+    """The partner rate limits' wall clock, pinned to the start of a one-minute window (testing.clock): every test
+    whose counts must fall in one window uses it. Only partners.limits reads it (partners.keys gets its `now` from
+    there; key expiry stays on the real clock)."""
+    clock = WindowClock()
+    monkeypatch.setattr(limits, "time", clock)
+    return clock

@@ -18,6 +18,13 @@ def closed_port() -> int:
     return sock.getsockname()[1]
 
 
+def free_port() -> int:
+    """A port on 127.0.0.1 that was free a moment ago, for a server the test starts (which binds it at once)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
 class SilentServer:
     """A listening socket on 127.0.0.1 that nobody serves: the kernel completes each connection (the client's
     connect succeeds) and then nothing is ever read or answered, so every request on it ends in the client's timeout.

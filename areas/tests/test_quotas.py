@@ -139,9 +139,23 @@ def test_two_concurrent_creates_cannot_both_pass_the_last_place_in_a_quota(make_
     assert first_created.wait(10)
     second = threading.Thread(target=create, args=("second", False))
     second.start()
-    time.sleep(0.5)  # the second is now waiting for the first's lock (or, without one, already past the check)
+    # Until the second waits for a lock the first holds (or, without one, has finished: already past the check).
+    deadline = time.monotonic() + 30
+    while second.is_alive() and not _a_backend_waits_for_a_lock():
+        assert time.monotonic() < deadline, "the second create neither waited for a lock nor finished"
+        time.sleep(0.02)
     release.set()
     first.join(10)
     second.join(10)
     assert outcomes == {"first": "created", "second": "refused"}
     assert list(ServiceArea.objects.values_list("name", flat=True)) == ["first"]
+
+
+def _a_backend_waits_for_a_lock() -> bool:
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'"
+        )
+        return cursor.fetchone()[0] > 0

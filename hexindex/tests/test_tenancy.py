@@ -13,7 +13,7 @@ from hexindex import invalidation, redis_index
 from hexindex.models import PendingMark
 from testing.geo import feature, square
 from testing.index import WEST, live_at
-from testing.net import closed_port
+from testing.net import closed_port, free_port
 
 PROVIDERS = "/api/v1/providers/"
 AREAS = "/api/v1/service-areas/"
@@ -76,6 +76,7 @@ def test_editing_one_area_in_a_loop_keeps_one_copy_of_each_pending_cell(make_are
     assert len(members) == len(cells)
 
 
+@pytest.mark.timeout(600)  # about a minute alone; several on a machine shared with other runs
 def test_public_lookups_stay_on_the_index_while_accounts_rename_and_edit_in_a_loop(
     api, client_for, make_provider, make_area, index_all, monkeypatch, settings
 ):
@@ -226,7 +227,7 @@ def full_redis(settings, tmp_path):
 
     import redis
 
-    port = closed_port()
+    port = free_port()
     server = subprocess.Popen(
         ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
          "--dir", str(tmp_path), "--maxmemory-policy", "noeviction"],
@@ -258,7 +259,7 @@ def full_redis(settings, tmp_path):
 
 
 def test_a_full_redis_keeps_lookups_exact_limits_on_and_revocations_possible(
-    api, client_for, make_user, make_area, index_all, full_redis, settings
+    api, client_for, make_user, make_area, index_all, full_redis, settings, rate_clock
 ):
     from partners.models import Partner
     from partners.services import key_create

@@ -13,7 +13,9 @@ from testing.worker import celery_worker
 from worker.celery import QUEUES
 from worker.celery import app as celery_app
 
-pytestmark = [pytest.mark.worker, pytest.mark.django_db(transaction=True)]
+# A worker starts in a few seconds, and each wait below gives up after a minute with its log: room for both.
+pytestmark = [pytest.mark.worker, pytest.mark.django_db(transaction=True), pytest.mark.timeout(300)]
+
 
 @pytest.fixture
 def worker(tmp_path):

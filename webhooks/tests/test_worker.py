@@ -3,6 +3,7 @@ task retry (Retry, as Flower shows it) after the backoff, then the batch is deli
 one partner's deliveries never take more than its slots, however many worker threads are free, and the ones that
 waited are delivered too; a ping asked for over the API is answered at once and sent by the worker."""
 
+import threading
 import time
 
 import pytest
@@ -15,7 +16,8 @@ from webhooks.models import Webhook, WebhookDelivery
 from webhooks.services import webhook_create
 from webhooks.tests.helpers import Receiver, feed_cursors, signature_valid
 
-pytestmark = [pytest.mark.worker, pytest.mark.django_db(transaction=True)]
+# A worker starts in a few seconds, and each wait below gives up after a minute with its log: room for both.
+pytestmark = [pytest.mark.worker, pytest.mark.django_db(transaction=True), pytest.mark.timeout(300)]
 
 
 @pytest.fixture
@@ -72,12 +74,18 @@ def test_a_partner_never_has_more_deliveries_in_flight_than_its_slots(worker, ma
 
 def test_a_ping_asked_for_over_the_api_is_sent_by_the_worker(worker, partner, key_client):
     client = key_client(partner)
-    with Receiver(delay=0.5) as receiver:
+    hold = threading.Event()
+    with Receiver(hold=hold) as receiver:
         webhook = webhook_create(partner=partner, url=receiver.url)
-        started = time.monotonic()
         queued = client.post(f"/api/v1/webhooks/{webhook.id}/test/")
-        assert queued.status_code == 202 and time.monotonic() - started < 0.5  # not waiting for the receiver
+        # Answered while the receiver holds its answer back: the request did not wait for the receiver.
+        assert (queued.status_code, queued.json()["status"], receiver.answered) == (202, "queued", 0)
         deadline = time.monotonic() + 30
+        while not receiver.requests:  # the worker sent it
+            assert time.monotonic() < deadline, worker.read_text()
+            time.sleep(0.05)
+        time.sleep(0.5)
+        hold.set()  # answered at least 0.5 s after the request arrived
         while (shown := client.get(queued["Location"]).json())["status"] in ("queued", "sending"):
             assert time.monotonic() < deadline, worker.read_text()
             time.sleep(0.1)
