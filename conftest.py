@@ -1,5 +1,6 @@
 """Shared fixtures: API clients and small factories. Tests run against the real PostGIS test database and a
-real Redis (separate logical databases from `make run`)."""
+real Redis (`make test` starts a PostgreSQL cluster and a Redis server of its own: ops/test.sh). Helpers that are
+not fixtures (GeoJSON builders, network doubles, a real worker...) are in the `testing` package."""
 
 import itertools
 
@@ -16,36 +17,10 @@ from hexindex import redis_index
 from hexindex.build import index_areas
 from partners import keys, limits, usage
 from providers.models import Provider
+from testing.clock import WindowClock
+from testing.redis import RoundTrips
 
 _serial = itertools.count(1)
-
-
-def square(lng: float, lat: float, half: float) -> dict:
-    """GeoJSON Polygon: an axis-aligned square centred on (lng, lat)."""
-    return polygon(
-        [(lng - half, lat - half), (lng + half, lat - half), (lng + half, lat + half), (lng - half, lat + half)]
-    )
-
-
-def polygon(exterior, *holes) -> dict:
-    """GeoJSON Polygon from (lng, lat) rings; rings are closed here."""
-
-    def ring(points):
-        points = [list(p) for p in points]
-        return points if points[0] == points[-1] else [*points, points[0]]
-
-    return {"type": "Polygon", "coordinates": [ring(exterior), *(ring(h) for h in holes)]}
-
-
-def multipolygon(*polygons: dict) -> dict:
-    return {"type": "MultiPolygon", "coordinates": [p["coordinates"] for p in polygons]}
-
-
-def feature(geometry: dict | None = None, **properties) -> dict:
-    body = {"type": "Feature", "properties": properties}
-    if geometry is not None:
-        body["geometry"] = geometry
-    return body
 
 
 @pytest.fixture
@@ -144,3 +119,20 @@ def index_all(db):
         return index_areas(ServiceArea.objects.order_by("id").values_list("id", flat=True))
 
     return build
+
+
+@pytest.fixture
+def index_round_trips(monkeypatch, settings):
+    """The round trips this process sends to the index's Redis database from now on (testing.redis.RoundTrips):
+    counted on the client side, so nothing else on the server changes them."""
+    return RoundTrips(settings.HEXINDEX_REDIS_URL).install(monkeypatch)
+
+
+@pytest.fixture
+def rate_clock(monkeypatch):
+    """The partner rate limits' wall clock, pinned to the start of a one-minute window (testing.clock): every test
+    whose counts must fall in one window uses it. Only partners.limits reads it (partners.keys gets its `now` from
+    there; key expiry stays on the real clock)."""
+    clock = WindowClock()
+    monkeypatch.setattr(limits, "time", clock)
+    return clock

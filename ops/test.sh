@@ -1,14 +1,16 @@
 #!/usr/bin/env bash
 # `make test`: bootstrap, then lint, Django checks, migrations check, OpenAPI validation and pytest against
-# real PostgreSQL+PostGIS and Redis (a separate test database and Redis databases, so it runs fine next to
-# `make run`). Services this script starts are stopped again when it ends; ones already running are left alone.
+# real PostgreSQL+PostGIS and Redis: a cluster and a server of this run's own (ops/test-services.sh), on free ports,
+# thrown away at the end, so that it runs fine next to `make run`, `make bench` and other test runs.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+source "$(dirname "${BASH_SOURCE[0]}")/test-services.sh"
 
-services_up
+"$ROOT/ops/bootstrap.sh"
 
 cd "$ROOT"
 load_env
+test_services_up
 export DJANGO_SETTINGS_MODULE=project.settings.test
 
 log "the virtualenv is exactly the lock, whole (pip check), and both locks are closed"

@@ -6,7 +6,7 @@ from django.test import Client
 
 from accounts import security
 from accounts.security import LOGIN_DELAYED, LOGIN_LIMITS_UNAVAILABLE
-from hexindex.tests.helpers import closed_port
+from testing.net import closed_port
 
 TOKEN = "/api/v1/auth/token/"
 REGISTER = "/api/v1/auth/register/"

@@ -5,7 +5,7 @@ import pytest
 from django.urls import reverse
 
 from hexindex.api import lookup
-from hexindex.tests.helpers import WEST, live_at
+from testing.index import WEST, live_at
 
 
 def ids(lat, lng):

@@ -10,7 +10,7 @@ from areas import geometry as g
 from areas.api.crud import NOT_YOUR_PROVIDER
 from areas.models import ServiceArea
 from areas.serializers import NOT_A_FEATURE, PRICE_INVALID
-from conftest import feature, multipolygon, polygon, square
+from testing.geo import feature, multipolygon, polygon, square
 
 URL = "/api/v1/service-areas/"
 JFK = square(-73.78, 40.64, 0.05)  # longitude -73.78, latitude 40.64
@@ -27,7 +27,7 @@ def provider(make_provider, owner):
 
 
 @pytest.fixture
-def client(client_for, owner):
+def owner_client(client_for, owner):
     return client_for(owner)
 
 
@@ -40,8 +40,8 @@ def snapshot() -> list:
     return [(a.id, a.provider_id, a.name, a.price, a.geometry.wkb.hex()) for a in ServiceArea.objects.order_by("id")]
 
 
-def test_create_returns_a_geojson_feature_stored_as_multipolygon(client, provider):
-    response = client.post(URL, feature(JFK, provider=provider.id, name="JFK", price="45"), format="json")
+def test_create_returns_a_geojson_feature_stored_as_multipolygon(owner_client, provider):
+    response = owner_client.post(URL, feature(JFK, provider=provider.id, name="JFK", price="45"), format="json")
 
     assert response.status_code == 201, response.json()
     body = response.json()
@@ -58,82 +58,82 @@ def test_create_returns_a_geojson_feature_stored_as_multipolygon(client, provide
     assert area.geometry.extent == pytest.approx((-73.83, 40.59, -73.73, 40.69))
 
 
-def test_coordinates_round_trip_at_full_precision(client, provider):
+def test_coordinates_round_trip_at_full_precision(owner_client, provider):
     precise = polygon([(-73.781234567890123, 40.641234567890123), (-73.7, 40.6412), (-73.7, 40.7)])
-    response = client.post(URL, feature(precise, provider=provider.id, name="Precise", price="1"), format="json")
+    response = owner_client.post(URL, feature(precise, provider=provider.id, name="Precise", price="1"), format="json")
 
     assert response.status_code == 201
     assert response.json()["geometry"]["coordinates"][0] == precise["coordinates"]
 
 
-def test_multipolygon_with_hole_round_trips(client, provider):
+def test_multipolygon_with_hole_round_trips(owner_client, provider):
     outer = [(0.0, 0.0), (4.0, 0.0), (4.0, 4.0), (0.0, 4.0)]
     hole = [(1.0, 1.0), (1.0, 2.0), (2.0, 2.0), (2.0, 1.0)]  # clockwise, as RFC 7946 wants holes
     geometry = multipolygon(polygon(outer, hole), square(10.0, 10.0, 1.0))
-    response = client.post(URL, feature(geometry, provider=provider.id, name="Holes", price="3"), format="json")
+    response = owner_client.post(URL, feature(geometry, provider=provider.id, name="Holes", price="3"), format="json")
 
     assert response.status_code == 201
     assert response.json()["geometry"] == geometry
 
 
-def test_price_large_enough_for_real_fares(client, provider):
-    response = client.post(URL, feature(JFK, provider=provider.id, name="Big", price="9999999.99"), format="json")
+def test_price_large_enough_for_real_fares(owner_client, provider):
+    response = owner_client.post(URL, feature(JFK, provider=provider.id, name="Big", price="9999999.99"), format="json")
     assert response.status_code == 201
     assert response.json()["properties"]["price"] == "9999999.99"
 
 
-def test_retrieve_and_list_as_feature_collection(client, make_area, provider):
+def test_retrieve_and_list_as_feature_collection(owner_client, make_area, provider):
     first = make_area(JFK, provider=provider, name="JFK")
     second = make_area(square(-0.45, 51.47, 0.05), provider=provider, name="Heathrow")
 
-    one = client.get(detail(first.id))
+    one = owner_client.get(detail(first.id))
     assert one.status_code == 200
     assert one.json()["id"] == first.id
 
-    page = client.get(URL).json()
+    page = owner_client.get(URL).json()
     assert page["type"] == "FeatureCollection"
     assert page["count"] == 2
     assert [f["id"] for f in page["features"]] == [first.id, second.id]
     assert all(f["type"] == "Feature" for f in page["features"])
 
 
-def test_list_paginates(client, make_area, provider):
+def test_list_paginates(owner_client, make_area, provider):
     for _ in range(3):
         make_area(JFK, provider=provider)
-    page = client.get(URL, {"page_size": 2}).json()
+    page = owner_client.get(URL, {"page_size": 2}).json()
     assert page["count"] == 3
     assert len(page["features"]) == 2
     assert page["next"] is not None
 
 
-def test_filter_by_provider(client, make_area, make_provider, provider):
+def test_filter_by_provider(owner_client, make_area, make_provider, provider):
     mine = make_area(JFK, provider=provider)
     make_area(JFK, provider=make_provider())
-    page = client.get(URL, {"provider": provider.id}).json()
+    page = owner_client.get(URL, {"provider": provider.id}).json()
     assert [f["id"] for f in page["features"]] == [mine.id]
 
 
-def test_filter_in_bbox_uses_lng_lat_order(client, make_area, provider):
+def test_filter_in_bbox_uses_lng_lat_order(owner_client, make_area, provider):
     jfk = make_area(JFK, provider=provider)
     make_area(square(-0.45, 51.47, 0.05), provider=provider)
 
-    assert [f["id"] for f in client.get(URL, {"in_bbox": "-74,40,-73,41"}).json()["features"]] == [jfk.id]
+    assert [f["id"] for f in owner_client.get(URL, {"in_bbox": "-74,40,-73,41"}).json()["features"]] == [jfk.id]
     # The same box written lat-first finds nothing.
-    assert client.get(URL, {"in_bbox": "40,-74,41,-73"}).json()["features"] == []
+    assert owner_client.get(URL, {"in_bbox": "40,-74,41,-73"}).json()["features"] == []
 
 
-def test_filter_in_bbox_across_the_antimeridian(client, make_area, provider):
+def test_filter_in_bbox_across_the_antimeridian(owner_client, make_area, provider):
     fiji_east = make_area(square(179.5, -17.0, 0.3), provider=provider)
     fiji_west = make_area(square(-179.5, -17.0, 0.3), provider=provider)
     make_area(square(0.0, -17.0, 0.3), provider=provider)
 
-    found = {f["id"] for f in client.get(URL, {"in_bbox": "179,-18,-179,-16"}).json()["features"]}
+    found = {f["id"] for f in owner_client.get(URL, {"in_bbox": "179,-18,-179,-16"}).json()["features"]}
     assert found == {fiji_east.id, fiji_west.id}
 
 
 @pytest.mark.parametrize("bbox", ["1,2,3", "a,b,c,d", "nan,0,1,1", "0,0,inf,1", "0,0,200,1", "0,10,1,5", ""])
-def test_malformed_in_bbox_is_a_400(client, bbox):
-    response = client.get(URL, {"in_bbox": bbox})
+def test_malformed_in_bbox_is_a_400(owner_client, bbox):
+    response = owner_client.get(URL, {"in_bbox": bbox})
     if bbox == "":
         assert response.status_code == 200
     else:
@@ -141,14 +141,14 @@ def test_malformed_in_bbox_is_a_400(client, bbox):
         assert "in_bbox" in response.json()
 
 
-def test_unknown_provider_filter_value_is_a_400(client):
-    assert client.get(URL, {"provider": "abc"}).status_code == 400
+def test_unknown_provider_filter_value_is_a_400(owner_client):
+    assert owner_client.get(URL, {"provider": "abc"}).status_code == 400
 
 
-def test_put_replaces_the_area(client, make_area, provider):
+def test_put_replaces_the_area(owner_client, make_area, provider):
     area = make_area(JFK, provider=provider, name="JFK", price="45.00")
     new_geometry = square(-73.87, 40.77, 0.02)
-    response = client.put(
+    response = owner_client.put(
         detail(area.id), feature(new_geometry, provider=provider.id, name="LaGuardia", price="38.5"), format="json"
     )
     assert response.status_code == 200, response.json()
@@ -157,35 +157,35 @@ def test_put_replaces_the_area(client, make_area, provider):
     assert area.geometry.extent == pytest.approx((-73.89, 40.75, -73.85, 40.79))
 
 
-def test_put_accepts_what_get_returned(client, make_area, provider):
+def test_put_accepts_what_get_returned(owner_client, make_area, provider):
     area = make_area(JFK, provider=provider)
     before = snapshot()
-    body = client.get(detail(area.id)).json()
-    response = client.put(detail(area.id), body, format="json")
+    body = owner_client.get(detail(area.id)).json()
+    response = owner_client.put(detail(area.id), body, format="json")
     assert response.status_code == 200, response.json()
     assert snapshot() == before
 
 
-def test_patch_changes_only_what_is_sent(client, make_area, provider):
+def test_patch_changes_only_what_is_sent(owner_client, make_area, provider):
     area = make_area(JFK, provider=provider, name="JFK", price="45.00")
-    response = client.patch(detail(area.id), {"type": "Feature", "properties": {"price": "50"}}, format="json")
+    response = owner_client.patch(detail(area.id), {"type": "Feature", "properties": {"price": "50"}}, format="json")
     assert response.status_code == 200, response.json()
     area.refresh_from_db()
     assert (area.name, str(area.price)) == ("JFK", "50.00")
     assert area.geometry.extent == pytest.approx((-73.83, 40.59, -73.73, 40.69))
 
     moved = square(2.35, 48.85, 0.1)
-    response = client.patch(detail(area.id), {"type": "Feature", "geometry": moved}, format="json")
+    response = owner_client.patch(detail(area.id), {"type": "Feature", "geometry": moved}, format="json")
     assert response.status_code == 200
     area.refresh_from_db()
     assert area.geometry.extent == pytest.approx((2.25, 48.75, 2.45, 48.95))
 
 
-def test_delete(client, make_area, provider):
+def test_delete(owner_client, make_area, provider):
     area = make_area(JFK, provider=provider)
-    assert client.delete(detail(area.id)).status_code == 204
+    assert owner_client.delete(detail(area.id)).status_code == 204
     assert not ServiceArea.objects.filter(pk=area.id).exists()
-    assert client.get(detail(area.id)).status_code == 404
+    assert owner_client.get(detail(area.id)).status_code == 404
 
 
 BOWTIE = polygon([(0, 0), (1, 1), (1, 0), (0, 1)])
@@ -224,63 +224,65 @@ BOWTIE = polygon([(0, 0), (1, 1), (1, 0), (0, 1)])
         (feature(JFK, price="1"), "name", "required"),
     ],
 )
-def test_bad_input_is_a_400_naming_the_problem_and_stores_nothing(client, provider, make_area, body, field, message):
+def test_bad_input_is_a_400_naming_the_problem_and_stores_nothing(
+    owner_client, provider, make_area, body, field, message
+):
     make_area(JFK, provider=provider)
     if isinstance(body.get("properties"), dict) and "provider" not in body["properties"]:
         body["properties"]["provider"] = provider.id
     before = snapshot()
 
-    response = client.post(URL, body, format="json")
+    response = owner_client.post(URL, body, format="json")
 
     assert response.status_code == 400
     assert any(message in error for error in response.json()[field]), response.json()
     assert snapshot() == before
 
 
-def test_bad_geometry_on_update_leaves_the_area_unchanged(client, make_area, provider):
+def test_bad_geometry_on_update_leaves_the_area_unchanged(owner_client, make_area, provider):
     area = make_area(JFK, provider=provider)
     before = snapshot()
-    response = client.patch(detail(area.id), {"type": "Feature", "geometry": BOWTIE}, format="json")
+    response = owner_client.patch(detail(area.id), {"type": "Feature", "geometry": BOWTIE}, format="json")
     assert response.status_code == 400
     assert snapshot() == before
 
 
-def test_nan_coordinates_in_raw_json_are_a_400(client, provider):
+def test_nan_coordinates_in_raw_json_are_a_400(owner_client, provider):
     # NaN is not JSON, but some encoders emit it; it must never become a coordinate.
     raw = json.dumps(feature(JFK, provider=provider.id, name="x", price="1")).replace("40.59", "NaN", 1)
-    response = client.post(URL, raw, content_type="application/json")
+    response = owner_client.post(URL, raw, content_type="application/json")
     assert response.status_code == 400
     assert "NaN" in response.json()["detail"]
     assert ServiceArea.objects.count() == 0
 
 
-def test_malformed_json_is_a_400(client):
-    response = client.post(URL, '{"type": "Feature", ', content_type="application/json")
+def test_malformed_json_is_a_400(owner_client):
+    response = owner_client.post(URL, '{"type": "Feature", ', content_type="application/json")
     assert response.status_code == 400
     assert ServiceArea.objects.count() == 0
 
 
-def test_unknown_provider_is_a_400(client):
-    response = client.post(URL, feature(JFK, provider=999999, name="x", price="1"), format="json")
+def test_unknown_provider_is_a_400(owner_client):
+    response = owner_client.post(URL, feature(JFK, provider=999999, name="x", price="1"), format="json")
     assert response.status_code == 400
     assert "provider" in response.json()
 
 
-def test_oversized_body_is_refused_with_413_and_stores_nothing(client, provider, settings):
+def test_oversized_body_is_refused_with_413_and_stores_nothing(owner_client, provider, settings):
     settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 10_000
     ring = [[-73.0 + i * 1e-6, 40.0] for i in range(2000)] + [[-73.0, 41.0], [-73.0, 40.0]]
     body = feature({"type": "Polygon", "coordinates": [ring]}, provider=provider.id, name="x", price="1")
-    response = client.post(URL, body, format="json")
+    response = owner_client.post(URL, body, format="json")
     assert response.status_code == 413
     assert "too large" in response.json()["detail"]
     assert ServiceArea.objects.count() == 0
 
 
-def test_absurd_vertex_count_is_a_400(client, provider, settings):
+def test_absurd_vertex_count_is_a_400(owner_client, provider, settings):
     settings.DATA_UPLOAD_MAX_MEMORY_SIZE = None
     ring = [[0.0, 0.0]] * (g.MAX_VERTICES + 1)
     body = feature({"type": "Polygon", "coordinates": [ring]}, provider=provider.id, name="x", price="1")
-    response = client.post(URL, body, format="json")
+    response = owner_client.post(URL, body, format="json")
     assert response.status_code == 400
     assert response.json()["geometry"] == [g.TOO_MANY_VERTICES]
 
@@ -311,11 +313,13 @@ def test_other_users_cannot_change_my_areas(client_for, make_user, make_area, pr
     assert snapshot() == before
 
 
-def test_cannot_move_my_area_to_someone_elses_provider(client, make_area, make_provider, provider):
+def test_cannot_move_my_area_to_someone_elses_provider(owner_client, make_area, make_provider, provider):
     area = make_area(JFK, provider=provider)
     foreign = make_provider()
     before = snapshot()
-    response = client.patch(detail(area.id), {"type": "Feature", "properties": {"provider": foreign.id}}, format="json")
+    response = owner_client.patch(
+        detail(area.id), {"type": "Feature", "properties": {"provider": foreign.id}}, format="json"
+    )
     assert response.status_code == 403
     assert snapshot() == before
 
@@ -331,14 +335,14 @@ def test_staff_can_manage_any_area(client_for, make_user, make_area, provider):
     assert staff.delete(detail(area.id)).status_code == 204
 
 
-def test_list_query_count_does_not_grow_with_areas(client, make_area, provider):
+def test_list_query_count_does_not_grow_with_areas(owner_client, make_area, provider):
     make_area(JFK, provider=provider)
     with CaptureQueriesContext(connection) as few:
-        assert client.get(URL).status_code == 200
+        assert owner_client.get(URL).status_code == 200
     for _ in range(10):
         make_area(JFK, provider=provider)
     with CaptureQueriesContext(connection) as many:
-        assert client.get(URL).status_code == 200
+        assert owner_client.get(URL).status_code == 200
     # token (knox: the token, then the user's others to tidy), count, the page's weight in positions, page (areas
     # joined with their provider)
     assert len(few) == len(many) == 5

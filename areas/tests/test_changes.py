@@ -4,10 +4,10 @@ import pytest
 from django.db import connection
 
 from areas.services import area_create, area_delete, area_update
-from areas.tests.feed import feed_settled
-from conftest import square
-from hexindex.tests.helpers import geometry
 from providers.services import provider_review, provider_set_approval, provider_update
+from testing.feed import feed_settled
+from testing.geo import square
+from testing.index import geometry
 
 URL = "/api/v1/changes/"
 pytestmark = pytest.mark.django_db(transaction=True)  # the feed only lists committed transactions

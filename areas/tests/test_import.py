@@ -9,8 +9,8 @@ import pytest
 from django.core.management import CommandError, call_command
 
 from areas.models import ServiceArea
-from conftest import feature, square
 from hexindex.models import indexed
+from testing.geo import feature, square
 
 
 def run(path, *args):

@@ -4,7 +4,7 @@ import math
 
 import pytest
 
-from conftest import polygon
+from testing.geo import polygon
 
 URL = "/api/v1/service-areas/"
 
@@ -24,7 +24,7 @@ def owner(make_user):
 
 
 @pytest.fixture
-def client(client_for, owner):
+def owner_client(client_for, owner):
     return client_for(owner)
 
 
@@ -38,35 +38,35 @@ def positions(feature) -> int:
     return sum(len(ring) for part in feature["geometry"]["coordinates"] for ring in part)
 
 
-def test_full_geometry_by_default(client, areas):
-    features = client.get(URL).json()["features"]
+def test_full_geometry_by_default(owner_client, areas):
+    features = owner_client.get(URL).json()["features"]
     assert [positions(f) for f in features] == [2_001] * 3
 
 
-def test_simplified_geometry_is_much_lighter_and_stays_where_the_area_is(client, areas):
-    features = client.get(URL, {"geometry": "simplified"}).json()["features"]
+def test_simplified_geometry_is_much_lighter_and_stays_where_the_area_is(owner_client, areas):
+    features = owner_client.get(URL, {"geometry": "simplified"}).json()["features"]
     assert all(20 <= positions(f) < 400 for f in features), [positions(f) for f in features]
     for feature, area in zip(features, areas, strict=True):
         assert feature["bbox"] == pytest.approx(area.geometry.extent, abs=0.01)
 
 
-def test_no_geometry_when_asked(client, areas):
-    features = client.get(URL, {"geometry": "none"}).json()["features"]
+def test_no_geometry_when_asked(owner_client, areas):
+    features = owner_client.get(URL, {"geometry": "none"}).json()["features"]
     assert [f["geometry"] for f in features] == [None] * 3
-    assert client.get(f"{URL}{areas[0].id}/", {"geometry": "none"}).json()["geometry"] is None
+    assert owner_client.get(f"{URL}{areas[0].id}/", {"geometry": "none"}).json()["geometry"] is None
 
 
-def test_a_page_over_the_position_budget_is_refused_with_a_hint(client, areas, settings):
+def test_a_page_over_the_position_budget_is_refused_with_a_hint(owner_client, areas, settings):
     settings.LIST_MAX_POSITIONS_PER_PAGE = 5_000
-    response = client.get(URL)
+    response = owner_client.get(URL)
     assert response.status_code == 400
     assert (
         "6,003 positions" in response.json()["geometry"][0] and "geometry=simplified" in response.json()["geometry"][0]
     )
-    assert len(client.get(URL, {"page_size": 2}).json()["features"]) == 2
-    assert len(client.get(URL, {"geometry": "simplified"}).json()["features"]) == 3
+    assert len(owner_client.get(URL, {"page_size": 2}).json()["features"]) == 2
+    assert len(owner_client.get(URL, {"geometry": "simplified"}).json()["features"]) == 3
 
 
-def test_an_unknown_geometry_mode_is_a_400(client, areas):
-    response = client.get(URL, {"geometry": "some"})
+def test_an_unknown_geometry_mode_is_a_400(owner_client, areas):
+    response = owner_client.get(URL, {"geometry": "some"})
     assert response.status_code == 400 and "geometry" in response.json()

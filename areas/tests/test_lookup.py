@@ -5,23 +5,16 @@ with the areas not yet indexed (checked directly in PostGIS), with Redis down, a
 by PostGIS while the Redis side is rebuilt). The answer must be the same every time.
 """
 
-import socket
-
 import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
 from areas.lookups import COORDINATE_MISSING, COORDINATE_NOT_A_NUMBER, COORDINATE_OUT_OF_RANGE
-from conftest import multipolygon, polygon, square
+from testing.geo import multipolygon, polygon, square
+from testing.net import closed_port
 
 URL = "/api/v1/lookup/"
 MODES = ["indexed", "pending", "redis-down", "redis-empty"]
-
-
-def closed_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @pytest.fixture(params=MODES)

@@ -7,7 +7,7 @@ import pytest
 from django.contrib.gis.geos import Point
 
 from areas.models import ServiceArea
-from conftest import square
+from testing.geo import square
 
 LOOKUP = "/api/v1/lookup/"
 BATCH = "/api/v1/lookup/batch/"
@@ -191,6 +191,40 @@ def test_lookups_carry_an_etag_and_answer_304_until_the_answer_changes(api, worl
     assert changed.status_code == 200 and changed["ETag"] != etag
     index_all()
     assert api.get(LOOKUP, query, HTTP_IF_NONE_MATCH=changed["ETag"]).status_code == 304  # same answer, indexed
+
+
+# If-None-Match as sent: {etag} is the answer's ETag ("..."), {bare} the same without its quotes.
+IF_NONE_MATCH_304 = {
+    "the current tag": "{etag}",
+    "its weak form (compared weakly: matches)": "W/{etag}",
+    "a list naming it": '"0123", {etag}',
+    "a list naming its weak form": 'W/"0123",W/{etag}',
+    "star": "*",
+}
+IF_NONE_MATCH_200 = {
+    "other tags": '"0123", W/"4567"',
+    "the tag without quotes (malformed: ignored)": "{bare}",
+    "an unterminated tag (malformed: ignored)": '"{bare}',
+    "an empty header": "",
+}
+
+
+@pytest.mark.parametrize("sent", IF_NONE_MATCH_304.values(), ids=IF_NONE_MATCH_304.keys())
+def test_if_none_match_is_a_304_for_the_tag_weak_or_strong_in_a_list_or_star(api, world, sent):
+    query = {"lat": HOTEL[0], "lng": HOTEL[1]}
+    etag = api.get(LOOKUP, query)["ETag"]
+    again = api.get(LOOKUP, query, HTTP_IF_NONE_MATCH=sent.format(etag=etag, bare=etag.strip('"')))
+    assert (again.status_code, again.content, again["ETag"]) == (304, b"", etag)
+
+
+@pytest.mark.parametrize("sent", IF_NONE_MATCH_200.values(), ids=IF_NONE_MATCH_200.keys())
+def test_if_none_match_naming_other_tags_or_malformed_gets_the_whole_answer(api, world, sent):
+    query = {"lat": HOTEL[0], "lng": HOTEL[1]}
+    first = api.get(LOOKUP, query)
+    etag = first["ETag"]
+    again = api.get(LOOKUP, query, HTTP_IF_NONE_MATCH=sent.format(etag=etag, bare=etag.strip('"')))
+    assert (again.status_code, again["ETag"]) == (200, etag)
+    assert again.content == first.content and ids(again) == reference(*HOTEL)
 
 
 def test_cors_allows_configured_origins_only(api, db, settings):

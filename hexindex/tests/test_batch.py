@@ -11,7 +11,6 @@ from hypothesis import strategies as st
 
 from areas.models import ServiceArea
 from areas.services import area_create
-from conftest import multipolygon, polygon, square
 from core.redis import breaker
 from hexindex import caches, redis_index
 from hexindex.batch import lookup_exact_many, lookup_many
@@ -19,7 +18,10 @@ from hexindex.build import index_areas
 from hexindex.exact import lookup_exact
 from hexindex.invalidation import areas_changed
 from hexindex.selectors import MAX_PENDING_CHECKS
-from hexindex.tests.test_selectors import PROPERTY, _geos, areas, geometry, ids, points_for, redis_reads
+from testing.areas import PROPERTY, areas, points_for, to_geos
+from testing.geo import multipolygon, polygon, square
+from testing.index import geometry, ids
+from testing.net import closed_port
 
 
 def forget_everything_seen(monkeypatch):
@@ -42,7 +44,7 @@ def test_a_batch_equals_the_exact_query_at_every_point(make_provider, shapes, se
         provider = make_provider()
         created = [
             area_create(
-                data={"provider": provider, "name": "x", "price": rng.choice(["1.00", "2.00"]), "geometry": _geos(s)}
+                data={"provider": provider, "name": "x", "price": rng.choice(["1.00", "2.00"]), "geometry": to_geos(s)}
             )
             for s in shapes
         ]
@@ -88,27 +90,30 @@ def grid(count: int) -> list[tuple[float, float]]:
     return points[:count]
 
 
-def test_a_cold_batch_of_100_costs_two_redis_reads_and_one_query(town, index_redis, monkeypatch):
+def test_a_cold_batch_of_100_costs_two_redis_reads_and_one_query(town, index_round_trips, monkeypatch):
+    lookup_many([(0.0, 0.0)])  # this thread's connection to Redis is open, and the live generation known
     forget_everything_seen(monkeypatch)
     points = grid(100)
-    reads = redis_reads(index_redis)
+    index_round_trips.reset()
     with CaptureQueriesContext(connection) as queries:
         answers = lookup_many(points)
     assert len(queries) == 1  # the outlines nobody has fetched yet, for every point at once
-    assert redis_reads(index_redis) - reads == 2  # the points; then results and outlines not seen yet
+    # Two reads (the points; then results and outlines not seen yet), and the outlines PostgreSQL gave shared with
+    # the other processes.
+    assert index_round_trips.first_commands == ["MULTI", "MULTI", "EVALSHA"], index_round_trips.sent
     assert [a.body for a in answers] == [lookup_exact(lat=lat, lng=lng).body for lat, lng in points]
     assert {a.source for a in answers} == {"index"}
     assert sum(a.exact_checks for a in answers) > 0
 
 
-def test_a_warm_batch_costs_one_redis_read_and_no_query(town, index_redis):
+def test_a_warm_batch_costs_one_redis_read_and_no_query(town, index_round_trips):
     on_outlines = ((40.64, -73.73), (40.5, -74.1), (40.6, -73.8), (40.9, -73.6))  # only PostGIS decides those
     points = [p for p in grid(100) if p not in on_outlines]
     lookup_many(points)  # outlines and results seen once
-    reads = redis_reads(index_redis)
+    index_round_trips.reset()
     with CaptureQueriesContext(connection) as queries:
         answers = lookup_many(points)
-    assert len(queries) == 0 and redis_reads(index_redis) - reads == 1
+    assert len(queries) == 0 and index_round_trips.count == 1, index_round_trips.sent
     assert [a.body for a in answers] == [lookup_exact(lat=lat, lng=lng).body for lat, lng in points]
 
 
@@ -142,7 +147,7 @@ def test_pending_areas_and_a_crowded_point_are_answered_in_the_same_single_query
 
 
 def test_without_redis_a_batch_is_one_exact_query(town, settings):
-    settings.HEXINDEX_REDIS_URL = "redis://127.0.0.1:1/0"  # nothing listens there
+    settings.HEXINDEX_REDIS_URL = f"redis://127.0.0.1:{closed_port()}/0"  # refused
     try:
         points = grid(30)
         with CaptureQueriesContext(connection) as queries:

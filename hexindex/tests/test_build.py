@@ -8,24 +8,24 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 
 from areas.models import ServiceArea
 from areas.services import area_create, area_update
-from conftest import feature, square
 from hexindex import cells, jobs, redis_index
 from hexindex.build import complete, index_areas, prepare
 from hexindex.invalidation import INDEX_UNAVAILABLE
 from hexindex.models import AreaIndex
 from hexindex.tasks import index_area
-from hexindex.tests.helpers import (
+from testing.geo import feature, square
+from testing.index import (
     EAST,
     WEST,
     cell_rows,
     claim_building,
-    closed_port,
     dirty_areas,
     geometry,
     is_indexed,
     records_of,
     redis_snapshot,
 )
+from testing.net import closed_port
 
 
 def test_build_is_queued_only_after_commit(client_for, make_provider, django_capture_on_commit_callbacks):

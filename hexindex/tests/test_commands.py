@@ -5,9 +5,9 @@ from io import StringIO
 from django.core.management import call_command
 
 from areas.models import ServiceArea
-from conftest import square
 from hexindex.models import indexed
-from hexindex.tests.helpers import is_indexed, live_at
+from testing.geo import square
+from testing.index import is_indexed, live_at
 
 
 def run(*args) -> str:

@@ -22,7 +22,6 @@ from shapely.geometry import Point, Polygon, box
 
 from areas.selectors import areas_covering
 from areas.services import area_create, area_update
-from conftest import multipolygon, polygon, square
 from core import redis_servers
 from core.redis import breaker, round_trips
 from hexindex import caches, codec, invalidation, redis_index
@@ -31,7 +30,8 @@ from hexindex.cells import MAX_RES
 from hexindex.exact import lookup_exact
 from hexindex.maintenance import rebuild_redis
 from hexindex.selectors import lookup
-from hexindex.tests.helpers import geometry
+from testing.geo import multipolygon, polygon, square
+from testing.index import geometry
 
 pytestmark = pytest.mark.django_db
 

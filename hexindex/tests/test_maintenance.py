@@ -5,22 +5,14 @@ from datetime import timedelta
 from django.utils import timezone
 
 from areas.models import ServiceArea
-from conftest import square
 from hexindex import cover, jobs, redis_index
 from hexindex.build import index_areas
 from hexindex.maintenance import rebuild_redis, sweep
 from hexindex.models import AreaIndex
 from hexindex.selectors import lookup
 from hexindex.tasks import index_area
-from hexindex.tests.helpers import (
-    EAST,
-    WEST,
-    age_registration,
-    claim_building,
-    is_indexed,
-    records_of,
-    redis_snapshot,
-)
+from testing.geo import square
+from testing.index import EAST, WEST, age_registration, claim_building, is_indexed, records_of, redis_snapshot
 
 FAR = square(-20.0, 40.0, 0.2)
 

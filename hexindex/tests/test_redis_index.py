@@ -7,7 +7,7 @@ import numpy as np
 
 from hexindex import codec, redis_index
 from hexindex.redis_index import APPLIED, TOKEN_MOVED, AreaUpdate
-from hexindex.tests.helpers import dirty_areas, drop_index
+from testing.index import dirty_areas, drop_index
 
 CELL = h3.latlng_to_cell(50.0, 10.0, 9)
 ANCHOR = codec.anchor_name(codec.parent(CELL, codec.ANCHOR_RES))

@@ -16,13 +16,14 @@ from django.db.backends.base.base import BaseDatabaseWrapper
 from django.test.utils import CaptureQueriesContext
 
 from areas.services import area_update
-from conftest import polygon, square
 from core import db
 from hexindex import caches
 from hexindex.batch import lookup_many
 from hexindex.exact import lookup_exact
 from hexindex.selectors import lookup
-from hexindex.tests.helpers import closed_port, geometry
+from testing.geo import polygon, square
+from testing.index import geometry
+from testing.net import closed_port
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

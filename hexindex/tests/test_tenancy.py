@@ -7,12 +7,13 @@ import orjson
 import pytest
 
 from areas.models import ServiceArea
-from conftest import feature, square
 from core.redis import breaker
 from hexindex import api as index
 from hexindex import invalidation, redis_index
 from hexindex.models import PendingMark
-from hexindex.tests.helpers import WEST, closed_port, live_at, pending_state, registered_cells
+from testing.geo import feature, square
+from testing.index import WEST, live_at, pending_state, registered_cells
+from testing.net import closed_port, free_port
 
 PROVIDERS = "/api/v1/providers/"
 AREAS = "/api/v1/service-areas/"
@@ -66,7 +67,7 @@ def test_an_unapproved_owner_can_write_while_redis_is_down_and_an_approved_one_c
 
 def test_editing_one_area_in_a_loop_keeps_one_copy_of_each_pending_cell(make_area, index_redis, builds_wait):
     from areas.services import area_update
-    from hexindex.tests.helpers import geometry
+    from testing.index import geometry
 
     area = make_area(square(10.0, 50.0, 0.2))
     shapes = [square(10.0, 50.0, 0.2), square(10.05, 50.05, 0.2)]
@@ -78,6 +79,7 @@ def test_editing_one_area_in_a_loop_keeps_one_copy_of_each_pending_cell(make_are
     assert len(members) == len(cells)
 
 
+@pytest.mark.timeout(600)  # about a minute alone; several on a machine shared with other runs
 def test_public_lookups_stay_on_the_index_while_accounts_rename_and_edit_in_a_loop(
     api, client_for, make_provider, make_area, index_all, monkeypatch, settings
 ):
@@ -229,7 +231,7 @@ def full_redis(settings, tmp_path):
 
     import redis
 
-    port = closed_port()
+    port = free_port()
     server = subprocess.Popen(
         ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
          "--dir", str(tmp_path), "--maxmemory-policy", "noeviction"],
@@ -261,7 +263,7 @@ def full_redis(settings, tmp_path):
 
 
 def test_a_full_redis_keeps_lookups_exact_limits_on_and_revocations_possible(
-    api, client_for, make_user, make_area, index_all, full_redis, settings
+    api, client_for, make_user, make_area, index_all, full_redis, settings, rate_clock
 ):
     from partners.models import Partner
     from partners.services import key_create

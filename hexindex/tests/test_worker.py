@@ -2,57 +2,26 @@
 it is written, becomes `ready` once the worker has indexed it, and is still found; likewise for an update and a
 delete."""
 
-import os
-import subprocess
-import sys
 import time
 
 import pytest
 from django.conf import settings
-from django.db import connection
 
-from conftest import feature, square
-from hexindex.tests.helpers import live_at
+from testing.geo import feature
+from testing.index import EAST, WEST, live_at
+from testing.worker import celery_worker
 from worker.celery import QUEUES
 from worker.celery import app as celery_app
 
-pytestmark = [pytest.mark.worker, pytest.mark.django_db(transaction=True)]
-
-WEST = square(10.0, 50.0, 0.2)
-EAST = square(12.0, 50.0, 0.2)
+# A worker starts in a few seconds, and each wait below gives up after a minute with its log: room for both.
+pytestmark = [pytest.mark.worker, pytest.mark.django_db(transaction=True), pytest.mark.timeout(300)]
 
 
 @pytest.fixture
 def worker(tmp_path):
-    """A worker on the test broker and the test database, and tasks published to it (not run in-process)."""
-    import redis
-
-    redis.Redis.from_url(settings.CELERY_BROKER_URL).flushdb()
-    env = {
-        **os.environ,
-        "DJANGO_SETTINGS_MODULE": "project.settings.test",
-        "TEST_DATABASE_NAME": connection.settings_dict["NAME"],
-        "CELERY_TASK_ALWAYS_EAGER": "false",
-    }
-    log = tmp_path / "worker.log"
-    process = subprocess.Popen(
-        [sys.executable, "-m", "celery", "-A", "worker", "worker", "--pool", "solo", "-Q", "index,maintenance",
-         "--without-heartbeat", "--without-gossip", "--without-mingle", "--loglevel", "INFO"],
-        cwd=settings.BASE_DIR, env=env, stdout=log.open("w"), stderr=subprocess.STDOUT,
-    )  # fmt: skip
-    eager = celery_app.conf.task_always_eager
-    celery_app.conf.task_always_eager = False
-    try:
-        deadline = time.monotonic() + 60
-        while "ready." not in log.read_text():
-            assert process.poll() is None, log.read_text()
-            assert time.monotonic() < deadline, log.read_text()
-            time.sleep(0.2)
+    """A worker on the index queues; tasks published to it (not run in-process)."""
+    with celery_worker(tmp_path / "worker.log", queues="index,maintenance") as log:
         yield log
-    finally:
-        celery_app.conf.task_always_eager = eager
-        process.terminate()
-        process.wait(timeout=30)
 
 
 def wait_for(predicate, log, timeout=60):
@@ -121,7 +90,7 @@ def test_beat_can_send_every_scheduled_task_to_the_broker():
 def _area_behind_the_services_back(make_provider):
     """An area the index has not heard of: no task was queued for it."""
     from areas.models import ServiceArea
-    from hexindex.tests.helpers import geometry
+    from testing.index import geometry
 
     return ServiceArea.objects.create(provider=make_provider(), name="W", price="5", geometry=geometry(WEST))
 

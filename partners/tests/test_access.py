@@ -7,11 +7,12 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from conftest import square
-from hexindex.tests.helpers import drop_index
 from partners import keys, limits, usage
 from partners.models import KeyUsage, Partner, PartnerKey
 from partners.services import key_create
+from testing.geo import square
+from testing.index import drop_index
+from testing.net import SilentServer, closed_port
 
 LOOKUP = "/api/v1/lookup/"
 BATCH = "/api/v1/lookup/batch/"
@@ -22,8 +23,9 @@ AIRPORT = {"lat": 40.6413, "lng": -73.7781}
 
 
 @pytest.fixture(autouse=True)
-def fresh_process(monkeypatch):
-    """Each test as a new web process: no keys remembered, no Redis pause."""
+def fresh_process(monkeypatch, rate_clock):
+    """Each test as a new web process: no keys remembered, no Redis pause; and at the start of a one-minute rate
+    window (rate_clock), so that no test's counts are split across two windows."""
     keys.forget_all()
     limits.forget_all()
 
@@ -62,7 +64,7 @@ def test_a_key_gets_its_own_limit_then_429_with_retry_after(api, airport, make_k
     assert remaining == ["2", "1", "0"]
     refused = api.get(LOOKUP, AIRPORT, HTTP_X_API_KEY=key)
     assert refused.status_code == 429 and refused.json()["code"] == "rate_limited"
-    assert 1 <= int(refused["Retry-After"]) <= 60
+    assert int(refused["Retry-After"]) == 60  # the clock stands at the start of the window
     assert lookup_ids(api.get(LOOKUP, AIRPORT, HTTP_X_API_KEY=other)) == [airport.id]  # its own budget
     assert lookup_ids(api.get(LOOKUP, AIRPORT, HTTP_AUTHORIZATION=f"Api-Key {other}")) == [airport.id]
 
@@ -254,7 +256,7 @@ def test_a_flush_that_fails_keeps_its_counts_for_the_next_one(make_key, monkeypa
 def test_without_redis_each_process_keeps_its_share_of_the_limits_and_counts_usage(api, airport, make_key, settings):
     settings.LOOKUP_ANONYMOUS_RATE_PER_MINUTE = 2
     settings.RATE_LIMIT_FALLBACK_SHARE = 0.5
-    settings.HEXINDEX_REDIS_URL = "redis://127.0.0.1:1/0"  # nothing listens there: PostGIS answers
+    settings.HEXINDEX_REDIS_URL = f"redis://127.0.0.1:{closed_port()}/0"  # refused: PostGIS answers
     record, key = make_key(rate=4)
     answered = [api.get(LOOKUP, AIRPORT, HTTP_X_API_KEY=key) for _ in range(3)]
     assert [r.status_code for r in answered] == [200, 200, 429]
@@ -368,30 +370,39 @@ def test_past_its_limit_a_caller_is_refused_before_any_lookup(api, airport, make
     assert (stored.lookups, stored.throttled) == (1, 4)
 
 
+def test_a_refused_caller_is_admitted_again_when_the_next_window_starts(api, airport, make_key, rate_clock):
+    _, key = make_key(rate=1)
+    assert api.get(LOOKUP, AIRPORT, HTTP_X_API_KEY=key).status_code == 200
+    rate_clock.advance(59)
+    refused = api.get(LOOKUP, AIRPORT, HTTP_X_API_KEY=key)
+    assert (refused.status_code, refused["Retry-After"]) == (429, "1")  # the same window, one second left
+    rate_clock.next_window()
+    admitted = api.get(LOOKUP, AIRPORT, HTTP_X_API_KEY=key)
+    assert (admitted.status_code, admitted["X-RateLimit-Remaining"]) == (200, "0")
+    assert lookup_ids(admitted) == [airport.id]
+
+
 def test_a_silent_redis_costs_one_timeout_not_two(api, airport, make_key, settings):
-    import socket
     import time
 
     _, key = make_key(rate=16)  # its share without Redis: 4 a minute in this process
-    silent = socket.socket()  # accepts connections and never answers
-    silent.bind(("127.0.0.1", 0))
-    silent.listen(16)
-    settings.HEXINDEX_REDIS_URL = f"redis://127.0.0.1:{silent.getsockname()[1]}/0"
     settings.HEXINDEX_LOOKUP_TIMEOUT = 0.5
-    try:
-        started = time.perf_counter()
+    settings.REDIS_SOCKET_TIMEOUT = 30.0  # what any other Redis client of the process would wait
+    settings.HEXINDEX_BREAKER_SECONDS = 60.0  # open for the whole test, however slow the machine
+    with SilentServer() as silent:  # accepts connections and never answers
+        settings.HEXINDEX_REDIS_URL = silent.url()
+        started = time.monotonic()
         assert lookup_ids(api.get(LOOKUP, AIRPORT, HTTP_X_API_KEY=key)) == [airport.id]
-        first = time.perf_counter() - started
-        started = time.perf_counter()
+        first = time.monotonic() - started
+        # One connection, so one timeout: the rate limit did not try again with a round trip of its own.
+        assert silent.connections() == 1
+        # The lookup's own timeout applied (0.5 s), not another client's (30 s): a generous bound, far below that.
+        assert first < 10.0, first
         for _ in range(3):
             assert lookup_ids(api.get(LOOKUP, AIRPORT, HTTP_X_API_KEY=key)) == [airport.id]
-        later = (time.perf_counter() - started) / 3
-        assert first < 0.9, first  # the lookup's timeout only (two would be 1 s)
-        assert later < 0.15, later  # then neither waits
         # ... and the limit still holds, counted in this process
         assert api.get(LOOKUP, AIRPORT, HTTP_X_API_KEY=key).status_code == 429
-    finally:
-        silent.close()
+        assert silent.connections() == 1  # then neither waits: nothing tried Redis again
 
 
 def test_refusals_are_counted_not_logged_one_by_one(api, airport, settings, caplog):
@@ -405,7 +416,7 @@ def test_refusals_are_counted_not_logged_one_by_one(api, airport, settings, capl
 def test_reading_usage_needs_no_redis(api, airport, make_key, settings):
     _, key = make_key()
     api.get(LOOKUP, AIRPORT, HTTP_X_API_KEY=key)
-    settings.HEXINDEX_REDIS_URL = "redis://127.0.0.1:1/0"  # nothing listens there
+    settings.HEXINDEX_REDIS_URL = f"redis://127.0.0.1:{closed_port()}/0"  # refused
     response = api.get(USAGE, HTTP_X_API_KEY=key)
     assert response.status_code == 200
     assert [row["lookups"] for row in response.json()] == [1]

@@ -12,12 +12,12 @@ from playwright.sync_api import expect
 
 from areas.models import ServiceArea
 from areas.services import area_update
-from conftest import feature, polygon, square
 from hexindex.build import index_areas
 from portal.tests.browser import PASSWORD
 from providers.fields import PHONE_NOT_INTERNATIONAL
 from providers.models import Provider
 from providers.services import provider_update
+from testing.geo import feature, polygon, square
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 

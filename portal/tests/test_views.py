@@ -9,7 +9,7 @@ import pytest
 from django.contrib.staticfiles import finders
 from django.test import Client
 
-from conftest import feature, square
+from testing.geo import feature, square
 
 PASSWORD = "a long test passphrase"  # conftest's make_user
 SCRIPT_OR_STYLE = re.compile(r'<(?:script[^>]*src|link[^>]*href)="([^"]+)"')

@@ -1,5 +1,6 @@
-"""`make test`: the same PostgreSQL cluster and Redis server as `make run`, but a separate database (the
-test runner creates `test_servicearea`) and separate Redis databases, so both can run side by side."""
+"""Tests: a database of their own (the test runner creates `test_servicearea`) and Redis databases of their own.
+`make test` also runs them on a PostgreSQL cluster and a Redis server of its own (ops/test-services.sh), so nothing
+else on the machine can disturb them; pytest run by hand uses the servers in .env (those of `make run`)."""
 
 from .base import *  # noqa: F403
 from .base import REDIS_URL, env

@@ -3,7 +3,6 @@ Django secret key nor the database credentials, and it reaches the same broker a
 
 import json
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -14,6 +13,7 @@ from base64 import b64encode
 import pytest
 from django.conf import settings
 
+from testing.net import free_port
 from worker import flower
 from worker.celery import QUEUES, app
 
@@ -78,12 +78,6 @@ def test_the_flower_app_loads_neither_django_settings_nor_the_project():
     assert json.loads(result.stdout) == ["redis://127.0.0.1:6379/0", []]
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def _get(url: str, *, auth: str | None = None) -> tuple[int, str]:
     request = urllib.request.Request(url)
     if auth:
@@ -96,7 +90,7 @@ def _get(url: str, *, auth: str | None = None) -> tuple[int, str]:
 
 
 def test_flower_serves_with_the_broker_url_and_its_password_alone(tmp_path):
-    port = _free_port()
+    port = free_port()
     log = tmp_path / "flower.log"
     # What the ECS task gets, in its local form: the image's settings module, which demands DJANGO_SECRET_KEY, but
     # no DJANGO_SECRET_KEY, no DB_* and no .env file.

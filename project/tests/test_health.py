@@ -1,19 +1,14 @@
 """Health endpoint against the real stores, and with PostgreSQL or Redis unreachable."""
 
 import logging
-import socket
 
 import pytest
 from django.db import OperationalError, connection
 
+from testing.net import closed_port
+
 # What a failing PostgreSQL connection says: host names and addresses the public must not see.
 POSTGRES_ERROR = 'could not connect to server: Connection refused\n\tIs the server running on host "db.internal"?'
-
-
-def _closed_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def test_health_is_ok_when_postgres_and_redis_answer(api, db, make_area, index_all):
@@ -35,7 +30,7 @@ def _refuse_queries(execute, sql, params, many, context):
 
 
 def test_health_is_503_naming_redis_when_it_is_down_and_logs_why(api, db, settings, caplog):
-    port = _closed_port()
+    port = closed_port()
     settings.HEXINDEX_REDIS_URL = f"redis://127.0.0.1:{port}/0"
     with caplog.at_level(logging.WARNING, logger="project.health"):
         response = api.get("/health/")
@@ -131,7 +126,7 @@ OUTSIDE = "203.0.113.9"  # neither loopback nor in HEALTH_DETAIL_ALLOWED_NETWORK
 def test_health_tells_anyone_the_status_and_which_dependency_fails_but_no_figures(api, db, settings, make_area):
     make_area({"type": "Polygon", "coordinates": [[[0, 0], [1, 0], [1, 1], [0, 0]]]})
     assert api.get("/health/", REMOTE_ADDR=OUTSIDE).json() == {"status": "ok", "postgres": "ok", "redis": "ok"}
-    settings.HEXINDEX_REDIS_URL = f"redis://127.0.0.1:{_closed_port()}/0"
+    settings.HEXINDEX_REDIS_URL = f"redis://127.0.0.1:{closed_port()}/0"
     response = api.get("/health/", REMOTE_ADDR=OUTSIDE)
     assert response.status_code == 503
     assert response.json() == {"status": "unavailable", "postgres": "ok", "redis": "unavailable"}

@@ -5,9 +5,10 @@ import re
 import pytest
 from prometheus_client import CONTENT_TYPE_LATEST
 
-from conftest import square
 from hexindex import redis_index
-from hexindex.tests.helpers import drop_index
+from testing.geo import square
+from testing.index import drop_index
+from testing.net import SilentServer, closed_port
 
 LOOKUP = "/api/v1/lookup/"
 
@@ -57,7 +58,7 @@ def test_the_index_state_is_reported(client, make_area, index_all):
 
 
 def test_the_circuit_state_is_reported(api, client, db, settings):
-    settings.HEXINDEX_REDIS_URL = "redis://127.0.0.1:1/0"  # nothing listens there
+    settings.HEXINDEX_REDIS_URL = f"redis://127.0.0.1:{closed_port()}/0"  # refused
     api.get(LOOKUP, {"lat": 1.0, "lng": 2.0})
     assert scrape(client)["servicearea_redis_circuit_open"] == 1
 
@@ -92,7 +93,7 @@ def test_lookup_counts_go_to_cloudwatch_as_embedded_metrics_once_a_minute(settin
     assert counter.counts == {"indexed": 0, "postgis": 0, "error": 0}
 
 
-def test_rate_limited_requests_and_batch_points_are_counted(api, client, make_area, index_all, settings):
+def test_rate_limited_requests_and_batch_points_are_counted(api, client, make_area, index_all, settings, rate_clock):
     make_area(square(10.0, 50.0, 0.5))
     index_all()
     settings.LOOKUP_ANONYMOUS_RATE_PER_MINUTE = 3
@@ -128,7 +129,7 @@ def test_the_memory_of_the_index_redis_is_reported(client, db, redis_limit):
 
 
 def test_metrics_answer_without_the_redis_memory_while_redis_is_down(client, db, settings):
-    settings.HEXINDEX_REDIS_URL = "redis://127.0.0.1:1/0"  # nothing listens there
+    settings.HEXINDEX_REDIS_URL = f"redis://127.0.0.1:{closed_port()}/0"  # refused
     values = scrape(client)
     assert "servicearea_redis_used_memory_bytes" not in values
     assert "servicearea_redis_maxmemory_bytes" not in values
@@ -136,24 +137,19 @@ def test_metrics_answer_without_the_redis_memory_while_redis_is_down(client, db,
 
 
 def test_a_silent_redis_holds_the_memory_reading_for_a_short_timeout_only(db, settings):
-    import socket
     import threading
-    import time
 
     from project.metrics import REDIS_MEMORY_TIMEOUT, RedisMemoryCollector
 
-    silent = socket.socket()  # accepts connections (the kernel does) and never answers
-    silent.bind(("127.0.0.1", 0))
-    silent.listen(16)
-    settings.HEXINDEX_REDIS_URL = f"redis://127.0.0.1:{silent.getsockname()[1]}/0"
+    settings.REDIS_SOCKET_TIMEOUT = 30.0  # what the process's other Redis clients would wait
     read = []
-    try:
-        started = time.perf_counter()
+    with SilentServer() as silent:  # accepts connections (the kernel does) and never answers
+        settings.HEXINDEX_REDIS_URL = silent.url()
         reader = threading.Thread(target=lambda: read.append(list(RedisMemoryCollector().collect())), daemon=True)
         reader.start()
-        reader.join(timeout=5)
+        # The behaviour is a time bound: REDIS_MEMORY_TIMEOUT (0.5 s), where the other clients would wait 30 s and a
+        # client without a timeout forever. Generous, for a loaded machine, and far below those.
+        reader.join(timeout=REDIS_MEMORY_TIMEOUT + 5.0)
         assert not reader.is_alive(), "the memory reading waited on a silent Redis"
-        assert read == [[]]
-        assert time.perf_counter() - started < REDIS_MEMORY_TIMEOUT + 0.5
-    finally:
-        silent.close()
+        assert read == [[]]  # nothing reported; the scrape goes on
+        assert silent.connections() == 1  # one attempt, so one timeout

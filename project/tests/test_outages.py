@@ -1,11 +1,13 @@
 """A PostgreSQL outage (or a query over the statement timeout) is a JSON 503 naming it on every path, never a
 500 or an HTML page; and the service answers again as soon as the database does."""
 
+import psycopg2
 import pytest
 from django.db import OperationalError, connection
 
-from conftest import square
-from hexindex.tests.helpers import drop_index
+from testing.geo import square
+from testing.index import drop_index
+from testing.net import closed_port
 
 LOOKUP = "/api/v1/lookup/"
 
@@ -40,6 +42,63 @@ def test_a_lookup_answered_by_redis_alone_still_answers(api, make_area, index_al
         response = api.get(LOOKUP, {"lat": 40.6413, "lng": -73.7781})
     assert response.status_code == 200
     assert [r["id"] for r in response.json()["results"]] == [area.id]
+
+
+@pytest.mark.django_db(transaction=True)  # the test's own connection is closed and reopened: no test transaction
+def test_a_database_that_refuses_connections_is_a_503_and_the_service_answers_when_it_is_back(
+    api, client_for, make_user, make_area
+):
+    """A real refused connection (the database's address, with nothing listening there), not a wrapper: every path
+    answers the JSON 503 without naming the address, and the next requests after it is back are answered."""
+    from hexindex import redis_index
+
+    client = client_for(make_user())
+    area = make_area(square(-73.78, 40.64, 0.5))
+    redis_index.client().delete(redis_index.GEN_KEY)  # no index in Redis: the lookup needs PostGIS
+    real_port = connection.settings_dict["PORT"]
+    refused_port = closed_port()
+    connection.close()
+    connection.settings_dict["PORT"] = refused_port
+    try:
+        for response in (
+            client.get("/api/v1/providers/"),
+            client.get("/api/v1/service-areas/"),
+            api.get(LOOKUP, {"lat": 40.6413, "lng": -73.7781}),
+            api.post("/api/v1/auth/token/", {"username": "a", "password": "b"}, format="json"),
+        ):
+            assert_database_503(response)
+            assert str(refused_port) not in response.content.decode()
+        with pytest.raises(OperationalError, match="refused"):
+            connection.ensure_connection()  # it was a refused connection
+    finally:
+        connection.close()
+        connection.settings_dict["PORT"] = real_port
+    assert [p["id"] for p in client.get("/api/v1/providers/").json()["results"]] == [area.provider_id]
+    found = api.get(LOOKUP, {"lat": 40.6413, "lng": -73.7781})
+    assert found.status_code == 200 and [r["id"] for r in found.json()["results"]] == [area.id]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_connection_the_database_drops_mid_session_is_a_503_then_a_new_one_is_made(api, client_for, make_user):
+    """What a database restart does to the connections it had: the request that finds its connection dropped is a
+    JSON 503; the connection is then discarded (as the WSGI handler does at the end of every request) and the next
+    request connects again."""
+    from django.db import close_old_connections
+
+    client = client_for(make_user())
+    assert client.get("/api/v1/providers/").status_code == 200
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_backend_pid()")
+        pid = cursor.fetchone()[0]
+    with psycopg2.connect(**connection.get_connection_params()) as other, other.cursor() as cursor:
+        cursor.execute("SELECT pg_terminate_backend(%s)", [pid])
+        assert cursor.fetchone()[0] is True
+    assert_database_503(client.get("/api/v1/providers/"))
+    close_old_connections()  # request_finished: a connection that failed is closed
+    assert client.get("/api/v1/providers/").status_code == 200
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_backend_pid()")
+        assert cursor.fetchone()[0] != pid
 
 
 @pytest.mark.parametrize("debug", [False, True])
@@ -89,12 +148,28 @@ def test_a_query_over_the_statement_timeout_is_a_503(client_for, make_user):
         assert_database_503(client.get("/api/v1/providers/"))
 
 
-def test_web_processes_get_a_statement_timeout(monkeypatch):
-    import importlib
+def test_web_processes_get_a_statement_timeout_and_pass_on_no_setting():
+    """project.wsgi gives the web process's database connections a statement timeout, and leaves the environment
+    as it found it: a process started from one that imported it (a test's worker, which runs long index builds)
+    inherits no timeout. Checked in a fresh interpreter, whose environment holds none to begin with."""
+    import json
     import os
+    import subprocess
+    import sys
 
-    monkeypatch.delenv("DB_STATEMENT_TIMEOUT_MS", raising=False)
-    import project.wsgi
+    from django.conf import settings
 
-    importlib.reload(project.wsgi)
-    assert int(os.environ["DB_STATEMENT_TIMEOUT_MS"]) > 0
+    environment = {name: value for name, value in os.environ.items() if name != "DB_STATEMENT_TIMEOUT_MS"}
+    environment["DJANGO_SETTINGS_MODULE"] = "project.settings.test"
+    code = (
+        "import json, os, project.wsgi; from django.conf import settings; "
+        "print(json.dumps([settings.DATABASES['default']['OPTIONS'].get('options'), "
+        "os.environ.get('DB_STATEMENT_TIMEOUT_MS')]))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], env=environment, cwd=settings.BASE_DIR, capture_output=True, text=True
+    )
+    assert result.returncode == 0, result.stderr
+    options, left_in_environment = json.loads(result.stdout.splitlines()[-1])
+    assert options == "-c statement_timeout=10000"
+    assert left_in_environment is None

@@ -31,7 +31,7 @@ def test_the_index_backlog_goes_to_cloudwatch_for_the_alarms(db, make_area, sett
 
     monkeypatch.setattr(boto3, "client", lambda name: CloudWatch())
     settings.CLOUDWATCH_METRICS_NAMESPACE = "stack/Celery"
-    from conftest import square
+    from testing.geo import square
 
     make_area(square(1.0, 2.0, 0.1))  # pending until built
     figures = publish_queue_depth()

@@ -5,11 +5,11 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
 from areas.models import ServiceArea
-from conftest import square
 from providers.fields import PHONE_INVALID, PHONE_NOT_INTERNATIONAL
 from providers.models import Provider
 from providers.permissions import IsProviderManagerOrReadOnly
 from providers.serializers import EMAIL_TAKEN
+from testing.geo import square
 
 URL = "/api/v1/providers/"
 VALID = {
@@ -37,13 +37,13 @@ def owner(make_user):
 
 
 @pytest.fixture
-def client(client_for, owner):
+def owner_client(client_for, owner):
     return client_for(owner)
 
 
-def test_create_normalises_and_returns_the_provider(client, owner):
+def test_create_normalises_and_returns_the_provider(owner_client, owner):
     body = {**VALID, "email": "Dispatch@ACME.Example", "language": "EN", "currency": "usd"}
-    response = client.post(URL, body, format="json")
+    response = owner_client.post(URL, body, format="json")
 
     assert response.status_code == 201, response.json()
     data = response.json()
@@ -55,34 +55,34 @@ def test_create_normalises_and_returns_the_provider(client, owner):
     assert Provider.objects.get(pk=data["id"]).owner == owner
 
 
-def test_retrieve_update_and_patch(client):
-    provider_id = client.post(URL, VALID, format="json").json()["id"]
-    assert client.get(detail(provider_id)).json()["name"] == "Acme Shuttles"
+def test_retrieve_update_and_patch(owner_client):
+    provider_id = owner_client.post(URL, VALID, format="json").json()["id"]
+    assert owner_client.get(detail(provider_id)).json()["name"] == "Acme Shuttles"
 
     replaced = {**VALID, "name": "Acme Transfers", "phone_number": "+44 20 7946 0958", "currency": "GBP"}
-    response = client.put(detail(provider_id), replaced, format="json")
+    response = owner_client.put(detail(provider_id), replaced, format="json")
     assert response.status_code == 200, response.json()
     assert response.json()["phone_number"] == "+442079460958"
 
-    response = client.patch(detail(provider_id), {"language": "fr"}, format="json")
+    response = owner_client.patch(detail(provider_id), {"language": "fr"}, format="json")
     assert response.status_code == 200
     provider = Provider.objects.get(pk=provider_id)
     assert (provider.name, provider.language, provider.currency) == ("Acme Transfers", "fr", "GBP")
 
 
-def test_owner_is_read_only(client, make_user, owner):
+def test_owner_is_read_only(owner_client, make_user, owner):
     other = make_user()
-    response = client.post(URL, {**VALID, "owner": other.id}, format="json")
+    response = owner_client.post(URL, {**VALID, "owner": other.id}, format="json")
     assert Provider.objects.get(pk=response.json()["id"]).owner == owner
 
 
-def test_delete_removes_the_provider_and_its_areas(client, owner, make_area, make_provider):
+def test_delete_removes_the_provider_and_its_areas(owner_client, owner, make_area, make_provider):
     provider = make_provider(owner=owner)
     make_area(square(10, 50, 1), provider=provider)
     make_area(square(11, 51, 1), provider=provider)
     kept = make_area(square(12, 52, 1))
 
-    assert client.delete(detail(provider.id)).status_code == 204
+    assert owner_client.delete(detail(provider.id)).status_code == 204
     assert not Provider.objects.filter(pk=provider.id).exists()
     assert list(ServiceArea.objects.values_list("id", flat=True)) == [kept.id]
 
@@ -105,51 +105,51 @@ def test_delete_removes_the_provider_and_its_areas(client, owner, make_area, mak
         ("name", "x" * 201, "200 characters"),
     ],
 )
-def test_bad_input_is_a_400_naming_the_field_and_stores_nothing(client, field, value, message):
+def test_bad_input_is_a_400_naming_the_field_and_stores_nothing(owner_client, field, value, message):
     before = snapshot()
-    response = client.post(URL, {**VALID, field: value}, format="json")
+    response = owner_client.post(URL, {**VALID, field: value}, format="json")
     assert response.status_code == 400
     assert any(message in error for error in response.json()[field]), response.json()
     assert snapshot() == before
 
 
-def test_email_is_unique_among_your_providers_ignoring_case(client, owner, make_provider):
+def test_email_is_unique_among_your_providers_ignoring_case(owner_client, owner, make_provider):
     make_provider(owner=owner, email="dispatch@acme.example")
     before = snapshot()
-    response = client.post(URL, {**VALID, "email": "DISPATCH@acme.example"}, format="json")
+    response = owner_client.post(URL, {**VALID, "email": "DISPATCH@acme.example"}, format="json")
     assert response.status_code == 400
     assert response.json()["email"] == [EMAIL_TAKEN]
     assert snapshot() == before
 
 
-def test_creating_a_provider_does_not_reveal_whether_another_user_uses_the_email(client, make_provider):
+def test_creating_a_provider_does_not_reveal_whether_another_user_uses_the_email(owner_client, make_provider):
     make_provider(email="dispatch@acme.example")  # someone else's
-    assert client.post(URL, {**VALID, "email": "dispatch@acme.example"}, format="json").status_code == 201
+    assert owner_client.post(URL, {**VALID, "email": "dispatch@acme.example"}, format="json").status_code == 201
 
 
-def test_keeping_your_own_email_on_update_is_fine(client):
-    provider_id = client.post(URL, VALID, format="json").json()["id"]
-    assert client.put(detail(provider_id), VALID, format="json").status_code == 200
+def test_keeping_your_own_email_on_update_is_fine(owner_client):
+    provider_id = owner_client.post(URL, VALID, format="json").json()["id"]
+    assert owner_client.put(detail(provider_id), VALID, format="json").status_code == 200
 
 
-def test_list_filters(client, make_provider):
+def test_list_filters(owner_client, make_provider):
     acme = make_provider(name="Acme Shuttles", language="en", currency="USD")
     make_provider(name="Sakura Taxi", language="ja", currency="JPY")
     tokyo = make_provider(name="Tokyo Acme", language="ja", currency="JPY")
 
     def ids(**params):
-        return [p["id"] for p in client.get(URL, params).json()["results"]]
+        return [p["id"] for p in owner_client.get(URL, params).json()["results"]]
 
     assert ids(name="acme") == [acme.id, tokyo.id]
     assert ids(language="ja", name="acme") == [tokyo.id]
     assert ids(currency="USD") == [acme.id]
-    assert client.get(URL, {"currency": "XYZ"}).status_code == 400
+    assert owner_client.get(URL, {"currency": "XYZ"}).status_code == 400
 
 
-def test_list_is_paginated(client, make_provider):
+def test_list_is_paginated(owner_client, make_provider):
     for _ in range(3):
         make_provider()
-    page = client.get(URL, {"page_size": 2}).json()
+    page = owner_client.get(URL, {"page_size": 2}).json()
     assert page["count"] == 3
     assert len(page["results"]) == 2
     assert page["next"]
@@ -196,26 +196,26 @@ def test_staff_can_change_any_provider(client_for, make_user, make_provider):
     assert staff.delete(detail(provider.id)).status_code == 204
 
 
-def test_list_query_count_does_not_grow_with_providers(client, make_provider):
+def test_list_query_count_does_not_grow_with_providers(owner_client, make_provider):
     make_provider()
     with CaptureQueriesContext(connection) as few:
-        client.get(URL)
+        owner_client.get(URL)
     for _ in range(10):
         make_provider()
     with CaptureQueriesContext(connection) as many:
-        client.get(URL)
+        owner_client.get(URL)
     assert len(few) == len(many) == 4  # token (knox: the token, then the user's others to tidy), count, page
 
 
 def test_codes_in_filters_forgive_letter_case_and_a_bad_boolean_is_a_400(client_for, make_user, make_provider):
     gbp = make_provider(currency="GBP", language="en")
     make_provider(currency="USD", language="es")
-    client = client_for(make_user(staff=True))
-    assert [p["id"] for p in client.get("/api/v1/providers/", {"currency": "gbp"}).json()["results"]] == [gbp.id]
-    english = client.get("/api/v1/providers/", {"language": "EN"}).json()["results"]
+    staff_client = client_for(make_user(staff=True))
+    assert [p["id"] for p in staff_client.get("/api/v1/providers/", {"currency": "gbp"}).json()["results"]] == [gbp.id]
+    english = staff_client.get("/api/v1/providers/", {"language": "EN"}).json()["results"]
     assert [p["id"] for p in english] == [gbp.id]
     for bad in ({"approved": "maybe"}, {"review_pending": "yes please"}, {"currency": "GBX"}):
-        response = client.get("/api/v1/providers/", bad)
+        response = staff_client.get("/api/v1/providers/", bad)
         assert response.status_code == 400 and set(response.json()) == set(bad), response.content
 
 

@@ -4,10 +4,10 @@ import orjson
 import pytest
 
 from areas.models import ServiceArea
-from conftest import feature, square
 from hexindex import redis_index
-from hexindex.tests.helpers import records_of
 from providers.models import Provider
+from testing.geo import feature, square
+from testing.index import records_of
 
 PROVIDERS = "/api/v1/providers/"
 AREAS = "/api/v1/service-areas/"

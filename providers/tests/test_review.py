@@ -3,7 +3,7 @@
 import pytest
 
 from hexindex import redis_index
-from hexindex.tests.helpers import WEST
+from testing.index import WEST
 
 PROVIDERS = "/api/v1/providers/"
 LOOKUP = "/api/v1/lookup/"

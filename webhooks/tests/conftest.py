@@ -5,8 +5,8 @@ import itertools
 import pytest
 from rest_framework.test import APIClient
 
-from conftest import square
 from partners.models import Partner, PartnerKey
+from testing.geo import square
 from webhooks.services import webhook_create
 from webhooks.tests.helpers import Receiver
 

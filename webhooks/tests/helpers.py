@@ -1,6 +1,6 @@
 """Test helpers for webhooks (import them; fixtures are in conftest.py): a local receiver (plain or TLS), one that
 trickles its answer, a self-signed certificate, a resolver that answers what a test says, the partner-side
-signature check as README documents it, and waiting for the change feed to list what was just committed."""
+signature check as README documents it, and the cursors the change feed lists."""
 
 import hashlib
 import hmac
@@ -15,7 +15,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 from areas.changes import changes_since
-from areas.tests.feed import feed_settled
+from testing.feed import feed_settled
 
 
 @dataclass(frozen=True)
@@ -32,7 +32,8 @@ class Received:
 class Receiver:
     """An HTTP server on 127.0.0.1 (or `host`; an ephemeral port unless `port`), in a thread, that records every
     request and the most it was answering at once. It answers with the given statuses in turn, then `then`; `delay`
-    seconds before answering. With `tls` (a Certificate) it speaks HTTPS."""
+    seconds before answering, and, given a `hold` (threading.Event), not before it is set. `answered` counts the
+    answers sent. With `tls` (a Certificate) it speaks HTTPS."""
 
     def __init__(
         self,
@@ -44,8 +45,10 @@ class Receiver:
         host: str = "127.0.0.1",
         port: int = 0,
         tls: "Certificate | None" = None,
+        hold: threading.Event | None = None,
     ):
         self.requests: list[Received] = []
+        self.hold, self.answered = hold, 0
         self.statuses = list(statuses)
         self.then, self.delay, self.headers = then, delay, headers or {}
         self.in_flight = self.most_in_flight = 0
@@ -67,6 +70,8 @@ class Receiver:
                 body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
                 receiver.requests.append(Received(self.path, dict(self.headers.items()), body))
                 status = receiver.statuses.pop(0) if receiver.statuses else receiver.then
+                if receiver.hold is not None:
+                    receiver.hold.wait(60)
                 time.sleep(receiver.delay)
                 answer = b"" if 200 <= status < 300 else b"receiver says no"
                 self.send_response(status)
@@ -75,6 +80,8 @@ class Receiver:
                 self.send_header("Content-Length", str(len(answer)))
                 self.end_headers()
                 self.wfile.write(answer)
+                with receiver._count:
+                    receiver.answered += 1
 
             def log_message(self, *args):
                 pass
@@ -183,19 +190,22 @@ def self_signed_certificate(directory: Path, *names: str) -> Certificate:
 
 class FakeDNS:
     """socket.getaddrinfo for the given names (each a list of answers, one per lookup, the last one repeated); any
-    other name is looked up for real. `lookups` counts the lookups of each faked name; `delay` makes them slow."""
+    other name is looked up for real. `lookups` counts the lookups of each faked name (as they start), `answered`
+    the faked lookups that have returned; `delay` makes them slow."""
 
     def __init__(self, monkeypatch, answers: dict[str, list[str]], *, delay: float = 0.0):
         self.answers, self.delay = answers, delay
         self.lookups: dict[str, int] = dict.fromkeys(answers, 0)
+        self.answered = 0
         real = socket.getaddrinfo
 
         def getaddrinfo(host, port, *args, **kwargs):
             if host not in self.answers:
                 return real(host, port, *args, **kwargs)
-            time.sleep(self.delay)
             n = self.lookups[host]
             self.lookups[host] += 1
+            time.sleep(self.delay)
+            self.answered += 1
             address = self.answers[host][min(n, len(self.answers[host]) - 1)]
             family = socket.AF_INET6 if ":" in address else socket.AF_INET
             return [(family, socket.SOCK_STREAM, 6, "", (address, port))]

@@ -3,9 +3,10 @@
 import pytest
 from django.urls import reverse
 
+from testing.feed import feed_settled
 from webhooks import services
 from webhooks.models import Webhook
-from webhooks.tests.helpers import Receiver, feed_settled
+from webhooks.tests.helpers import Receiver
 
 pytestmark = pytest.mark.django_db(transaction=True)  # "send now" reads the feed, which lists committed work
 

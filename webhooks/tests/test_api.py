@@ -2,7 +2,6 @@
 secret is shown once; URLs are checked; a signed ping is queued for the worker (202) and its delivery shows what the
 URL answered."""
 
-import time
 import uuid
 from datetime import timedelta
 
@@ -188,11 +187,9 @@ def test_ping_answers_202_at_once_and_the_worker_records_the_result(
     with Receiver([500], delay=0.5) as receiver:
         webhook = services.webhook_create(partner=partner, url=receiver.url)
         with django_capture_on_commit_callbacks() as queued:
-            started = time.monotonic()
             answer = client.post(f"{URL}{webhook.id}/test/")
-            took = time.monotonic() - started
         assert answer.status_code == 202, answer.content
-        assert took < 0.4 and receiver.requests == []  # the request did not wait for the receiver
+        assert receiver.requests == []  # the request did not wait for the receiver: nothing was sent yet
         body = answer.json()
         location = f"http://testserver{URL}{webhook.id}/deliveries/{body['delivery_id']}/"
         assert answer["Location"] == body["url"] == location

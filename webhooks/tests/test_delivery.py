@@ -11,14 +11,15 @@ from django.utils import timezone
 
 from areas.changes import format_cursor
 from areas.services import area_update
-from conftest import square
 from providers.services import provider_set_approval, provider_update
+from testing.feed import feed_settled
+from testing.geo import square
 from webhooks import services, tasks
 from webhooks.locks import LOCK_NAMESPACE
 from webhooks.models import Webhook, WebhookDelivery
 from webhooks.services import WebhookDisabled, retry_wait
 from webhooks.targets import RESOLVES_NOT_ALLOWED
-from webhooks.tests.helpers import FakeDNS, Receiver, feed_cursors, feed_settled, signature_valid
+from webhooks.tests.helpers import FakeDNS, Receiver, feed_cursors, signature_valid
 from webhooks.transport import DEADLINE_PASSED
 from worker.celery import app as celery_app
 

@@ -9,10 +9,11 @@ from celery.exceptions import Retry
 from django.db import connection
 from django.utils import timezone
 
+from testing.feed import feed_settled
 from webhooks import services, tasks
 from webhooks.locks import PARTNER_SLOTS_NAMESPACE
 from webhooks.models import Webhook, WebhookDelivery
-from webhooks.tests.helpers import Receiver, feed_settled
+from webhooks.tests.helpers import Receiver
 
 pytestmark = pytest.mark.django_db(transaction=True)  # threads and other sessions see the committed rows
 

@@ -96,13 +96,16 @@ def test_a_refusal_does_not_tell_the_partner_where_the_name_points(monkeypatch):
 
 
 def test_a_name_lookup_is_given_up_after_its_time_limit(monkeypatch):
-    FakeDNS(monkeypatch, {"slow.partner.example": ["8.8.8.8"]}, delay=3.0)
+    dns = FakeDNS(monkeypatch, {"slow.partner.example": ["8.8.8.8"]}, delay=60.0)
     started = time.monotonic()
     with pytest.raises(
         UnsafeTarget, match=re.escape(NOT_RESOLVED_IN_TIME.format(host="slow.partner.example", seconds=0.5))
     ):
         resolve("slow.partner.example", 443, allow_local=False, timeout=0.5)
-    assert time.monotonic() - started < 0.8
+    took = time.monotonic() - started
+    assert dns.lookups == {"slow.partner.example": 1} and dns.answered == 0  # given up while the lookup ran on
+    # The time limit is the behaviour: 0.5 s, where the lookup takes 60. Generous, for a loaded machine.
+    assert 0.5 <= took < 10.0, took
 
 
 # IPv6 addresses that reach an IPv4 address through a translator, a tunnel or a dual-stack socket.

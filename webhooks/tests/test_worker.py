@@ -3,60 +3,31 @@ task retry (Retry, as Flower shows it) after the backoff, then the batch is deli
 one partner's deliveries never take more than its slots, however many worker threads are free, and the ones that
 waited are delivered too; a ping asked for over the API is answered at once and sent by the worker."""
 
-import os
-import subprocess
-import sys
+import threading
 import time
 
 import pytest
-import redis
-from django.conf import settings
-from django.db import connection
 
 from areas.changes import format_cursor
+from testing.feed import feed_settled
+from testing.worker import celery_worker
 from webhooks import tasks
 from webhooks.models import Webhook, WebhookDelivery
 from webhooks.services import webhook_create
-from webhooks.tests.helpers import Receiver, feed_cursors, feed_settled, signature_valid
-from worker.celery import app as celery_app
+from webhooks.tests.helpers import Receiver, feed_cursors, signature_valid
 
-pytestmark = [pytest.mark.worker, pytest.mark.django_db(transaction=True)]
+# A worker starts in a few seconds, and each wait below gives up after a minute with its log: room for both.
+pytestmark = [pytest.mark.worker, pytest.mark.django_db(transaction=True), pytest.mark.timeout(300)]
 
 
 @pytest.fixture
 def worker(request, tmp_path):
-    """A worker on the test broker and database, retrying after 1 s, 2 s, ...; tasks published to it. Solo, unless
-    the test is parametrized indirectly with {"threads": n}."""
+    """A worker on the `webhooks` queue, retrying after 1 s, 2 s, ...; tasks published to it. Solo, unless the test
+    is parametrized indirectly with {"threads": n}."""
+    env = {"WEBHOOKS_RETRY_BASE_SECONDS": "1", "WEBHOOKS_PARTNER_CONCURRENCY": "2"}
     threads = getattr(request, "param", {}).get("threads")
-    pool = ["--pool", "threads", "--concurrency", str(threads)] if threads else ["--pool", "solo"]
-    redis.Redis.from_url(settings.CELERY_BROKER_URL).flushdb()
-    env = {
-        **os.environ,
-        "DJANGO_SETTINGS_MODULE": "project.settings.test",
-        "TEST_DATABASE_NAME": connection.settings_dict["NAME"],
-        "CELERY_TASK_ALWAYS_EAGER": "false",
-        "WEBHOOKS_RETRY_BASE_SECONDS": "1",
-        "WEBHOOKS_PARTNER_CONCURRENCY": "2",
-    }
-    log = tmp_path / "worker.log"
-    process = subprocess.Popen(
-        [sys.executable, "-m", "celery", "-A", "worker", "worker", *pool, "-Q", "webhooks",
-         "--without-heartbeat", "--without-gossip", "--without-mingle", "--loglevel", "INFO"],
-        cwd=settings.BASE_DIR, env=env, stdout=log.open("w"), stderr=subprocess.STDOUT,
-    )  # fmt: skip
-    eager = celery_app.conf.task_always_eager
-    celery_app.conf.task_always_eager = False
-    try:
-        deadline = time.monotonic() + 60
-        while "ready." not in log.read_text():
-            assert process.poll() is None, log.read_text()
-            assert time.monotonic() < deadline, log.read_text()
-            time.sleep(0.2)
+    with celery_worker(tmp_path / "worker.log", queues="webhooks", threads=threads, env=env) as log:
         yield log
-    finally:
-        celery_app.conf.task_always_eager = eager
-        process.terminate()
-        process.wait(timeout=30)
 
 
 def test_a_real_worker_retries_with_backoff_then_delivers(worker, make_webhook, change_areas):
@@ -103,12 +74,18 @@ def test_a_partner_never_has_more_deliveries_in_flight_than_its_slots(worker, ma
 
 def test_a_ping_asked_for_over_the_api_is_sent_by_the_worker(worker, partner, key_client):
     client = key_client(partner)
-    with Receiver(delay=0.5) as receiver:
+    hold = threading.Event()
+    with Receiver(hold=hold) as receiver:
         webhook = webhook_create(partner=partner, url=receiver.url)
-        started = time.monotonic()
         queued = client.post(f"/api/v1/webhooks/{webhook.id}/test/")
-        assert queued.status_code == 202 and time.monotonic() - started < 0.5  # not waiting for the receiver
+        # Answered while the receiver holds its answer back: the request did not wait for the receiver.
+        assert (queued.status_code, queued.json()["status"], receiver.answered) == (202, "queued", 0)
         deadline = time.monotonic() + 30
+        while not receiver.requests:  # the worker sent it
+            assert time.monotonic() < deadline, worker.read_text()
+            time.sleep(0.05)
+        time.sleep(0.5)
+        hold.set()  # answered at least 0.5 s after the request arrived
         while (shown := client.get(queued["Location"]).json())["status"] in ("queued", "sending"):
             assert time.monotonic() < deadline, worker.read_text()
             time.sleep(0.1)

@@ -1,20 +1,26 @@
-"""Shared helpers for the index tests (not fixtures: import them)."""
+"""What the index holds, read the way a test checks it: Redis records per area, cell rows, whether an area's index
+is up to date, which areas a point's cells name in the live generation; and a lookup's answer as area ids."""
 
-import socket
-
+import h3.api.basic_int as h3
 import numpy as np
+import orjson
 
-from areas.serializers import AreaGeometryField
-from conftest import square
-from hexindex import codec
-from hexindex.models import AreaCell, AreaIndex
+from testing.geo import square
 
 WEST = square(10.0, 50.0, 0.2)
 EAST = square(12.0, 50.0, 0.2)
 
 
-def geometry(value):
+def geometry(value: dict):
+    """GEOS geometry from GeoJSON, through the API's own field (validation and normalisation included)."""
+    from areas.serializers import AreaGeometryField
+
     return AreaGeometryField().to_internal_value(value)
+
+
+def ids(result) -> list[int]:
+    """The area ids of a lookup's answer (hexindex LookupResult), in its order."""
+    return [item["id"] for item in orjson.loads(result.body)["results"]]
 
 
 def redis_snapshot(client) -> dict:
@@ -24,6 +30,8 @@ def redis_snapshot(client) -> dict:
 
 def records_of(client, area_id: int) -> set[str]:
     """'<key> <field hex>' of every field holding a record of the area."""
+    from hexindex import codec
+
     found = set()
     for key, fields in redis_snapshot(client).items():
         for field, blob in fields.items():
@@ -34,25 +42,21 @@ def records_of(client, area_id: int) -> set[str]:
 
 
 def cell_rows(area_id) -> set:
+    from hexindex.models import AreaCell
+
     return set(AreaCell.objects.filter(area_id=area_id).values_list("cell", "boundary"))
 
 
 def is_indexed(area) -> bool:
+    from hexindex.models import AreaIndex
+
     area.refresh_from_db()
     return AreaIndex.objects.filter(area=area, indexed_version=area.geometry_version).exists()
 
 
-def closed_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def live_at(lat: float, lng: float) -> set[int]:
     """Areas with a record at the point's cells in the live generation (whatever their masks say)."""
-    import h3.api.basic_int as h3
-
-    from hexindex import redis_index
+    from hexindex import codec, redis_index
     from hexindex.cells import MAX_RES
 
     chain = codec.chain(h3.latlng_to_cell(lat, lng, MAX_RES))
