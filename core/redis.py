@@ -201,10 +201,14 @@ def send_groups(groups: list[tuple[str | None, list[Command], bool]], *, writes:
 
 def _exchange(routed: list[tuple[redis.connection.AbstractConnection, list[Command]]]) -> list[list[Any]]:
     try:
+        # One write per connection (node), however many calls go there; hiredis packs each command in C (redis-py's
+        # own packing costs ~4x as much in Python per lookup).
+        payloads: dict[int, tuple[redis.connection.AbstractConnection, list[bytes]]] = {}
         for connection, commands in routed:
-            # hiredis packs each command in C; redis-py's own packing costs ~4x as much in Python per lookup.
-            payload = b"".join([hiredis.pack_command(command) for command in commands])
-            connection.send_packed_command([payload], check_health=False)
+            packed = payloads.setdefault(id(connection), (connection, []))[1]
+            packed += [hiredis.pack_command(command) for command in commands]
+        for connection, packed in payloads.values():
+            connection.send_packed_command([b"".join(packed)], check_health=False)
         return [[_read_reply(connection) for _ in commands] for connection, commands in routed]
     except BaseException:
         for connection, _ in routed:

@@ -156,10 +156,11 @@ def _evalsha(name: str, key: str, args: list[Any]) -> Command:
     return ("EVALSHA", _sha(name), 1, key, *args)
 
 
-def _run_groups(groups: list[tuple[str, list[Command]]]) -> list[list[Any]]:
+def _run_groups(groups: list[tuple[str, list[Command]]], *, on_lookup_path: bool = False) -> list[list[Any]]:
     """Script calls (and other writes) per hash tag, to the primaries, one round trip per node; a node that does not
-    know a script yet is sent it and asked again."""
-    replies = send_groups([(tag, commands, False) for tag, commands in groups], writes=True)
+    know a script yet is sent it and asked again. `on_lookup_path`: with the lookups' short timeout."""
+    writes = not on_lookup_path
+    replies = send_groups([(tag, commands, False) for tag, commands in groups], writes=writes)
     missing = [
         i for i, group in enumerate(replies) if any(isinstance(r, redis.exceptions.NoScriptError) for r in group)
     ]
@@ -169,9 +170,9 @@ def _run_groups(groups: list[tuple[str, list[Command]]]) -> list[list[Any]]:
                 (groups[i][0], [("SCRIPT", "LOAD", _script_source(name)) for name in _script_names()], False)
                 for i in missing
             ],
-            writes=True,
+            writes=writes,
         )
-        again = send_groups([(groups[i][0], groups[i][1], False) for i in missing], writes=True)
+        again = send_groups([(groups[i][0], groups[i][1], False) for i in missing], writes=writes)
         for i, group in zip(missing, again, strict=True):
             replies[i] = group
     return replies
@@ -404,13 +405,20 @@ def read_results_and_shapes(
     return answers
 
 
-def share_shapes(bucket: int, generation: int, shapes: dict[bytes, bytes]) -> None:
-    """Outlines fetched from PostgreSQL, for the other web processes (best effort)."""
-    if shapes:
-        args: list[Any] = [settings.HEXINDEX_SHARED_SHAPES]
-        for name, value in shapes.items():
-            args += (name, value)
-        _run("put_shapes", bucket_tag(bucket), f"{bucket_prefix(bucket)}{generation}:s", args)
+def share_shapes(generation: int, shapes_by_bucket: dict[int, dict[bytes, bytes]]) -> None:
+    """Outlines fetched from PostgreSQL, by bucket, for the other web processes (best effort): one round trip per
+    node, however many buckets."""
+    groups = []
+    for bucket, shapes in shapes_by_bucket.items():
+        if shapes:
+            args: list[Any] = [settings.HEXINDEX_SHARED_SHAPES]
+            for name, value in shapes.items():
+                args += (name, value)
+            key = f"{bucket_prefix(bucket)}{generation}:s"
+            groups.append((bucket_tag(bucket), [_evalsha("put_shapes", key, args)]))
+    if groups:
+        for reply in _run_groups(groups, on_lookup_path=True):
+            _raise_errors(reply)
 
 
 # --- generations ---------------------------------------------------------------------------------------------------

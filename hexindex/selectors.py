@@ -359,12 +359,11 @@ def keep_shape(area: int, key_cell: int, version: int, wkb, shared: dict[bytes, 
 
 def share_shapes(shared: dict[int, dict[bytes, bytes]]) -> None:
     """Outlines fetched from PostgreSQL, by bucket, for the other web processes (best effort)."""
-    for bucket, shapes in shared.items():
-        if shapes:
-            try:
-                redis_index.share_shapes(bucket, caches.shapes.generation, shapes)
-            except RedisError:
-                log.warning("could not share outlines in Redis", exc_info=True)
+    if any(shared.values()):
+        try:
+            redis_index.share_shapes(caches.shapes.generation, shared)
+        except RedisError:
+            log.warning("could not share outlines in Redis", exc_info=True)
 
 
 def render_body(areas: np.ndarray, pending_rows: list[AreaPayload]):

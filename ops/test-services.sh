@@ -5,8 +5,10 @@
 # and load_env.
 # shellcheck shell=bash
 
-TEST_PG_PORT_FROM="${TEST_PG_PORT_FROM:-55432}"  # the first port tried; the next free one is taken
-TEST_REDIS_PORT_FROM="${TEST_REDIS_PORT_FROM:-64379}"
+# The first ports tried; the next free ones are taken. Below Linux's ephemeral range (32768-60999), where an
+# outgoing connection can hold a port that nothing listens on (a connect probe finds it free, a bind fails).
+TEST_PG_PORT_FROM="${TEST_PG_PORT_FROM:-25432}"
+TEST_REDIS_PORT_FROM="${TEST_REDIS_PORT_FROM:-26379}"
 TEST_RUN=""  # this run's directory
 
 # Where runs live: beside the project-local cluster (.run, or /var/tmp when `postgres` cannot reach the checkout).
@@ -40,12 +42,14 @@ test_pg_start() {
     "shared_buffers = 128MB" "fsync = off" "synchronous_commit = off" "full_page_writes = off" \
     | as_pg tee -a "$pg/data/postgresql.conf" >/dev/null
   # Another run may take the port found free between the check and the start: then the next free one.
+  port="$TEST_PG_PORT_FROM"
   for attempt in 1 2 3 4 5; do
-    port="$(free_port_from "$TEST_PG_PORT_FROM")"
+    port="$(free_port_from "$port")"
     if test_pg_ctl "$TEST_RUN" -l "$pg/postgresql.log" -o "-p $port" -w -t 60 start >/dev/null; then
       TEST_PG_PORT="$port"
       break
     fi
+    port=$((port + 1))  # held by something after all: try further on
     [ "$attempt" -lt 5 ] || { tail -20 "$pg/postgresql.log" >&2; die "the test cluster did not start"; }
   done
   # PostGIS in template1: the databases the tests create (test_servicearea, the benchmark's) have it.
@@ -59,8 +63,9 @@ test_pg_start() {
 test_redis_start() {
   local dir="$TEST_RUN/redis" port attempt
   mkdir -p "$dir"
+  port="$TEST_REDIS_PORT_FROM"
   for attempt in 1 2 3 4 5; do
-    port="$(free_port_from "$TEST_REDIS_PORT_FROM")"
+    port="$(free_port_from "$port")"
     echo "$port" >"$dir/port"
     # As the project-local Redis: no persistence, no eviction.
     redis-server --port "$port" --bind 127.0.0.1 --protected-mode yes --requirepass "$REDIS_PASSWORD" \
@@ -74,6 +79,7 @@ test_redis_start() {
       sleep 0.1
     done
     [ "$attempt" -lt 5 ] || { tail -20 "$dir/redis.log" >&2; die "the test Redis did not start"; }
+    port=$((port + 1))
   done
 }
 

@@ -104,11 +104,11 @@ def test_every_script_and_transaction_touches_one_hash_slot(index_redis):
     seen = []
     original = redis_index.send_groups
 
-    def recording(groups):
+    def recording(groups, **options):
         for tag, commands, _ in groups:
             names = [arg if isinstance(arg, bytes) else str(arg).encode() for command in commands for arg in command]
             seen.append((tag, [name for name in names if name.startswith(b"hx:")]))
-        return original(groups)
+        return original(groups, **options)
 
     redis_index.send_groups = recording
     try:
