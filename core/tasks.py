@@ -1,4 +1,9 @@
-"""A task that keeps killing its worker is given up instead of being delivered forever.
+"""What every task of the app shares (DeliveryCountingTask): a periodic task runs once per period however many
+beats send it, and a task that keeps killing its worker is given up instead of being delivered forever.
+
+Periodic tasks are sent by beat with a `beat_period` header (worker/celery.py). Any number of beats may run (two,
+so that one can fail): the first delivery of a task in each period of that length, by the wall clock, claims the
+period in the broker's Redis (SET NX) and runs; the others are acknowledged without running.
 
 Tasks are acknowledged late and requeued when the process running them dies (CELERY_TASK_ACKS_LATE,
 CELERY_TASK_REJECT_ON_WORKER_LOST), so that a crash, a deploy or the out-of-memory killer loses no work. A task that
@@ -10,6 +15,7 @@ acknowledged.
 """
 
 import logging
+import time
 from contextlib import contextmanager
 
 from celery import Task
@@ -32,6 +38,10 @@ class DeliveryCountingTask(Task):
     """The base class of every task of the app (worker/celery.py)."""
 
     def before_start(self, task_id, args, kwargs):
+        period = getattr(self.request, "beat_period", None) or (self.request.headers or {}).get("beat_period")
+        if period and not self.first_in_period(float(period)):
+            log.info("%s[%s]: another beat's copy ran in this period already", self.name, task_id)
+            raise Ignore()
         if self.request.is_eager:
             return  # run in the caller's process: no worker to kill
         deaths = self._count_delivery(task_id) - 1
@@ -43,6 +53,18 @@ class DeliveryCountingTask(Task):
         """Called instead of running a task whose last `deaths` deliveries never returned. Tasks whose failures
         are shown somewhere override it to record this one."""
         log.error("%s[%s] killed its worker %d times: given up", self.name, self.request.id, deaths)
+
+    def first_in_period(self, seconds: float) -> bool:
+        """Whether this delivery is the first of this task in the current period (and claims it). When the broker's
+        Redis cannot say, it runs: periodic tasks are idempotent, and running twice beats not running."""
+        period = int(time.time() // seconds)
+        key = f"worker:period:{self.name}:{seconds:g}:{period}"
+        try:
+            with self._broker_redis() as client:
+                return bool(client.set(key, self.request.id or "", nx=True, ex=max(int(seconds * 3), 2)))
+        except Exception:
+            log.warning("could not claim the period of %s; running it", self.name, exc_info=True)
+            return True
 
     def _count_delivery(self, task_id: str) -> int:
         key = deliveries_key(task_id)

@@ -50,22 +50,22 @@ def _schedule(sender, **kwargs):
     # the settings package imports it).
     from django.conf import settings
 
+    def every(seconds: float, task: str, *, expires: bool = False) -> dict:
+        # The period travels with each message: however many beats run, one copy runs per period (core.tasks).
+        options: dict = {"headers": {"beat_period": seconds}}
+        if expires:  # not started before the next one is due: dropped, so a stopped worker finds no pile of them
+            options["expires"] = seconds
+        return {"task": task, "schedule": seconds, "options": options}
+
     sender.conf.beat_schedule = {
-        "sweep-index": {"task": "hexindex.sweep", "schedule": settings.HEXINDEX_SWEEP_SECONDS},
+        "sweep-index": every(settings.HEXINDEX_SWEEP_SECONDS, "hexindex.sweep"),
         # Revocations made while Redis was away reach it within seconds of its return (hexindex.invalidation).
-        "replay-deferred-registrations": {
-            "task": "hexindex.replay_deferred",
-            "schedule": settings.HEXINDEX_REPLAY_SECONDS,
-            "options": {"expires": settings.HEXINDEX_REPLAY_SECONDS},
-        },
-        "publish-queue-depth": {"task": "worker.publish_queue_depth", "schedule": 60.0},
-        # A dispatch not started before the next one is due is dropped, so a stopped worker finds no pile of them.
-        "webhooks-dispatch": {
-            "task": "webhooks.dispatch",
-            "schedule": settings.WEBHOOKS_POLL_SECONDS,
-            "options": {"expires": settings.WEBHOOKS_POLL_SECONDS},
-        },
-        "webhooks-prune-deliveries": {"task": "webhooks.prune_deliveries", "schedule": 3600.0},
+        "replay-deferred-registrations": every(
+            settings.HEXINDEX_REPLAY_SECONDS, "hexindex.replay_deferred", expires=True
+        ),
+        "publish-queue-depth": every(60.0, "worker.publish_queue_depth"),
+        "webhooks-dispatch": every(settings.WEBHOOKS_POLL_SECONDS, "webhooks.dispatch", expires=True),
+        "webhooks-prune-deliveries": every(3600.0, "webhooks.prune_deliveries"),
     }
 
 

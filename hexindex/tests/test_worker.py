@@ -87,6 +87,30 @@ def test_beat_can_send_every_scheduled_task_to_the_broker():
     assert sum(queued.values()) == len(celery_app.conf.beat_schedule) > 0
 
 
+@pytest.mark.django_db
+def test_each_scheduled_task_runs_once_per_period_however_many_beats_send_it(monkeypatch):
+    """Two beats send every entry; each copy carries the entry's period, and only the first copy in a period runs."""
+    import redis
+
+    broker = redis.Redis.from_url(settings.CELERY_BROKER_URL)
+    ran: list[str] = []
+    clock = [1_000_000.0]
+    monkeypatch.setattr("core.tasks.time.time", lambda: clock[0])
+    for name, entry in celery_app.conf.beat_schedule.items():
+        task = celery_app.tasks[entry["task"]]
+        monkeypatch.setattr(task, "run", lambda *a, _name=name, **k: ran.append(_name))
+        headers = entry["options"]["headers"]
+        assert headers == {"beat_period": entry["schedule"]}
+        first, second = task.apply(headers=headers), task.apply(headers=headers)  # beat A, then beat B
+        assert (first.state, second.state) == ("SUCCESS", "IGNORED"), name
+        clock[0] += entry["schedule"]  # the next period: one of them runs again
+        assert task.apply(headers=headers).state == "SUCCESS", name
+        clock[0] -= entry["schedule"]
+    assert sorted(ran) == sorted([*celery_app.conf.beat_schedule] * 2)
+    assert task.apply().state == "SUCCESS"  # sent by hand (no period): always runs
+    broker.delete(*broker.keys("worker:period:*"))
+
+
 def _area_behind_the_services_back(make_provider):
     """An area the index has not heard of: no task was queued for it."""
     from areas.models import ServiceArea
