@@ -46,6 +46,5 @@ USER app
 EXPOSE 8000
 HEALTHCHECK --interval=15s --timeout=3s --start-period=20s CMD curl -fs http://127.0.0.1:8000/health/live/ || exit 1
 # The processes are the Procfile's (ops/proc NAME); gunicorn's settings come from this environment (gunicorn.conf.py).
-ENV WEB_BIND=0.0.0.0:8000 WEB_CONCURRENCY=4 GUNICORN_MAX_REQUESTS=10000 GUNICORN_MAX_REQUESTS_JITTER=1000 \
-    FORWARDED_ALLOW_IPS=*
+ENV WEB_BIND=0.0.0.0:8000 WEB_CONCURRENCY=4 FORWARDED_ALLOW_IPS=*
 CMD ["ops/proc", "web"]

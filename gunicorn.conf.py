@@ -2,7 +2,11 @@
 Procfile's `web`: make run, Docker, ECS, the benchmark) shares these settings, read from the environment:
 
 - WEB_CONCURRENCY: worker processes (gunicorn's own variable; 3 by default here);
-- GUNICORN_MAX_REQUESTS (+ _JITTER): recycle a worker after that many requests, 0 (the default) never;
+- GUNICORN_MAX_REQUESTS (+ _JITTER): recycle a worker after that many requests (0: never). The default, a million
+  (+ up to 10 %), bounds what a slow leak could grow to while costing nothing measurable: a recycled worker starts
+  with empty caches (results, outlines) and warms them again from Redis within its first few thousand lookups, which
+  at 1,000 lookups a second per worker happens once every quarter of an hour or so. The benchmark runs with these
+  same settings; 10,000 (the image's earlier value) threw the caches away every ~10 s under load;
 - GUNICORN_ACCESS_LOG: where access lines go ("-": standard output, the default; "": nowhere);
 - FORWARDED_ALLOW_IPS: proxies trusted for X-Forwarded-* (gunicorn's own variable; the image trusts the load
   balancer in front of it).
@@ -15,8 +19,8 @@ import shutil
 import tempfile
 
 workers = int(os.environ.get("WEB_CONCURRENCY", "3"))
-max_requests = int(os.environ.get("GUNICORN_MAX_REQUESTS", "0"))
-max_requests_jitter = int(os.environ.get("GUNICORN_MAX_REQUESTS_JITTER", "0"))
+max_requests = int(os.environ.get("GUNICORN_MAX_REQUESTS", "1000000"))
+max_requests_jitter = int(os.environ.get("GUNICORN_MAX_REQUESTS_JITTER", str(max_requests // 10)))
 accesslog = os.environ.get("GUNICORN_ACCESS_LOG", "-") or None  # "": none (the benchmark)
 errorlog = "-"
 

@@ -142,6 +142,19 @@ def test_image_holds_the_ca_bundle_where_production_looks_for_it():
 SECRET_NAME = re.compile(r"SECRET|PASSWORD|TOKEN|_KEY$")
 
 
+def test_production_recycles_web_workers_as_the_benchmark_does():
+    """gunicorn.conf.py's defaults are the only recycling setting: neither the image, the compose file nor the AWS
+    stack sets another, so the benchmark (which starts the same web process) measures what production runs."""
+    for name in ("Dockerfile", "docker-compose.yml", "ops/aws/servicearea.yaml", "Procfile"):
+        assert (
+            "MAX_REQUESTS" not in (settings.BASE_DIR / name).read_text()
+            and "max-requests" not in (settings.BASE_DIR / name).read_text()
+        ), name
+    config: dict = {}
+    exec((settings.BASE_DIR / "gunicorn.conf.py").read_text(), config)
+    assert config["max_requests"] >= 1_000_000 and 0 < config["max_requests_jitter"] <= config["max_requests"] // 10
+
+
 def test_compose_requires_every_secret_and_defaults_none():
     compose = (settings.BASE_DIR / "docker-compose.yml").read_text()
     references = re.findall(r"\$\{(\w+)(:?[-?])?", compose)
