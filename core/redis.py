@@ -21,7 +21,7 @@ from __future__ import annotations
 import threading
 import time
 from functools import lru_cache
-from typing import Any
+from typing import Any, Literal
 
 import hiredis
 import redis
@@ -85,7 +85,7 @@ _local = threading.local()
 Node = tuple[str, int, bool]  # host, port, replica
 
 
-def _connections() -> dict[tuple[Node, bool], redis.connection.AbstractConnection]:
+def _connections() -> dict[tuple[Node, str], redis.connection.AbstractConnection]:
     """This thread's connections, by node; forgotten when the settings point elsewhere (tests)."""
     key = (settings.HEXINDEX_REDIS_URL, settings.HEXINDEX_REDIS_READER_URL, is_cluster())
     if getattr(_local, "key", None) != key:
@@ -95,26 +95,35 @@ def _connections() -> dict[tuple[Node, bool], redis.connection.AbstractConnectio
     return _local.connections
 
 
-def _connection(node: Node, *, writes: bool = False) -> redis.connection.AbstractConnection:
-    """This thread's connection to the node: for lookups (HEXINDEX_LOOKUP_TIMEOUT), or for writes, which may wait
-    for replicas (WAIT) and get REDIS_SOCKET_TIMEOUT on top of that."""
+Purpose = Literal["lookup", "write", "bulk"]
+
+
+def _timeout(purpose: Purpose) -> float:
+    """Lookups: HEXINDEX_LOOKUP_TIMEOUT (a slow Redis is skipped, PostGIS answers). Writes on a request: may wait for
+    replicas (WAIT) on top of REDIS_SOCKET_TIMEOUT. Bulk writes of the worker (builds, rebuilds): scripts over
+    thousands of areas, HEXINDEX_BULK_TIMEOUT."""
+    if purpose == "lookup":
+        return float(settings.HEXINDEX_LOOKUP_TIMEOUT)
+    if purpose == "write":
+        return float(settings.REDIS_SOCKET_TIMEOUT + settings.HEXINDEX_REDIS_WAIT_MS / 1000)
+    return float(settings.HEXINDEX_BULK_TIMEOUT)
+
+
+def _connection(node: Node, *, purpose: Purpose = "lookup") -> redis.connection.AbstractConnection:
+    """This thread's connection to the node for that purpose (its timeout: _timeout)."""
     connections = _connections()
-    connection = connections.get((node, writes))
+    connection = connections.get((node, purpose))
     if connection is None:
         host, port, replica = node
         url = settings.HEXINDEX_REDIS_READER_URL if replica and not is_cluster() else settings.HEXINDEX_REDIS_URL
-        timeout = (
-            settings.REDIS_SOCKET_TIMEOUT + settings.HEXINDEX_REDIS_WAIT_MS / 1000
-            if writes
-            else settings.HEXINDEX_LOOKUP_TIMEOUT
-        )
+        timeout = _timeout(purpose)
         pool = redis.ConnectionPool.from_url(url, socket_connect_timeout=timeout, socket_timeout=timeout)
         kwargs = {**pool.connection_kwargs, "host": host, "port": port}
         if replica and is_cluster():
             # A cluster replica serves reads only to connections that asked for it.
             kwargs["redis_connect_func"] = _read_only
         connection = pool.connection_class(**kwargs)
-        connections[(node, writes)] = connection
+        connections[(node, purpose)] = connection
     return connection
 
 
@@ -163,9 +172,11 @@ def round_trips() -> int:
     return _round_trips[0]
 
 
-def send_groups(groups: list[tuple[str | None, list[Command], bool]], *, writes: bool = False) -> list[list[Any]]:
+def send_groups(
+    groups: list[tuple[str | None, list[Command], bool]], *, purpose: Purpose = "lookup"
+) -> list[list[Any]]:
     """Several (tag, commands, read) calls: one round trip per node, every node written to before any is read.
-    `writes`: on the connections for writes (see _connection).
+    `purpose`: which connections (and timeout) to use, see _timeout.
 
     In a cluster a call may meet its slot moving: MOVED (moved for good: the slot map is read again), ASK (being
     migrated: the call goes to the node named, after ASKING, which lets it run there for a transaction or a script
@@ -179,7 +190,7 @@ def send_groups(groups: list[tuple[str | None, list[Command], bool]], *, writes:
         routed = [
             (
                 i,
-                _connection(node or node_for(tag, read=read), writes=writes),
+                _connection(node or node_for(tag, read=read), purpose=purpose),
                 [("ASKING",), *commands] if node else commands,
             )
             for i, (node, (tag, commands, read)) in todo.items()

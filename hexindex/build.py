@@ -110,6 +110,7 @@ def complete(batch: Batch, built: list[jobs.CoverJob], *, make_live: bool = True
     return report
 
 
+@redis_index.bulk
 def index_areas(
     area_ids: Iterable[int],
     *,

@@ -35,6 +35,7 @@ def area_ids_to_index(ids: list[int] | None = None, *, force: bool = False) -> l
 REBUILD_ABOVE = 20_000
 
 
+@redis_index.bulk
 def build_index(
     area_ids: list[int],
     *,

@@ -57,6 +57,7 @@ class RebuildReport:
     replaced: int | None = None
 
 
+@redis_index.bulk
 def rebuild_redis(*, progress: Callable[[str], None] | None = None) -> RebuildReport:
     """Rebuild the Redis side from PostgreSQL into a new generation and switch lookups to it (see module
     docstring). Returns a report with generation None when another rebuild holds the lock."""
@@ -299,6 +300,7 @@ def retry_wait(attempts: int, *, failed: bool) -> timedelta:
     return min(base * 2 ** min(max(attempts - 1, 0), 20), RETRY_MAX_WAIT)
 
 
+@redis_index.bulk
 def sweep(*, limit: int = 1000) -> dict:
     """The backstop, run every minute (see the module docstring). Returns what it did."""
     done = {"rebuild_requested": False, "forgotten": 0, "hidden": 0, "reenqueued": 0, "refreshed": 0}

@@ -33,22 +33,25 @@ never hide a later change; every bucket is consistent on its own, so nothing nee
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
+import functools
 import secrets
 import threading
 import time
 import zlib
 from collections import defaultdict
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Any, ParamSpec, TypeVar
 
 import redis
 from django.conf import settings
 
 from core import redis as core_redis
-from core.redis import Command, breaker, node_for, send, send_groups
+from core.redis import Command, Purpose, breaker, node_for, send, send_groups
 from hexindex import codec
 
 EVERYWHERE = None  # a registration that covers the whole world
@@ -156,11 +159,57 @@ def _evalsha(name: str, key: str, args: list[Any]) -> Command:
     return ("EVALSHA", _sha(name), 1, key, *args)
 
 
+# Writes of the worker's bulk jobs (builds, rebuilds, the sweep): a longer timeout, and calls sent in chunks of
+# bounded size, so that Redis never holds a huge request while it runs the scripts before it.
+_bulk = contextvars.ContextVar("hexindex_bulk_writes", default=False)
+P = ParamSpec("P")
+R = TypeVar("R")
+BULK_ARGUMENTS_PER_EXCHANGE = 20_000
+
+
+@contextlib.contextmanager
+def bulk_writes() -> Iterator[None]:
+    """Within it, this thread's index writes are bulk writes (see _bulk)."""
+    token = _bulk.set(True)
+    try:
+        yield
+    finally:
+        _bulk.reset(token)
+
+
+def bulk(function: Callable[P, R]) -> Callable[P, R]:
+    """A worker's bulk job: its index writes are bulk writes (bulk_writes)."""
+
+    @functools.wraps(function)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        with bulk_writes():
+            return function(*args, **kwargs)
+
+    return wrapper
+
+
 def _run_groups(groups: list[tuple[str, list[Command]]], *, on_lookup_path: bool = False) -> list[list[Any]]:
-    """Script calls (and other writes) per hash tag, to the primaries, one round trip per node; a node that does not
-    know a script yet is sent it and asked again. `on_lookup_path`: with the lookups' short timeout."""
-    writes = not on_lookup_path
-    replies = send_groups([(tag, commands, False) for tag, commands in groups], writes=writes)
+    """Script calls (and other writes) per hash tag, to the primaries, one round trip per node (per chunk, for bulk
+    writes); a node that does not know a script yet is sent it and asked again. `on_lookup_path`: with the lookups'
+    short timeout."""
+    purpose: Purpose = "lookup" if on_lookup_path else "bulk" if _bulk.get() else "write"
+    if purpose != "bulk":
+        return _run_chunk(groups, purpose)
+    replies: list[list[Any]] = []
+    chunk: list[tuple[str, list[Command]]] = []
+    size = 0
+    for group in groups:
+        group_size = sum(len(command) for command in group[1])
+        if chunk and size + group_size > BULK_ARGUMENTS_PER_EXCHANGE:
+            replies += _run_chunk(chunk, purpose)
+            chunk, size = [], 0
+        chunk.append(group)
+        size += group_size
+    return replies + (_run_chunk(chunk, purpose) if chunk else [])
+
+
+def _run_chunk(groups: list[tuple[str, list[Command]]], purpose: Purpose) -> list[list[Any]]:
+    replies = send_groups([(tag, commands, False) for tag, commands in groups], purpose=purpose)
     missing = [
         i for i, group in enumerate(replies) if any(isinstance(r, redis.exceptions.NoScriptError) for r in group)
     ]
@@ -170,9 +219,9 @@ def _run_groups(groups: list[tuple[str, list[Command]]], *, on_lookup_path: bool
                 (groups[i][0], [("SCRIPT", "LOAD", _script_source(name)) for name in _script_names()], False)
                 for i in missing
             ],
-            writes=writes,
+            purpose=purpose,
         )
-        again = send_groups([(groups[i][0], groups[i][1], False) for i in missing], writes=writes)
+        again = send_groups([(groups[i][0], groups[i][1], False) for i in missing], purpose=purpose)
         for i, group in zip(missing, again, strict=True):
             replies[i] = group
     return replies

@@ -119,3 +119,28 @@ def test_every_script_and_transaction_touches_one_hash_slot(index_redis):
     assert seen
     for tag, keys in seen:
         assert len({key_slot(key) for key in keys}) <= 1, (tag, keys)
+
+
+def test_bulk_writes_go_in_chunks_of_bounded_size_with_the_same_outcome(index_redis, monkeypatch):
+    """A rebuild unpends every area at once: in bulk, the calls go in several exchanges (Redis never holds one huge
+    request while running the scripts before it), and what they do is what one exchange would have done."""
+    areas = dict.fromkeys(range(1, 41), redis_index.EVERYWHERE)  # registered in every bucket
+    token = redis_index.mark_pending(areas)
+    exchanges = []
+    original = redis_index.send_groups
+
+    def counting(groups, **options):
+        exchanges.append(
+            (options.get("purpose"), sum(len(command) for _, commands, _ in groups for command in commands))
+        )
+        return original(groups, **options)
+
+    monkeypatch.setattr(redis_index, "send_groups", counting)
+    monkeypatch.setattr(redis_index, "BULK_ARGUMENTS_PER_EXCHANGE", 500)
+    with redis_index.bulk_writes():
+        cleared = redis_index.unpend(dict.fromkeys(areas, token))
+    assert cleared == set(areas)
+    bulk = [size for purpose, size in exchanges if purpose == "bulk"]
+    assert len(bulk) > 5 and max(bulk) <= 500 + 2 * len(areas) + 8  # one group may carry a bucket's whole list
+    chain = codec.chain_fields(codec.chain(h3.cell_to_center_child(CELL, 12)))
+    assert redis_index.read_point(ANCHOR, chain, max_pending=100).pending == []

@@ -180,6 +180,8 @@ REDIS_SOCKET_TIMEOUT = env.float("REDIS_SOCKET_TIMEOUT", default=1.0)
 # the circuit opens: for HEXINDEX_BREAKER_SECONDS this process's lookups go straight to PostGIS (exact, slower)
 # and index writes are refused at once, instead of each waiting for a timeout; then one lookup tries Redis again.
 HEXINDEX_LOOKUP_TIMEOUT = env.float("HEXINDEX_LOOKUP_TIMEOUT", default=0.25)
+# Index writes of the worker's builds and rebuilds: scripts over thousands of areas at once.
+HEXINDEX_BULK_TIMEOUT = env.float("HEXINDEX_BULK_TIMEOUT", default=60.0)
 # The index's Redis may be one server or a Redis Cluster (ElastiCache cluster mode, ElastiCache Serverless): its keys
 # are grouped in buckets that each live in one hash slot (hexindex/redis_index.py), named after this prefix (so
 # several deployments can share one Redis without numbered databases, which a cluster does not have).
